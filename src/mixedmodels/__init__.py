@@ -1,0 +1,47 @@
+"""mixedmodels: lme4-syntax linear mixed models with lme4's numbers.
+
+Examples
+--------
+>>> import mixedmodels as mm
+>>> data = mm.datasets.gpa(seed=1)
+>>> m = mm.lmer("gpa ~ occasion + (1 + occasion | student)", data)
+>>> m.fixed_effects()["term"].tolist()
+['Intercept', 'occasion']
+"""
+
+from . import datasets
+from .comparison import aic_table
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    MissingDataWarning,
+    MixedModelsError,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+)
+from .fit import deviance_function, lmer, lmer_design
+from .linear import LinearModel, lm
+from .optimize import Control
+from .results import LinearMixedModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Control",
+    "ConvergenceWarning",
+    "DataError",
+    "FormulaError",
+    "LinearMixedModel",
+    "LinearModel",
+    "MissingDataWarning",
+    "MixedModelsError",
+    "RankDeficiencyWarning",
+    "SingularFitWarning",
+    "aic_table",
+    "datasets",
+    "deviance_function",
+    "lm",
+    "lmer",
+    "lmer_design",
+]

@@ -1,0 +1,101 @@
+"""Text and HTML renderings of fitted models, laid out like lme4's ``summary``."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import LinearMixedModel
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.{digits - 1}e}"
+
+
+def _random_effects_block(model: LinearMixedModel) -> list[str]:
+    rows = []
+    vc = model.varcorr()
+    corr_by_group: dict[str, list[float]] = {}
+    for _, row in vc.iterrows():
+        if row["var2"] is not None and not pd.isna(row["var2"]):
+            corr_by_group.setdefault(row["group"], []).append(row["sdcor"])
+    last_group = None
+    for _, row in vc.iterrows():
+        if row["var2"] is not None and not pd.isna(row["var2"]):
+            continue
+        group = row["group"] if row["group"] != last_group else ""
+        last_group = row["group"]
+        rows.append([group, row["var1"] or "", _fmt(row["vcov"]), _fmt(row["sdcor"])])
+    widths = [max(len(r[i]) for r in rows + [["Groups", "Name", "Variance", "Std.Dev."]]) for i in range(4)]
+    header = ["Groups", "Name", "Variance", "Std.Dev."]
+    lines = [" " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    for r in rows:
+        lines.append(" " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for group, corrs in corr_by_group.items():
+        lines.append(f" Correlations ({group}): " + " ".join(f"{c:.2f}" for c in corrs))
+    return lines
+
+
+def lmm_summary(model: LinearMixedModel) -> str:
+    method = "REML" if model.reml else "maximum likelihood"
+    lines = [f"Linear mixed model fit by {method}", f"Formula: {model.formula}"]
+    if model.design.n_dropped_na:
+        lines.append(f"  ({model.design.n_dropped_na} observations deleted due to missingness)")
+    lines.append("")
+    if model.reml:
+        lines.append(f"REML criterion at convergence: {model.deviance:.1f}")
+    else:
+        lines.append(
+            f"     AIC      BIC   logLik deviance\n {model.aic:8.1f} {model.bic:8.1f} "
+            f"{model.loglik:8.1f} {model.deviance:8.1f}"
+        )
+    lines.append("")
+    scaled = model.residuals() / model.sigma
+    if model.design.weights is not None:
+        scaled = scaled * np.sqrt(model.design.weights)
+    q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
+    lines.append("Scaled residuals:")
+    lines.append("     Min       1Q   Median       3Q      Max")
+    lines.append(" " + " ".join(f"{v:8.4f}" for v in q))
+    lines.append("")
+    lines.append("Random effects:")
+    lines.extend(_random_effects_block(model))
+    groups = ", ".join(f"{g}, {n}" for g, n in model.ngroups.items())
+    lines.append(f"Number of obs: {model.nobs}, groups:  {groups}")
+    lines.append("")
+    lines.append("Fixed effects:")
+    fe = model.fixed_effects()
+    table = pd.DataFrame(
+        {"Estimate": fe["value"].to_numpy(), "Std. Error": fe["se"].to_numpy(), "t value": fe["t"].to_numpy()},
+        index=fe["term"].to_numpy(),
+    )
+    lines.append(table.to_string(float_format=lambda v: f"{v:.6g}"))
+    if model.design.dropped_columns:
+        lines.append(
+            f"fixed-effect model matrix is rank deficient so dropping "
+            f"{len(model.design.dropped_columns)} columns: {', '.join(model.design.dropped_columns)}"
+        )
+    if model.is_singular:
+        lines.append("boundary (singular) fit: see help('isSingular')")
+    if not model.converged:
+        lines.append("Convergence warnings: " + "; ".join(model.opt_summary.messages))
+    return "\n".join(lines)
+
+
+def lmm_html(model: LinearMixedModel) -> str:
+    parts = [
+        f"<div><p><b>Linear mixed model</b> ({'REML' if model.reml else 'ML'}): "
+        f"<code>{html.escape(model.formula)}</code></p>",
+        f"<p>n = {model.nobs}; logLik = {model.loglik:.3f}; AIC = {model.aic:.2f}; "
+        f"BIC = {model.bic:.2f}</p>",
+        model.fixed_effects().to_html(index=False, float_format=lambda v: f"{v:.4g}"),
+        model.variance_components().to_html(index=False, float_format=lambda v: f"{v:.4g}"),
+        "</div>",
+    ]
+    return "\n".join(parts)

@@ -1,0 +1,105 @@
+"""``lmer``: formula and data in, fitted :class:`LinearMixedModel` out.
+
+The stages are public so that each can be called on its own, as lme4's
+``lFormula`` -> ``mkLmerDevfun`` -> ``optimizeLmer`` -> ``mkMerMod``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .design import Design, NaAction, build_design, check_lmm_design
+from .errors import SingularFitWarning
+from .formula import parse_formula
+from .lmm import CrossProducts, deviance
+from .optimize import Control, check_convergence, minimize
+from .results import LinearMixedModel
+
+
+def lmer_design(
+    formula: str,
+    data: Any,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: NaAction = "omit",
+) -> Design:
+    """Parse and build the design of an LMM (lme4's ``lFormula``)."""
+    design = build_design(
+        parse_formula(formula), data, weights=weights, offset=offset, na_action=na_action
+    )
+    check_lmm_design(design)
+    return design
+
+
+def deviance_function(
+    design: Design, reml: bool = True
+) -> tuple[Callable[[np.ndarray], float], CrossProducts]:
+    """The profiled deviance as a function of θ (lme4's ``mkLmerDevfun``).
+
+    Returns the function and the cross-products it closes over.
+    """
+    cp = CrossProducts.build(design.y, design.X, design.terms, design.weights, design.offset)
+    return (lambda theta: deviance(cp, theta, reml)), cp
+
+
+def lmer(
+    formula: str,
+    data: Any,
+    reml: bool = True,
+    weights: Any = None,
+    na_action: NaAction = "omit",
+    control: dict | Control | None = None,
+    offset: Any = None,
+) -> LinearMixedModel:
+    """Fit a linear mixed model with lme4's formula syntax.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x + (1 + x | g)"``; see :func:`mixedmodels.formula.parse_formula`.
+    data : pandas DataFrame, polars DataFrame or dict of arrays
+    reml : bool, default True
+        REML (default, as lme4) or maximum likelihood.
+    weights : str or array-like, optional
+        Prior weights (a column name or one value per row), as lme4's ``weights``.
+    na_action : {"omit", "fail"}
+        Drop and count rows with missing values, or refuse them.
+    control : dict or Control, optional
+        Optimizer settings, e.g. ``{"optimizer": "nelder_mead"}``.
+    offset : str or array-like, optional
+        A known term added to the linear predictor.
+
+    Returns
+    -------
+    LinearMixedModel
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.gpa(seed=1)
+    >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data)
+    >>> bool(m.sigma > 0)
+    True
+    """
+    control = Control.from_any(control)
+    design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
+    func, cp = deviance_function(design, reml)
+    opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+    calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
+    converged = check_convergence(func, opt, stacklevel=3) if calc else opt.return_code != "MAXEVAL_REACHED"
+    model = LinearMixedModel(design, cp, opt, reml, converged)
+    if model.is_singular:
+        small = [f"{v:.3g}" for v in opt.final[np.isfinite(opt.lower)] if v < 1e-4]
+        warnings.warn(
+            "boundary (singular) fit: a random-effect variance is estimated as zero or a "
+            f"correlation as ±1 (relative SDs {', '.join(small)}). Consider simplifying the "
+            "random-effects structure.",
+            SingularFitWarning,
+            stacklevel=2,
+        )
+    return model

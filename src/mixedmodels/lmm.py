@@ -1,0 +1,470 @@
+"""Profiled (RE)ML deviance of a linear mixed model on precomputed cross-products.
+
+The model is ``y = Xβ + Zb + ε`` with ``b = Λu``, ``u ~ N(0, σ²I)``.  Following
+lme4's PLS formulation (Bates et al. 2015) and MixedModels.jl's blocked storage,
+the cross-products of ``[Z X y]`` are formed once (:class:`CrossProducts`); after
+that one deviance evaluation never touches the n rows.
+
+Terms are ordered by number of levels, largest first.  The first term's block of
+``ΛᵀZᵀZΛ + I`` is block diagonal (ℓ₁ small k₁ x k₁ blocks, factored as a stack);
+all other terms form one dense "tail" block that absorbs the fill-in.  With
+
+    W_l = T₁ (T₁ᵀ A_l T₁ + I)⁻¹ T₁ᵀ         (one k₁ x k₁ matrix per level of term 1)
+
+the Schur complements that reach the tail and the [X y] rows are
+``A₂₁ W A₂₁ᵀ``, ``A₂₁ W C₁`` and ``C₁ᵀ W C₁``, so no triangular factor of the first
+block is needed on the hot path.
+
+Examples
+--------
+>>> import numpy as np
+>>> from mixedmodels.lmm import CrossProducts, deviance
+>>> rng = np.random.default_rng(1)
+>>> g = np.repeat(np.arange(10), 5)
+>>> y = rng.normal(size=50) + rng.normal(size=10)[g]
+>>> X = np.ones((50, 1))
+>>> from mixedmodels.design import ReTerm
+>>> term = ReTerm("g", g, np.arange(10).astype(str), np.ones((50, 1)), ("(Intercept)",),
+...               "us", "1", ("g",))
+>>> cp = CrossProducts.build(y, X, [term])
+>>> round(float(deviance(cp, np.array([1.0]), reml=True)), 6) > 0
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from .covariance import CovarianceStructure, structure_for
+from .design import ReTerm
+
+# above this many products the level-pair map of the scalar first term costs too much memory
+_MAP_MAX_ENTRIES = 40_000_000
+
+
+def _term_sparse(term: ReTerm, weights_sqrt: np.ndarray | None) -> sp.csr_matrix:
+    """The term's Z as a CSR matrix (n x ℓk), level-major columns; never densified."""
+    n, k = term.matrix.shape
+    values = term.matrix if weights_sqrt is None else term.matrix * weights_sqrt[:, None]
+    cols = (term.codes[:, None] * k + np.arange(k)[None, :]).ravel()
+    indptr = np.arange(0, n * k + 1, k)
+    return sp.csr_matrix(
+        (values.ravel(), cols, indptr), shape=(n, term.n_levels * k)
+    )
+
+
+def _block_diagonal_crossprod(term: ReTerm, weights: np.ndarray | None) -> np.ndarray:
+    """ZᵢᵀZᵢ for one term as an (ℓ, k, k) stack: bincount per column pair, O(n k²)."""
+    n, k = term.matrix.shape
+    out = np.empty((term.n_levels, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            prod = term.matrix[:, a] * term.matrix[:, b]
+            if weights is not None:
+                prod = prod * weights
+            out[:, a, b] = np.bincount(term.codes, weights=prod, minlength=term.n_levels)
+            out[:, b, a] = out[:, a, b]
+    return out
+
+
+@dataclass
+class _PairMap:
+    """Precomputed linear map w (ℓ₁) -> entries of A₂₁ diag(w) A₂₁ᵀ (scalar first term)."""
+
+    positions: np.ndarray  # flat indices into the dense Q₂ x Q₂ block
+    matrix: sp.csr_matrix  # (n_positions, ℓ₁)
+
+    @classmethod
+    def build(cls, A21: sp.csc_matrix, q2: int) -> _PairMap:
+        A21 = A21.tocsc()
+        counts = np.diff(A21.indptr)
+        pair_counts = counts**2
+        total = int(pair_counts.sum())
+        column_of_pair = np.repeat(np.arange(A21.shape[1]), pair_counts)
+        # for each pair, the index of its first and second entry in A21.data
+        entry_of_first = np.repeat(np.arange(A21.nnz), np.repeat(counts, counts))
+        pair_start = np.repeat(np.cumsum(pair_counts) - pair_counts, pair_counts)
+        within = np.arange(total) - pair_start
+        counts_per_pair = np.repeat(counts, pair_counts)
+        second_offset = within % np.maximum(counts_per_pair, 1)
+        entry_of_second = np.repeat(A21.indptr[:-1], pair_counts) + second_offset
+        rows_i = A21.indices[entry_of_first]
+        rows_j = A21.indices[entry_of_second]
+        values = A21.data[entry_of_first] * A21.data[entry_of_second]
+        flat = rows_i.astype(np.int64) * q2 + rows_j
+        positions, inverse = np.unique(flat, return_inverse=True)
+        matrix = sp.csr_matrix(
+            (values, (inverse, column_of_pair)), shape=(len(positions), A21.shape[1])
+        )
+        matrix.sum_duplicates()
+        return cls(positions=positions, matrix=matrix)
+
+
+@dataclass
+class CrossProducts:
+    """Cross-product blocks of ``[Z X y]``, formed once per model.
+
+    Attributes
+    ----------
+    terms : list of ReTerm
+        Terms in internal (largest first) order.
+    order : ndarray of int
+        ``order[i]`` is the formula position of internal term ``i``.
+    structures : list of CovarianceStructure
+    A11 : ndarray (ℓ₁, k₁, k₁)
+        Block-diagonal ``Z₁ᵀZ₁``.
+    C1 : ndarray (ℓ₁, k₁, p + 1)
+        ``Z₁ᵀ[X y]`` per level.
+    A21 : sparse (Q₂, q₁)
+        ``Z_tailᵀ Z₁``.
+    A22 : ndarray (Q₂, Q₂)
+        ``Z_tailᵀ Z_tail``, dense.
+    C2 : ndarray (Q₂, p + 1)
+        ``Z_tailᵀ[X y]``.
+    XyXy : ndarray (p + 1, p + 1)
+    """
+
+    n: int
+    p: int
+    terms: list[ReTerm]
+    order: np.ndarray
+    structures: list[CovarianceStructure]
+    theta_slices: list[slice]
+    A11: np.ndarray
+    C1: np.ndarray
+    A21: sp.csr_matrix
+    A22: np.ndarray
+    C2: np.ndarray
+    XyXy: np.ndarray
+    tail_offsets: list[int]
+    sum_log_weights: float
+    pair_map: _PairMap | None = field(default=None, repr=False)
+    tail_scalar: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        y: np.ndarray,
+        X: np.ndarray,
+        terms: list[ReTerm] | tuple[ReTerm, ...],
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> CrossProducts:
+        """Form every block once: O(n) passes, memory bounded by the blocks."""
+        n, p = X.shape
+        if offset is not None:
+            y = y - offset
+        sqrt_w = None
+        sum_log_weights = 0.0
+        if weights is not None:
+            sqrt_w = np.sqrt(weights)
+            positive = weights > 0
+            sum_log_weights = float(np.sum(np.log(weights[positive])))
+        Xy = np.column_stack([X, y])
+        if sqrt_w is not None:
+            Xy = Xy * sqrt_w[:, None]
+        order = np.argsort([-t.n_levels for t in terms], kind="stable")
+        ordered = [terms[i] for i in order]
+        structures = [structure_for(t.structure, t.n_columns) for t in ordered]
+        theta_slices = []
+        start = 0
+        for s in structures:
+            theta_slices.append(slice(start, start + s.n_theta))
+            start += s.n_theta
+
+        first = ordered[0]
+        k1 = first.n_columns
+        A11 = _block_diagonal_crossprod(first, weights)
+        Z1 = _term_sparse(first, sqrt_w)
+        C1 = np.asarray(Z1.T @ Xy).reshape(first.n_levels, k1, p + 1)
+
+        tail = ordered[1:]
+        tail_offsets = [0]
+        for t in tail:
+            tail_offsets.append(tail_offsets[-1] + t.n_effects)
+        q2 = tail_offsets[-1]
+        if tail:
+            Z2 = sp.hstack([_term_sparse(t, sqrt_w) for t in tail], format="csr")
+            A21 = (Z2.T @ Z1).tocsr()
+            A22 = (Z2.T @ Z2).toarray()
+            C2 = np.asarray(Z2.T @ Xy)
+        else:
+            A21 = sp.csr_matrix((0, Z1.shape[1]))
+            A22 = np.zeros((0, 0))
+            C2 = np.zeros((0, p + 1))
+        pair_map = None
+        if tail and k1 == 1:
+            counts = np.diff(A21.tocsc().indptr)
+            entries = int(np.sum(counts.astype(np.int64) ** 2))
+            dense_cost = q2 * q2 * first.n_levels / 20  # BLAS does ~20x more per second
+            if entries <= _MAP_MAX_ENTRIES and entries < max(dense_cost, 1e6):
+                pair_map = _PairMap.build(A21.tocsc(), q2)
+        return cls(
+            n=n,
+            p=p,
+            terms=ordered,
+            order=order,
+            structures=structures,
+            theta_slices=theta_slices,
+            A11=A11,
+            C1=C1,
+            A21=A21,
+            A22=A22,
+            C2=C2,
+            XyXy=Xy.T @ Xy,
+            tail_offsets=tail_offsets,
+            sum_log_weights=sum_log_weights,
+            pair_map=pair_map,
+            tail_scalar=all(t.n_columns == 1 for t in tail),
+        )
+
+    @property
+    def n_theta(self) -> int:
+        return self.theta_slices[-1].stop
+
+    @property
+    def q1(self) -> int:
+        return self.A11.shape[0] * self.A11.shape[1]
+
+    @property
+    def q2(self) -> int:
+        return self.A22.shape[0]
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.concatenate([s.lower_bounds() for s in self.structures])
+
+    def initial_theta(self) -> np.ndarray:
+        return np.concatenate([s.initial() for s in self.structures])
+
+    def factors(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [s.factor(theta[sl]) for s, sl in zip(self.structures, self.theta_slices, strict=True)]
+
+    def tail_lambda(self, factors: list[np.ndarray]) -> np.ndarray | sp.spmatrix:
+        """Λ₂ for the tail: a vector when every tail term is scalar, else sparse."""
+        if self.tail_scalar:
+            parts = [
+                np.full(t.n_levels, T[0, 0]) for t, T in zip(self.terms[1:], factors[1:], strict=True)
+            ]
+            return np.concatenate(parts) if parts else np.zeros(0)
+        blocks = [
+            sp.kron(sp.identity(t.n_levels, format="csr"), sp.csr_matrix(T))
+            for t, T in zip(self.terms[1:], factors[1:], strict=True)
+        ]
+        return sp.block_diag(blocks, format="csr")
+
+
+def block_diagonal(blocks: np.ndarray) -> sp.bsr_matrix:
+    """A sparse block-diagonal matrix from an (ℓ, a, b) stack, without a Python loop."""
+    ell, a, b = blocks.shape
+    return sp.bsr_matrix(
+        (np.ascontiguousarray(blocks), np.arange(ell), np.arange(ell + 1)),
+        shape=(ell * a, ell * b),
+    )
+
+
+def _first_block(cp: CrossProducts, T1: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """W_l = T₁ (T₁ᵀA_lT₁ + I)⁻¹ T₁ᵀ for every level, Σ log det(T₁ᵀA_lT₁ + I), and
+    V_l = L_l⁻¹T₁ᵀ (so that W_l = V_lᵀV_l) for vector terms."""
+    k = T1.shape[0]
+    if k == 1:
+        t = T1[0, 0]
+        m = 1.0 + t * t * cp.A11[:, 0, 0]
+        return (t * t / m)[:, None, None], float(np.sum(np.log(m))), None
+    M = T1.T @ cp.A11 @ T1
+    M[:, np.arange(k), np.arange(k)] += 1.0
+    L = np.linalg.cholesky(M)
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+    V = np.linalg.solve(L, np.broadcast_to(T1.T, M.shape))
+    return np.swapaxes(V, 1, 2) @ V, logdet, V
+
+
+def _scale_sym(D: np.ndarray, lam: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Λᵀ D Λ for a dense symmetric D."""
+    if isinstance(lam, np.ndarray):
+        return D * lam[:, None] * lam[None, :]
+    left = lam.T @ D
+    return np.asarray((lam.T @ left.T).T)
+
+
+def _scale_rows(C: np.ndarray, lam: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Λᵀ C."""
+    if isinstance(lam, np.ndarray):
+        return C * lam[:, None]
+    return np.asarray(lam.T @ C)
+
+
+@dataclass
+class Factorization:
+    """The pieces of the blocked Cholesky factor needed for the deviance and the solution."""
+
+    logdet_z: float
+    L22: np.ndarray | None
+    L33: np.ndarray
+    W: np.ndarray
+    factors: list[np.ndarray]
+    lam2: np.ndarray | sp.spmatrix | None
+    tail_rhs: np.ndarray | None  # Λ₂ᵀ(C₂ − A₂₁WC₁), before the L22 solve
+
+
+def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
+    """Blocked Cholesky of ``[ΛᵀZᵀZΛ + I, ΛᵀZᵀ[X y]; ...]`` at θ.
+
+    Raises ``np.linalg.LinAlgError`` when a block is not positive definite.
+    """
+    factors = cp.factors(theta)
+    W, logdet1, V = _first_block(cp, factors[0])
+    C1 = cp.C1
+    WC1 = W @ C1  # (ℓ, k, p+1)
+    S33 = cp.XyXy - np.einsum("lka,lkb->ab", C1, WC1)
+    L22 = None
+    lam2 = None
+    tail_rhs = None
+    logdet = logdet1
+    if cp.q2:
+        lam2 = cp.tail_lambda(factors)
+        if cp.pair_map is not None:
+            D = cp.A22.copy()
+            D.flat[cp.pair_map.positions] -= cp.pair_map.matrix @ W[:, 0, 0]
+        else:
+            if V is None:
+                S = cp.A21.multiply(np.sqrt(W[:, 0, 0])[None, :]).tocsr()
+            else:  # A₂₁ blockdiag(V_lᵀ), so that SSᵀ = A₂₁ W A₂₁ᵀ
+                S = (cp.A21 @ block_diagonal(np.swapaxes(V, 1, 2))).tocsr()
+            SS = S @ S.T
+            D = cp.A22 - (SS.toarray() if sp.issparse(SS) else SS)
+        M22 = _scale_sym(D, lam2)
+        M22[np.diag_indices_from(M22)] += 1.0
+        L22 = sla.cholesky(M22, lower=True, overwrite_a=True, check_finite=False)
+        logdet += 2.0 * float(np.sum(np.log(np.diag(L22))))
+        G = cp.A21 @ WC1.reshape(-1, C1.shape[2])
+        tail_rhs = _scale_rows(cp.C2 - G, lam2)
+        L32T = sla.solve_triangular(L22, tail_rhs, lower=True, check_finite=False)
+        S33 = S33 - L32T.T @ L32T
+    L33 = sla.cholesky(S33, lower=True, check_finite=False)
+    return Factorization(logdet, L22, L33, W, factors, lam2, tail_rhs)
+
+
+def objective(cp: CrossProducts, fac: Factorization, reml: bool) -> float:
+    """The deviance (−2 log-likelihood; REML criterion when ``reml``) from a factorization."""
+    p = cp.p
+    r2 = fac.L33[p, p] ** 2
+    n = cp.n
+    if reml:
+        logdet_x = 2.0 * float(np.sum(np.log(np.abs(np.diag(fac.L33)[:p]))))
+        dof = n - p
+        value = fac.logdet_z + logdet_x + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+    else:
+        value = fac.logdet_z + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
+    return float(value - cp.sum_log_weights)
+
+
+def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
+    """Profiled deviance at θ (β and σ profiled out).
+
+    Parameters
+    ----------
+    cp : CrossProducts
+    theta : ndarray
+        Relative covariance parameters in internal term order.
+    reml : bool
+        REML criterion (default) or −2 log-likelihood.
+
+    Returns
+    -------
+    float
+        ``inf`` when θ gives a non-positive-definite system.
+    """
+    try:
+        fac = factorize(cp, np.asarray(theta, dtype=float))
+    except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
+        return float("inf")
+    return objective(cp, fac, reml)
+
+
+@dataclass
+class Solution:
+    """β, σ, the conditional modes and their conditional covariances at θ̂."""
+
+    beta: np.ndarray
+    sigma: float
+    vcov_unscaled: np.ndarray  # (L_X L_Xᵀ)⁻¹
+    b: list[np.ndarray]  # per internal term, (ℓ, k)
+    b_cov: list[np.ndarray]  # per internal term, (ℓ, k, k), σ² included
+    pwrss: float
+    u_norm2: float
+
+
+def solve(cp: CrossProducts, theta: np.ndarray, reml: bool, *, conditional_variances: bool = True) -> Solution:
+    """Fixed effects, σ and conditional modes (with conditional covariances) at θ."""
+    fac = factorize(cp, theta)
+    p = cp.p
+    L33 = fac.L33
+    Lx = L33[:p, :p]
+    beta = sla.solve_triangular(Lx.T, L33[p, :p], lower=False) if p else np.zeros(0)
+    r2 = L33[p, p] ** 2
+    sigma2 = r2 / (cp.n - p if reml else cp.n)
+    sigma = float(np.sqrt(sigma2))
+    vcov_unscaled = (
+        sla.cho_solve((Lx, True), np.eye(p)) if p else np.zeros((0, 0))
+    )
+    factors = fac.factors
+    T1 = factors[0]
+    first = cp.terms[0]
+    ell1, k1 = first.n_levels, first.n_columns
+    # M_l = T₁ᵀA_lT₁ + I and its Cholesky
+    M = T1.T @ cp.A11 @ T1
+    M[:, np.arange(k1), np.arange(k1)] += 1.0
+    L11 = np.linalg.cholesky(M)
+    xb = np.concatenate([beta, [-1.0]])  # residual of the [X y] columns: y − Xβ (sign flipped)
+    # u solves L_Zᵀ u = rhs, with rhs = Λᵀ Zᵀ(y − Xβ) forward-eliminated
+    rhs1 = -(np.swapaxes(T1[None], 1, 2) @ (cp.C1 @ xb)[:, :, None])[:, :, 0]  # Λ₁ᵀZ₁ᵀ(y−Xβ)
+    c1 = np.linalg.solve(L11, rhs1[:, :, None])[:, :, 0]  # L₁₁⁻¹ rhs₁
+    b = []
+    b_cov = []
+    if cp.q2:
+        lam2 = fac.lam2
+        L22 = fac.L22
+        # L21 = Λ₂ᵀ A₂₁ Λ₁ L₁₁⁻ᵀ, via the block-diagonal B_l = T₁ L_l⁻ᵀ
+        B = T1[None] @ np.swapaxes(np.linalg.inv(L11), 1, 2)
+        A21B = (cp.A21 @ block_diagonal(B)).tocsr()
+        L21 = sp.csr_matrix(lam2.T @ A21B) if not isinstance(lam2, np.ndarray) else sp.csr_matrix(
+            A21B.multiply(lam2[:, None])
+        )
+        rhs2 = -_scale_rows(cp.C2 @ xb[:, None], lam2)[:, 0]
+        c2 = sla.solve_triangular(L22, rhs2 - L21 @ c1.ravel(), lower=True)
+        u2 = sla.solve_triangular(L22.T, c2, lower=False)
+        u1 = np.linalg.solve(
+            np.swapaxes(L11, 1, 2), (c1.ravel() - L21.T @ u2).reshape(ell1, k1)[:, :, None]
+        )[:, :, 0]
+    else:
+        u1 = np.linalg.solve(np.swapaxes(L11, 1, 2), c1[:, :, None])[:, :, 0]
+        u2 = np.zeros(0)
+    u_norm2 = float(np.sum(u1**2) + np.sum(u2**2))
+    b.append(u1 @ T1.T)
+    if conditional_variances:
+        Linv1 = np.linalg.inv(L11)  # (ℓ, k, k)
+        cov_u1 = np.swapaxes(Linv1, 1, 2) @ Linv1
+        if cp.q2:
+            L22inv = sla.solve_triangular(L22, np.eye(cp.q2), lower=True)
+            # C = −L22⁻¹ L21 L11⁻¹ ; add CᵀC's diagonal blocks to term 1
+            L21L11inv = (L21 @ block_diagonal(Linv1)).toarray()
+            Cm = L22inv @ L21L11inv
+            Cm = Cm.reshape(cp.q2, ell1, k1)
+            cov_u1 = cov_u1 + np.einsum("ila,ilb->lab", Cm, Cm)
+        b_cov.append(sigma2 * (T1[None] @ cov_u1 @ T1.T[None]))
+    for index, term in enumerate(cp.terms[1:], start=1):
+        start, stop = cp.tail_offsets[index - 1], cp.tail_offsets[index]
+        k = term.n_columns
+        T = factors[index]
+        u = u2[start:stop].reshape(term.n_levels, k)
+        b.append(u @ T.T)
+        if conditional_variances:
+            D = L22inv[:, start:stop].reshape(cp.q2, term.n_levels, k)
+            cov_u = np.einsum("ila,ilb->lab", D, D)
+            b_cov.append(sigma2 * (T[None] @ cov_u @ T.T[None]))
+    pwrss = float(r2)
+    return Solution(beta, sigma, vcov_unscaled, b, b_cov, pwrss, u_norm2)

@@ -1,0 +1,233 @@
+"""Optimization of the profiled deviance: nlopt BOBYQA with lme4's bounds, and the
+convergence and singularity checks lme4 makes after the fit."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ConvergenceWarning
+
+#: lme4's ``isSingular`` tolerance on bounded θ.
+SINGULAR_TOLERANCE = 1e-4
+#: lme4's ``check.conv.grad`` tolerance.
+GRADIENT_TOLERANCE = 2e-3
+
+
+@dataclass
+class OptSummary:
+    """What the optimizer did: enough to inspect, save and restore a fit without refitting."""
+
+    initial: np.ndarray
+    lower: np.ndarray
+    final: np.ndarray
+    objective: float
+    evaluations: int
+    optimizer: str
+    return_code: str
+    ftol_rel: float
+    xtol_abs: float
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Control:
+    """Optimizer settings (``control=`` of :func:`mixedmodels.lmer`).
+
+    Attributes
+    ----------
+    optimizer : str
+        ``"bobyqa"`` (nlopt LN_BOBYQA, default) or ``"nelder_mead"``.
+    ftol_rel, ftol_abs, xtol_abs : float
+        Stopping tolerances.
+    maxeval : int
+    calc_derivs : bool or None
+        Finite-difference gradient and Hessian for the convergence check; ``None``
+        means "when there are fewer than 10,000 observations", as lme4.
+    """
+
+    optimizer: str = "bobyqa"
+    ftol_rel: float = 1e-12
+    ftol_abs: float = 1e-10
+    xtol_abs: float = 1e-10
+    maxeval: int = 100_000
+    calc_derivs: bool | None = None
+
+    @classmethod
+    def from_any(cls, control: Any) -> Control:
+        if control is None:
+            return cls()
+        if isinstance(control, Control):
+            return control
+        if isinstance(control, dict):
+            unknown = set(control) - set(cls.__dataclass_fields__)
+            if unknown:
+                raise ValueError(
+                    f"Unknown control option(s) {sorted(unknown)}. Expecting any of "
+                    f"{sorted(cls.__dataclass_fields__)}."
+                )
+            return cls(**control)
+        raise ValueError(f"control must be a dict or Control. Got {type(control).__name__}.")
+
+
+_ALGORITHMS = {"bobyqa": "LN_BOBYQA", "nelder_mead": "LN_NELDERMEAD"}
+
+
+def minimize(
+    func: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray, control: Control
+) -> OptSummary:
+    """Minimize ``func`` from ``x0`` subject to ``x >= lower`` with nlopt."""
+    import nlopt
+
+    if control.optimizer not in _ALGORITHMS:
+        raise ValueError(
+            f"optimizer: expecting one of {set(_ALGORITHMS)}. Got {control.optimizer!r}."
+        )
+    x0 = np.asarray(x0, dtype=float)
+    n = x0.size
+    count = 0
+    start_value = func(x0)
+    if not np.isfinite(start_value):
+        raise FloatingPointError("The deviance is not finite at the starting values.")
+
+    def objective(x: np.ndarray, grad: np.ndarray) -> float:
+        nonlocal count
+        count += 1
+        value = func(x)
+        # a failed factorization mid-search returns the start value, so the quadratic
+        # model of BOBYQA survives (an inf would poison it)
+        return value if np.isfinite(value) else start_value
+
+    algorithm = _ALGORITHMS[control.optimizer]
+    if n == 1 and algorithm == "LN_BOBYQA":
+        algorithm = "LN_BOBYQA"  # nlopt's BOBYQA accepts one dimension
+    opt = nlopt.opt(getattr(nlopt, algorithm), n)
+    opt.set_min_objective(objective)
+    finite_lower = np.where(np.isfinite(lower), lower, -np.inf)
+    opt.set_lower_bounds(finite_lower)
+    opt.set_ftol_rel(control.ftol_rel)
+    opt.set_ftol_abs(control.ftol_abs)
+    opt.set_xtol_abs(control.xtol_abs)
+    opt.set_maxeval(control.maxeval)
+    # a step of 0.75 from θ = identity explores relative SDs of 0.25 to 1.75 first
+    opt.set_initial_step(np.full(n, 0.75))
+    try:
+        x = opt.optimize(x0)
+        code = opt.last_optimize_result()
+    except nlopt.RoundoffLimited:
+        x = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else x0
+        code = nlopt.ROUNDOFF_LIMITED
+    x = np.maximum(np.asarray(x, dtype=float), finite_lower)
+    value = func(x)
+    names = {
+        nlopt.SUCCESS: "SUCCESS",
+        nlopt.STOPVAL_REACHED: "STOPVAL_REACHED",
+        nlopt.FTOL_REACHED: "FTOL_REACHED",
+        nlopt.XTOL_REACHED: "XTOL_REACHED",
+        nlopt.MAXEVAL_REACHED: "MAXEVAL_REACHED",
+        nlopt.MAXTIME_REACHED: "MAXTIME_REACHED",
+        nlopt.ROUNDOFF_LIMITED: "ROUNDOFF_LIMITED",
+    }
+    summary = OptSummary(
+        initial=x0,
+        lower=np.asarray(lower, dtype=float),
+        final=x,
+        objective=value,
+        evaluations=count,
+        optimizer=f"nlopt {algorithm}",
+        return_code=names.get(code, str(code)),
+        ftol_rel=control.ftol_rel,
+        xtol_abs=control.xtol_abs,
+    )
+    if code == nlopt.MAXEVAL_REACHED:
+        summary.messages.append(f"maximum number of evaluations ({control.maxeval}) reached")
+    return summary
+
+
+def finite_difference_derivatives(
+    func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, delta: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient and Hessian (lme4's ``deriv12``), staying inside bounds."""
+    n = x.size
+    f0 = func(x)
+    grad = np.zeros(n)
+    hess = np.zeros((n, n))
+    steps = np.full(n, delta)
+    forward_only = x - steps < lower
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = steps[i]
+        fp = func(x + e)
+        if forward_only[i]:
+            fpp = func(x + 2 * e)
+            grad[i] = (-3 * f0 + 4 * fp - fpp) / (2 * steps[i])
+            hess[i, i] = (f0 - 2 * fp + fpp) / steps[i] ** 2
+        else:
+            fm = func(x - e)
+            grad[i] = (fp - fm) / (2 * steps[i])
+            hess[i, i] = (fp - 2 * f0 + fm) / steps[i] ** 2
+    for i in range(n):
+        for j in range(i):
+            ei = np.zeros(n)
+            ej = np.zeros(n)
+            ei[i] = steps[i]
+            ej[j] = steps[j]
+            if forward_only[i] or forward_only[j]:
+                value = (func(x + ei + ej) - func(x + ei) - func(x + ej) + f0) / (steps[i] * steps[j])
+            else:
+                value = (
+                    func(x + ei + ej) - func(x + ei - ej) - func(x - ei + ej) + func(x - ei - ej)
+                ) / (4 * steps[i] * steps[j])
+            hess[i, j] = hess[j, i] = value
+    return grad, hess
+
+
+def boundary_mask(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """θ on (or within lme4's singular tolerance of) a finite lower bound."""
+    finite = np.isfinite(lower)
+    return finite & (theta - np.where(finite, lower, 0.0) < SINGULAR_TOLERANCE)
+
+
+def check_convergence(
+    func: Callable[[np.ndarray], float], summary: OptSummary, *, stacklevel: int = 3
+) -> bool:
+    """lme4's post-fit checks: scaled gradient below 2e-3 and a positive-definite Hessian
+    (on the parameters not at a bound).  Warns and returns False on failure."""
+    x = summary.final
+    grad, hess = finite_difference_derivatives(func, x, summary.lower)
+    summary.gradient, summary.hessian = grad, hess
+    free = ~boundary_mask(x, summary.lower)
+    ok = True
+    if summary.return_code == "MAXEVAL_REACHED":
+        ok = False
+    if free.any():
+        g = grad[free]
+        H = hess[np.ix_(free, free)]
+        try:
+            chol = np.linalg.cholesky(H)
+            scaled = np.linalg.solve(chol, g)
+            worst = float(np.max(np.minimum(np.abs(scaled), np.abs(g))))
+        except np.linalg.LinAlgError:
+            eigen = np.linalg.eigvalsh(H)
+            summary.messages.append(
+                f"Hessian is not positive definite (smallest eigenvalue {eigen.min():.3g}): "
+                "the model may be over-parameterized."
+            )
+            worst = float(np.max(np.abs(g)))
+            ok = False
+        if worst > GRADIENT_TOLERANCE:
+            summary.messages.append(
+                f"Model failed to converge with max|grad| = {worst:.3g} (tol = "
+                f"{GRADIENT_TOLERANCE}). Try rescaling predictors, a simpler random-effects "
+                "structure, or control={'optimizer': 'nelder_mead'}."
+            )
+            ok = False
+    for message in summary.messages:
+        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
+    return ok

@@ -1,0 +1,383 @@
+"""Fitted linear mixed models: accessors, tidy tables (pandas) and lme4-like summaries."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import _formulaic_compat as fc
+from .design import Design, as_dataframe
+from .errors import DataError
+from .formula import parse_formula
+from .lmm import CrossProducts, Solution, solve
+from .optimize import SINGULAR_TOLERANCE, OptSummary, boundary_mask
+
+_Z975 = stats.norm.ppf(0.975)
+
+
+def _effect_name(column: str) -> str:
+    """mixedup writes the intercept as ``Intercept``."""
+    return "Intercept" if column == "(Intercept)" else column
+
+
+def _is_no_random(re_form: Any) -> bool:
+    if re_form is None:
+        return False
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return True
+    text = str(re_form).replace(" ", "")
+    return text in ("~0", "0", "NA", "~1", "nan")
+
+
+class LinearMixedModel:
+    """A fitted linear mixed model (:func:`mixedmodels.lmer`).
+
+    Tables are computed lazily and cached; the fit itself is never mutated.
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.gpa(seed=1)
+    >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data)
+    >>> list(m.fixed_effects().columns)
+    ['term', 'value', 'se', 't', 'p_value', 'lower_2.5', 'upper_97.5']
+    """
+
+    def __init__(
+        self,
+        design: Design,
+        crossprods: CrossProducts,
+        opt: OptSummary,
+        reml: bool,
+        converged: bool,
+    ):
+        self.design = design
+        self.crossprods = crossprods
+        self.opt_summary = opt
+        self.reml = reml
+        self.converged = converged
+
+    # -- basic quantities ---------------------------------------------------------------
+    @cached_property
+    def _solution(self) -> Solution:
+        return solve(self.crossprods, self.opt_summary.final, self.reml)
+
+    @property
+    def formula(self) -> str:
+        return self.design.spec.text
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Relative covariance parameters in lme4's order (terms by levels, largest first)."""
+        return self.opt_summary.final.copy()
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates β̂, named as R names them."""
+        return pd.Series(self._solution.beta, index=list(self.design.fixed_names), name="fixef")
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation."""
+        return self._solution.sigma
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of β̂: σ² (XᵀV⁻¹X)⁻¹."""
+        names = list(self.design.fixed_names)
+        return pd.DataFrame(self.sigma**2 * self._solution.vcov_unscaled, index=names, columns=names)
+
+    @property
+    def deviance(self) -> float:
+        """The objective at the optimum: the REML criterion for REML fits, as lme4."""
+        return self.opt_summary.objective
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (restricted log-likelihood for REML fits, as lme4's ``logLik``)."""
+        return -0.5 * self.opt_summary.objective
+
+    @property
+    def npar(self) -> int:
+        """Number of estimated parameters: β, θ and σ."""
+        return len(self.design.fixed_names) + self.crossprods.n_theta + 1
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+
+    @property
+    def nobs(self) -> int:
+        return self.design.nobs
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels per grouping factor."""
+        return {t.group: t.n_levels for t in self.crossprods.terms}
+
+    @property
+    def is_singular(self) -> bool:
+        """True when a variance is (near) zero or a correlation is ±1 (lme4's ``isSingular``)."""
+        return bool(np.any(boundary_mask(self.opt_summary.final, self.opt_summary.lower)))
+
+    # -- random-effects covariance --------------------------------------------------------
+    def _group_labels(self) -> list[str]:
+        """Term group names with lme4's ``.1`` suffix for repeats (e.g. from ``||``)."""
+        seen: dict[str, int] = {}
+        labels = []
+        for term in self.crossprods.terms:
+            count = seen.get(term.group, 0)
+            labels.append(term.group if count == 0 else f"{term.group}.{count}")
+            seen[term.group] = count + 1
+        return labels
+
+    def _term_covariances(self) -> list[np.ndarray]:
+        return [self.sigma**2 * (T @ T.T) for T in self.crossprods.factors(self.theta)]
+
+    def varcorr(self) -> pd.DataFrame:
+        """Variances, covariances, SDs and correlations, as lme4's ``as.data.frame(VarCorr(m))``.
+
+        Returns
+        -------
+        DataFrame with columns ``group, var1, var2, vcov, sdcor``.
+        """
+        rows = []
+        for label, term, cov in zip(
+            self._group_labels(), self.crossprods.terms, self._term_covariances(), strict=True
+        ):
+            sd = np.sqrt(np.diag(cov))
+            for i, name in enumerate(term.columns):
+                rows.append((label, name, None, cov[i, i], sd[i]))
+            for i in range(len(term.columns)):
+                for j in range(i + 1, len(term.columns)):
+                    denom = sd[i] * sd[j]
+                    corr = cov[i, j] / denom if denom > 0 else np.nan
+                    rows.append((label, term.columns[i], term.columns[j], cov[i, j], corr))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+
+    def variance_components(self) -> pd.DataFrame:
+        """Variance components as mixedup's ``extract_vc``: group, effect, variance, sd, var_prop.
+
+        ``var_prop`` is each variance's share of the sum of all variances (residual included).
+        """
+        rows = []
+        for label, term, cov in zip(
+            self._group_labels(), self.crossprods.terms, self._term_covariances(), strict=True
+        ):
+            for i, name in enumerate(term.columns):
+                rows.append((label, _effect_name(name), cov[i, i]))
+        rows.append(("Residual", "", self.sigma**2))
+        table = pd.DataFrame(rows, columns=["group", "effect", "variance"])
+        table["sd"] = np.sqrt(table["variance"])
+        table["var_prop"] = table["variance"] / table["variance"].sum()
+        return table
+
+    def icc(self) -> pd.Series:
+        """Intraclass correlation per grouping factor with a random intercept:
+        its intercept variance over the sum of intercept variances and the residual variance."""
+        vc = self.variance_components()
+        intercepts = vc[vc["effect"] == "Intercept"]
+        total = intercepts["variance"].sum() + self.sigma**2
+        return pd.Series(
+            (intercepts["variance"] / total).to_numpy(), index=intercepts["group"].to_numpy(), name="icc"
+        )
+
+    # -- fixed effects -------------------------------------------------------------------
+    def fixed_effects(self, ddf: str = "normal") -> pd.DataFrame:
+        """Fixed-effects table as mixedup's ``extract_fixed_effects``.
+
+        Parameters
+        ----------
+        ddf : {"normal"}
+            Degrees of freedom for the tests: ``"normal"`` uses the standard normal for
+            p-values and 95% intervals, as mixedup does.
+        """
+        if ddf != "normal":
+            raise ValueError(
+                f"ddf: expecting one of {{'normal'}}. Got {ddf!r}. Satterthwaite and "
+                "Kenward-Roger degrees of freedom are not available yet."
+            )
+        value = self.fixef.to_numpy()
+        se = np.sqrt(np.diag(self.vcov.to_numpy()))
+        t = value / se
+        return pd.DataFrame(
+            {
+                "term": list(self.design.fixed_names),
+                "value": value,
+                "se": se,
+                "t": t,
+                "p_value": 2.0 * stats.norm.sf(np.abs(t)),
+                "lower_2.5": value - _Z975 * se,
+                "upper_97.5": value + _Z975 * se,
+            }
+        )
+
+    # -- random effects ------------------------------------------------------------------
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes per grouping factor: a DataFrame (levels x effects), as lme4's ``ranef``."""
+        out = {}
+        for label, term, b in zip(
+            self._group_labels(), self.crossprods.terms, self._solution.b, strict=True
+        ):
+            out[label] = pd.DataFrame(b, index=pd.Index(term.levels, name=term.group), columns=list(term.columns))
+        return out
+
+    def random_effects(self) -> pd.DataFrame:
+        """Conditional modes with conditional SDs, as mixedup's ``extract_random_effects``.
+
+        Columns ``group_var, effect, group, value, se, lower_2.5, upper_97.5``.
+        """
+        frames = []
+        for label, term, b, cov in zip(
+            self._group_labels(),
+            self.crossprods.terms,
+            self._solution.b,
+            self._solution.b_cov,
+            strict=True,
+        ):
+            se = np.sqrt(np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0))
+            for j, column in enumerate(term.columns):
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "group_var": label,
+                            "effect": _effect_name(column),
+                            "group": term.levels,
+                            "value": b[:, j],
+                            "se": se[:, j],
+                        }
+                    )
+                )
+        table = pd.concat(frames, ignore_index=True)
+        table["lower_2.5"] = table["value"] - _Z975 * table["se"]
+        table["upper_97.5"] = table["value"] + _Z975 * table["se"]
+        return table
+
+    def coef(self) -> pd.DataFrame:
+        """Group-level coefficients (fixed + random), as mixedup's ``extract_coef``.
+
+        The SE combines the fixed effect's SE and the conditional SD of the random effect.
+        """
+        table = self.random_effects()
+        fixed = self.fixed_effects().set_index("term")
+        value = table["value"].to_numpy().copy()
+        se = table["se"].to_numpy().copy()
+        for index, effect in enumerate(table["effect"]):
+            if effect in fixed.index:
+                value[index] += fixed.at[effect, "value"]
+                se[index] = np.hypot(se[index], fixed.at[effect, "se"])
+        table["value"] = value
+        table["se"] = se
+        table["lower_2.5"] = value - _Z975 * se
+        table["upper_97.5"] = value + _Z975 * se
+        return table
+
+    # -- prediction ----------------------------------------------------------------------
+    def _selected_terms(self, re_form: Any) -> list[int]:
+        if re_form is None:
+            return list(range(len(self.crossprods.terms)))
+        if _is_no_random(re_form):
+            return []
+        spec = parse_formula(f"y {re_form.strip()}" if str(re_form).strip().startswith("~") else f"y ~ {re_form}")
+        wanted = {(t.expr.replace(" ", ""), t.group) for t in spec.random}
+        chosen = [
+            i
+            for i, t in enumerate(self.crossprods.terms)
+            if (t.expr.replace(" ", ""), t.group) in wanted
+        ]
+        if len(chosen) != len(wanted):
+            raise ValueError(
+                f"re_form {re_form!r} names random-effects terms that are not in the model "
+                f"({', '.join(f'({t.expr} | {t.group})' for t in self.crossprods.terms)})."
+            )
+        return chosen
+
+    def _random_part(self, frame: pd.DataFrame | None, selected: list[int]) -> np.ndarray:
+        n = self.nobs if frame is None else len(frame)
+        total = np.zeros(n)
+        for index in selected:
+            term = self.crossprods.terms[index]
+            b = self._solution.b[index]
+            if frame is None:
+                matrix, codes = term.matrix, term.codes
+                total += np.einsum("nk,nk->n", matrix, b[codes])
+                continue
+            from .design import group_codes
+
+            matrix = fc.encode(term.model_spec, frame)
+            lookup = {label: i for i, label in enumerate(term.levels)}
+            new_codes, new_labels = group_codes(frame, term.factors)
+            mapped = np.array([lookup.get(label, -1) for label in new_labels])[new_codes]
+            known = mapped >= 0
+            contribution = np.zeros(n)
+            contribution[known] = np.einsum("nk,nk->n", matrix[known], b[mapped[known]])
+            total += contribution
+        return total
+
+    def predict(self, newdata: Any = None, re_form: Any = None) -> np.ndarray:
+        """Predictions on the response scale.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            New rows; the fitted rows when omitted.  Levels of a grouping factor not seen
+            in the fit get the population prediction (random effect 0).
+        re_form : str or None
+            ``None`` includes every random effect; ``"~0"`` (or ``"NA"``) none, as lme4's
+            ``re.form = NA``; a formula such as ``"~(1 | student)"`` a subset.
+
+        Returns
+        -------
+        ndarray
+        """
+        selected = self._selected_terms(re_form)
+        if newdata is None:
+            fixed = self.design.X @ self._solution.beta
+            if self.design.offset is not None:
+                fixed = fixed + self.design.offset
+            return fixed + self._random_part(None, selected)
+        frame = as_dataframe(newdata)
+        X = fc.encode(self.design.fixed_model_spec, frame)
+        all_names = [fc.r_name(str(c)) for c in self.design.fixed_model_spec.column_names]
+        keep = [all_names.index(name) for name in self.design.fixed_names]
+        X = X[:, keep]
+        if not np.all(np.isfinite(X)):
+            raise DataError("newdata has missing values in the fixed-effects columns.")
+        return X @ self._solution.beta + self._random_part(frame, selected)
+
+    def fitted(self) -> np.ndarray:
+        """Fitted values with all random effects (lme4's ``fitted``)."""
+        return self.predict()
+
+    def residuals(self) -> np.ndarray:
+        """Response residuals y − fitted."""
+        y = self.design.y
+        return y - self.fitted()
+
+    # -- display -------------------------------------------------------------------------
+    def summary(self) -> str:
+        """A text summary laid out like lme4's ``summary(merMod)``."""
+        from ._summary import lmm_summary
+
+        return lmm_summary(self)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        from ._summary import lmm_html
+
+        return lmm_html(self)
+
+    @property
+    def singular_tolerance(self) -> float:
+        return SINGULAR_TOLERANCE
