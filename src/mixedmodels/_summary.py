@@ -18,21 +18,28 @@ def _fmt(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.{digits - 1}e}"
 
 
+def _text(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def _random_effects_block(model: LinearMixedModel) -> list[str]:
     rows = []
     vc = model.varcorr()
     corr_by_group: dict[str, list[float]] = {}
     for _, row in vc.iterrows():
-        if row["var2"] is not None and not pd.isna(row["var2"]):
+        if _text(row["var2"]):
             corr_by_group.setdefault(row["group"], []).append(row["sdcor"])
     last_group = None
     for _, row in vc.iterrows():
-        if row["var2"] is not None and not pd.isna(row["var2"]):
+        if _text(row["var2"]):
             continue
         group = row["group"] if row["group"] != last_group else ""
         last_group = row["group"]
-        rows.append([group, row["var1"] or "", _fmt(row["vcov"]), _fmt(row["sdcor"])])
-    widths = [max(len(r[i]) for r in rows + [["Groups", "Name", "Variance", "Std.Dev."]]) for i in range(4)]
+        rows.append([group, _text(row["var1"]), _fmt(row["vcov"]), _fmt(row["sdcor"])])
+    widths = [
+        max(len(r[i]) for r in rows + [["Groups", "Name", "Variance", "Std.Dev."]])
+        for i in range(4)
+    ]
     header = ["Groups", "Name", "Variance", "Std.Dev."]
     lines = [" " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
     for r in rows:
@@ -72,14 +79,19 @@ def lmm_summary(model: LinearMixedModel) -> str:
     lines.append("Fixed effects:")
     fe = model.fixed_effects()
     table = pd.DataFrame(
-        {"Estimate": fe["value"].to_numpy(), "Std. Error": fe["se"].to_numpy(), "t value": fe["t"].to_numpy()},
+        {
+            "Estimate": fe["value"].to_numpy(),
+            "Std. Error": fe["se"].to_numpy(),
+            "t value": fe["t"].to_numpy(),
+        },
         index=fe["term"].to_numpy(),
     )
     lines.append(table.to_string(float_format=lambda v: f"{v:.6g}"))
     if model.design.dropped_columns:
         lines.append(
             f"fixed-effect model matrix is rank deficient so dropping "
-            f"{len(model.design.dropped_columns)} columns: {', '.join(model.design.dropped_columns)}"
+            f"{len(model.design.dropped_columns)} columns: "
+            f"{', '.join(model.design.dropped_columns)}"
         )
     if model.is_singular:
         lines.append("boundary (singular) fit: see help('isSingular')")

@@ -142,7 +142,9 @@ def _unknown_column_error(missing: list[str], columns: list[str]) -> DataError:
     hints = []
     for name in missing:
         close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
-        hints.append(f"'{name}'" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
+        hints.append(
+            f"'{name}'" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
+        )
     return DataError(
         f"Unknown column{'s' if len(missing) > 1 else ''} {', '.join(hints)} in the formula. "
         f"The data have: {', '.join(columns[:30])}{' ...' if len(columns) > 30 else ''}."
@@ -211,20 +213,23 @@ def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
     return codes.astype(np.int64), np.array(labels, dtype=object)
 
 
-def _drop_rank_deficient(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
-    """Drop linearly dependent columns (pivoted QR, as lme4's ``chkRank.drop.cols``)."""
-    from scipy.linalg import qr
+def _drop_rank_deficient(
+    X: np.ndarray, names: list[str]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop linearly dependent columns, keeping the earlier ones, as R's ``qr`` does for lme4.
 
+    Without pivoting, |R_jj| is the norm of what column j adds to the columns before
+    it; a column adding less than 1e-7 of its own norm is dependent.
+    """
     if X.shape[1] == 0:
         return X, names, []
-    _, R, pivot = qr(X, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(R))
-    tol = 1e-7 * (diag[0] if diag.size else 0.0)
-    rank = int(np.sum(diag > tol))
-    if rank == X.shape[1]:
+    R = np.linalg.qr(X, mode="r")
+    norms = np.linalg.norm(X, axis=0)
+    dependent = np.abs(np.diag(R)) <= 1e-7 * np.where(norms > 0, norms, 1.0)
+    if not dependent.any():
         return X, names, []
-    keep = np.sort(pivot[:rank])
-    dropped = [names[i] for i in sorted(pivot[rank:])]
+    keep = np.flatnonzero(~dependent)
+    dropped = [names[i] for i in np.flatnonzero(dependent)]
     warnings.warn(
         f"Fixed-effects model matrix is rank deficient: dropping {len(dropped)} column"
         f"{'s' if len(dropped) > 1 else ''} ({', '.join(dropped)}). They are linear "

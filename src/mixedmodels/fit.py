@@ -91,7 +91,9 @@ def lmer(
     func, cp = deviance_function(design, reml)
     opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
     calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
-    converged = check_convergence(func, opt, stacklevel=3) if calc else opt.return_code != "MAXEVAL_REACHED"
+    converged = (
+        check_convergence(func, opt, stacklevel=3) if calc else opt.return_code != "MAXEVAL_REACHED"
+    )
     model = LinearMixedModel(design, cp, opt, reml, converged)
     if model.is_singular:
         small = [f"{v:.3g}" for v in opt.final[np.isfinite(opt.lower)] if v < 1e-4]

@@ -12,7 +12,7 @@ Examples
 >>> spec.fixed
 'x'
 >>> [(t.expr, t.group) for t in spec.random]
-[('1', 'g'), ('0 + x', 'g'), ('1', 'site'), ('1', 'site:block')]
+[('1', 'g'), ('0 + x', 'g'), ('1', 'site'), ('1', 'block:site')]
 """
 
 from __future__ import annotations
@@ -100,9 +100,7 @@ def _scan_depths(text: str, offset: int, formula: str) -> list[int]:
                 raise FormulaError(f"Unmatched '{ch}'.", formula, offset + i)
             opener, _ = stack.pop()
             if _OPEN.index(opener) != _CLOSE.index(ch):
-                raise FormulaError(
-                    f"'{opener}' closed by '{ch}'.", formula, offset + i
-                )
+                raise FormulaError(f"'{opener}' closed by '{ch}'.", formula, offset + i)
     if in_quote:
         raise FormulaError(f"Unclosed quote {in_quote}.", formula, offset + len(text))
     if stack:
@@ -158,8 +156,9 @@ def _expand_group(group: str, formula: str, offset: int) -> list[tuple[str, tupl
     nested = [piece.strip() for piece in group.split("/")]
     expanded = []
     for depth in range(1, len(nested) + 1):
+        # lme4 names the nested factor inner-first: (1 | batch/cask) gives "cask:batch"
         names: list[str] = []
-        for piece in nested[:depth]:
+        for piece in reversed(nested[:depth]):
             names.extend(n.strip().strip("`") for n in piece.split(":"))
         expanded.append((":".join(names), tuple(names)))
     return expanded
@@ -289,9 +288,7 @@ def parse_formula(formula: str) -> ModelSpec:
             fixed_parts.append(f"{'-' if sign == '-' else '+'} {stripped}")
             continue
         if sign == "-":
-            raise FormulaError(
-                "A random-effects term cannot be subtracted.", formula, position
-            )
+            raise FormulaError("A random-effects term cannot be subtracted.", formula, position)
         structure = structure or "us"
         if structure not in _SUPPORTED_STRUCTURES:
             raise FormulaError(
@@ -302,7 +299,7 @@ def parse_formula(formula: str) -> ModelSpec:
             )
         double = bar + 1 < len(inner) and inner[bar + 1] == "|"
         lhs = inner[:bar]
-        group_text = inner[bar + (2 if double else 1):]
+        group_text = inner[bar + (2 if double else 1) :]
         group_offset = inner_offset + bar + (2 if double else 1)
         if "|" in group_text:
             raise FormulaError(

@@ -52,9 +52,7 @@ def _term_sparse(term: ReTerm, weights_sqrt: np.ndarray | None) -> sp.csr_matrix
     values = term.matrix if weights_sqrt is None else term.matrix * weights_sqrt[:, None]
     cols = (term.codes[:, None] * k + np.arange(k)[None, :]).ravel()
     indptr = np.arange(0, n * k + 1, k)
-    return sp.csr_matrix(
-        (values.ravel(), cols, indptr), shape=(n, term.n_levels * k)
-    )
+    return sp.csr_matrix((values.ravel(), cols, indptr), shape=(n, term.n_levels * k))
 
 
 def _block_diagonal_crossprod(term: ReTerm, weights: np.ndarray | None) -> np.ndarray:
@@ -241,13 +239,16 @@ class CrossProducts:
         return np.concatenate([s.initial() for s in self.structures])
 
     def factors(self, theta: np.ndarray) -> list[np.ndarray]:
-        return [s.factor(theta[sl]) for s, sl in zip(self.structures, self.theta_slices, strict=True)]
+        return [
+            s.factor(theta[sl]) for s, sl in zip(self.structures, self.theta_slices, strict=True)
+        ]
 
     def tail_lambda(self, factors: list[np.ndarray]) -> np.ndarray | sp.spmatrix:
         """Λ₂ for the tail: a vector when every tail term is scalar, else sparse."""
         if self.tail_scalar:
             parts = [
-                np.full(t.n_levels, T[0, 0]) for t, T in zip(self.terms[1:], factors[1:], strict=True)
+                np.full(t.n_levels, T[0, 0])
+                for t, T in zip(self.terms[1:], factors[1:], strict=True)
             ]
             return np.concatenate(parts) if parts else np.zeros(0)
         blocks = [
@@ -398,7 +399,9 @@ class Solution:
     u_norm2: float
 
 
-def solve(cp: CrossProducts, theta: np.ndarray, reml: bool, *, conditional_variances: bool = True) -> Solution:
+def solve(
+    cp: CrossProducts, theta: np.ndarray, reml: bool, *, conditional_variances: bool = True
+) -> Solution:
     """Fixed effects, σ and conditional modes (with conditional covariances) at θ."""
     fac = factorize(cp, theta)
     p = cp.p
@@ -408,9 +411,7 @@ def solve(cp: CrossProducts, theta: np.ndarray, reml: bool, *, conditional_varia
     r2 = L33[p, p] ** 2
     sigma2 = r2 / (cp.n - p if reml else cp.n)
     sigma = float(np.sqrt(sigma2))
-    vcov_unscaled = (
-        sla.cho_solve((Lx, True), np.eye(p)) if p else np.zeros((0, 0))
-    )
+    vcov_unscaled = sla.cho_solve((Lx, True), np.eye(p)) if p else np.zeros((0, 0))
     factors = fac.factors
     T1 = factors[0]
     first = cp.terms[0]
@@ -431,8 +432,10 @@ def solve(cp: CrossProducts, theta: np.ndarray, reml: bool, *, conditional_varia
         # L21 = Λ₂ᵀ A₂₁ Λ₁ L₁₁⁻ᵀ, via the block-diagonal B_l = T₁ L_l⁻ᵀ
         B = T1[None] @ np.swapaxes(np.linalg.inv(L11), 1, 2)
         A21B = (cp.A21 @ block_diagonal(B)).tocsr()
-        L21 = sp.csr_matrix(lam2.T @ A21B) if not isinstance(lam2, np.ndarray) else sp.csr_matrix(
-            A21B.multiply(lam2[:, None])
+        L21 = (
+            sp.csr_matrix(lam2.T @ A21B)
+            if not isinstance(lam2, np.ndarray)
+            else sp.csr_matrix(A21B.multiply(lam2[:, None]))
         )
         rhs2 = -_scale_rows(cp.C2 @ xb[:, None], lam2)[:, 0]
         c2 = sla.solve_triangular(L22, rhs2 - L21 @ c1.ravel(), lower=True)

@@ -179,7 +179,9 @@ def finite_difference_derivatives(
             ei[i] = steps[i]
             ej[j] = steps[j]
             if forward_only[i] or forward_only[j]:
-                value = (func(x + ei + ej) - func(x + ei) - func(x + ej) + f0) / (steps[i] * steps[j])
+                value = (func(x + ei + ej) - func(x + ei) - func(x + ej) + f0) / (
+                    steps[i] * steps[j]
+                )
             else:
                 value = (
                     func(x + ei + ej) - func(x + ei - ej) - func(x - ei + ej) + func(x - ei - ej)

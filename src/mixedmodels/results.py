@@ -89,7 +89,9 @@ class LinearMixedModel:
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of β̂: σ² (XᵀV⁻¹X)⁻¹."""
         names = list(self.design.fixed_names)
-        return pd.DataFrame(self.sigma**2 * self._solution.vcov_unscaled, index=names, columns=names)
+        return pd.DataFrame(
+            self.sigma**2 * self._solution.vcov_unscaled, index=names, columns=names
+        )
 
     @property
     def deviance(self) -> float:
@@ -188,7 +190,9 @@ class LinearMixedModel:
         intercepts = vc[vc["effect"] == "Intercept"]
         total = intercepts["variance"].sum() + self.sigma**2
         return pd.Series(
-            (intercepts["variance"] / total).to_numpy(), index=intercepts["group"].to_numpy(), name="icc"
+            (intercepts["variance"] / total).to_numpy(),
+            index=intercepts["group"].to_numpy(),
+            name="icc",
         )
 
     # -- fixed effects -------------------------------------------------------------------
@@ -223,12 +227,14 @@ class LinearMixedModel:
 
     # -- random effects ------------------------------------------------------------------
     def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes per grouping factor: a DataFrame (levels x effects), as lme4's ``ranef``."""
+        """Conditional modes per grouping factor (levels x effects), as lme4's ``ranef``."""
         out = {}
         for label, term, b in zip(
             self._group_labels(), self.crossprods.terms, self._solution.b, strict=True
         ):
-            out[label] = pd.DataFrame(b, index=pd.Index(term.levels, name=term.group), columns=list(term.columns))
+            out[label] = pd.DataFrame(
+                b, index=pd.Index(term.levels, name=term.group), columns=list(term.columns)
+            )
         return out
 
     def random_effects(self) -> pd.DataFrame:
@@ -287,7 +293,9 @@ class LinearMixedModel:
             return list(range(len(self.crossprods.terms)))
         if _is_no_random(re_form):
             return []
-        spec = parse_formula(f"y {re_form.strip()}" if str(re_form).strip().startswith("~") else f"y ~ {re_form}")
+        spec = parse_formula(
+            f"y {re_form.strip()}" if str(re_form).strip().startswith("~") else f"y ~ {re_form}"
+        )
         wanted = {(t.expr.replace(" ", ""), t.group) for t in spec.random}
         chosen = [
             i
