@@ -19,4 +19,4 @@ times <- numeric(repeats)
 for (i in seq_len(repeats)) {
   times[i] <- system.time(fit <- lmer(form, data, REML = reml))[["elapsed"]]
 }
-cat(median(times), as.numeric(logLik(fit)), "\n")
+cat(sprintf("%.6f %.10f\n", median(times), as.numeric(logLik(fit))))

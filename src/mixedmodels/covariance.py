@@ -8,8 +8,18 @@ and Λ = I_ℓ ⊗ T over its ℓ levels.  lme4's unstructured T is lower triang
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+
+
+@lru_cache(maxsize=64)
+def _lower_triangle(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the column-major lower triangle, the order lme4 uses for θ."""
+    cols, rows = np.triu_indices(k)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
 
 
 @dataclass(frozen=True)
@@ -52,9 +62,7 @@ class Unstructured(CovarianceStructure):
         return self.k * (self.k + 1) // 2
 
     def _rows_cols(self) -> tuple[np.ndarray, np.ndarray]:
-        # column-major lower triangle, the order lme4 uses for θ
-        cols, rows = np.triu_indices(self.k)
-        return rows, cols
+        return _lower_triangle(self.k)
 
     def lower_bounds(self) -> np.ndarray:
         rows, cols = self._rows_cols()

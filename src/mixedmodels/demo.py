@@ -58,7 +58,9 @@ class _Report:
         self.lines += [f"**{name}**", "", "```", shown.to_string(index=False), "```", ""]
         if self.output is not None:
             self.tables += 1
-            frame.to_csv(self.output / f"{self.tables:02d}_{name.replace(' ', '_')}.csv", index=False)
+            frame.to_csv(
+                self.output / f"{self.tables:02d}_{name.replace(' ', '_')}.csv", index=False
+            )
 
     def save(self) -> Path | None:
         if self.output is None:
@@ -153,7 +155,9 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
     report.heading("20.9 Formula summary: every row of the table, fitted")
     rows = []
     for meaning, formula in FORMULA_TABLE:
-        data = gpa if formula.startswith("gpa") else nurses if formula.startswith("stress") else pupils
+        data = (
+            gpa if formula.startswith("gpa") else nurses if formula.startswith("stress") else pupils
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             start = time.perf_counter()

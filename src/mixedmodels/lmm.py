@@ -73,33 +73,32 @@ def _block_diagonal_crossprod(term: ReTerm, weights: np.ndarray | None) -> np.nd
 class _PairMap:
     """Precomputed linear map w (ℓ₁) -> entries of A₂₁ diag(w) A₂₁ᵀ (scalar first term)."""
 
-    positions: np.ndarray  # flat indices into the dense Q₂ x Q₂ block
-    matrix: sp.csr_matrix  # (n_positions, ℓ₁)
+    matrix: sp.csr_matrix  # (Q₂², ℓ₁): row i·Q₂ + j holds the lower-triangle entry (i, j)
 
     @classmethod
     def build(cls, A21: sp.csc_matrix, q2: int) -> _PairMap:
+        """Every pair of non-zeros sharing a column of A₂₁ contributes to one entry of the
+        lower triangle; (entry, column) pairs are unique, so no duplicates need summing."""
         A21 = A21.tocsc()
+        A21.sort_indices()
         counts = np.diff(A21.indptr)
-        pair_counts = counts**2
-        total = int(pair_counts.sum())
-        column_of_pair = np.repeat(np.arange(A21.shape[1]), pair_counts)
-        # for each pair, the index of its first and second entry in A21.data
-        entry_of_first = np.repeat(np.arange(A21.nnz), np.repeat(counts, counts))
-        pair_start = np.repeat(np.cumsum(pair_counts) - pair_counts, pair_counts)
-        within = np.arange(total) - pair_start
-        counts_per_pair = np.repeat(counts, pair_counts)
-        second_offset = within % np.maximum(counts_per_pair, 1)
-        entry_of_second = np.repeat(A21.indptr[:-1], pair_counts) + second_offset
-        rows_i = A21.indices[entry_of_first]
-        rows_j = A21.indices[entry_of_second]
-        values = A21.data[entry_of_first] * A21.data[entry_of_second]
-        flat = rows_i.astype(np.int64) * q2 + rows_j
-        positions, inverse = np.unique(flat, return_inverse=True)
-        matrix = sp.csr_matrix(
-            (values, (inverse, column_of_pair)), shape=(len(positions), A21.shape[1])
-        )
-        matrix.sum_duplicates()
-        return cls(positions=positions, matrix=matrix)
+        flats, values, columns = [], [], []
+        # columns with the same number of non-zeros are handled together (few distinct sizes)
+        for size in np.unique(counts[counts > 0]):
+            cols = np.flatnonzero(counts == size)
+            entries = A21.indptr[cols][:, None] + np.arange(size)[None, :]
+            rows = A21.indices[entries].astype(np.int64)
+            data = A21.data[entries]
+            first, second = np.tril_indices(size)  # rows are sorted: the lower triangle
+            flats.append((rows[:, first] * q2 + rows[:, second]).ravel())
+            values.append((data[:, first] * data[:, second]).ravel())
+            columns.append(np.repeat(cols, len(first)))
+        flat = np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
+        value = np.concatenate(values) if values else np.zeros(0)
+        column = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
+        # one row per entry of the dense block, so that a mat-vec yields the block itself
+        matrix = sp.csr_matrix((value, (flat, column)), shape=(q2 * q2, A21.shape[1]))
+        return cls(matrix=matrix)
 
 
 @dataclass
@@ -277,16 +276,30 @@ def _first_block(cp: CrossProducts, T1: np.ndarray) -> tuple[np.ndarray, float, 
         return (t * t / m)[:, None, None], float(np.sum(np.log(m))), None
     M = T1.T @ cp.A11 @ T1
     M[:, np.arange(k), np.arange(k)] += 1.0
-    L = np.linalg.cholesky(M)
-    logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
-    V = np.linalg.solve(L, np.broadcast_to(T1.T, M.shape))
+    if k == 2:  # closed form: numpy's batched LAPACK calls cost more than the arithmetic
+        a, b, c = M[:, 0, 0], M[:, 1, 0], M[:, 1, 1]
+        l11 = np.sqrt(a)
+        l21 = b / l11
+        l22 = np.sqrt(c - l21 * l21)
+        if not (np.all(np.isfinite(l22)) and np.all(l22 > 0)):
+            raise np.linalg.LinAlgError("first block is not positive definite")
+        logdet = 2.0 * float(np.sum(np.log(l11) + np.log(l22)))
+        V = np.empty_like(M)  # L⁻¹ T₁ᵀ, row by row
+        V[:, 0, :] = T1.T[0][None, :] / l11[:, None]
+        V[:, 1, :] = (T1.T[1][None, :] - l21[:, None] * V[:, 0, :]) / l22[:, None]
+    else:
+        L = np.linalg.cholesky(M)
+        logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        V = np.linalg.solve(L, np.broadcast_to(T1.T, M.shape))
     return np.swapaxes(V, 1, 2) @ V, logdet, V
 
 
 def _scale_sym(D: np.ndarray, lam: np.ndarray | sp.spmatrix) -> np.ndarray:
-    """Λᵀ D Λ for a dense symmetric D."""
+    """Λᵀ D Λ for a dense symmetric D (D may be overwritten)."""
     if isinstance(lam, np.ndarray):
-        return D * lam[:, None] * lam[None, :]
+        D *= lam[:, None]
+        D *= lam[None, :]
+        return D
     left = lam.T @ D
     return np.asarray((lam.T @ left.T).T)
 
@@ -328,8 +341,7 @@ def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
     if cp.q2:
         lam2 = cp.tail_lambda(factors)
         if cp.pair_map is not None:
-            D = cp.A22.copy()
-            D.flat[cp.pair_map.positions] -= cp.pair_map.matrix @ W[:, 0, 0]
+            D = cp.A22 - (cp.pair_map.matrix @ W[:, 0, 0]).reshape(cp.q2, cp.q2)
         else:
             if V is None:
                 S = cp.A21.multiply(np.sqrt(W[:, 0, 0])[None, :]).tocsr()
