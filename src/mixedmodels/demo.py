@@ -21,18 +21,51 @@ from .fit import lmer
 from .linear import lm
 
 FORMULA_TABLE = [
-    ("random group intercept", "gpa ~ occasion + (1 | student)"),
-    ("random slope of x within group with correlated intercept", "gpa ~ occasion + (occasion | student)"),
-    ("random slope of x within group: no variation in intercept", "gpa ~ occasion + (0 + occasion | student)"),
-    ("uncorrelated random intercept and random slope within group", "gpa ~ occasion + (1 | student) + (0 + occasion | student)"),
-    ("the same, written with ||", "gpa ~ occasion + (occasion || student)"),
-    ("intercept varying among sites and among blocks within sites (nested)", "stress ~ experience + (1 | hospital/ward)"),
-    ("fixed effect of sites plus random intercepts of blocks within sites", "stress ~ experience + hospsize + (1 | hospital:ward)"),
-    ("slope and intercept varying among sites and among blocks within sites", "stress ~ experience + (experience | hospital/ward)"),
-    ("two different effects, varying at different levels", "stress ~ age + experience + (age | hospital) + (experience | wardid)"),
-    ("fixed slopes by site, random slopes and intercepts of blocks within sites", "stress ~ experience * hospsize + (experience | hospital:ward)"),
-    ("intercept varying among crossed random effects", "achievement ~ sex + (1 | primary_school_id) + (1 | secondary_school_id)"),
-]  # fmt: skip
+    (
+        "random group intercept",
+        "gpa ~ occasion + (1 | student)",
+    ),
+    (
+        "random slope of x within group with correlated intercept",
+        "gpa ~ occasion + (occasion | student)",
+    ),
+    (
+        "random slope of x within group: no variation in intercept",
+        "gpa ~ occasion + (0 + occasion | student)",
+    ),
+    (
+        "uncorrelated random intercept and random slope within group",
+        "gpa ~ occasion + (1 | student) + (0 + occasion | student)",
+    ),
+    (
+        "the same, written with ||",
+        "gpa ~ occasion + (occasion || student)",
+    ),
+    (
+        "intercept varying among sites and among blocks within sites (nested)",
+        "stress ~ experience + (1 | hospital/ward)",
+    ),
+    (
+        "fixed effect of sites plus random intercepts of blocks within sites",
+        "stress ~ experience + hospsize + (1 | hospital:ward)",
+    ),
+    (
+        "slope and intercept varying among sites and among blocks within sites",
+        "stress ~ experience + (experience | hospital/ward)",
+    ),
+    (
+        "two different effects, varying at different levels",
+        "stress ~ age + experience + (age | hospital) + (experience | wardid)",
+    ),
+    (
+        "fixed slopes by site, random slopes and intercepts of blocks within sites",
+        "stress ~ experience * hospsize + (experience | hospital:ward)",
+    ),
+    (
+        "intercept varying among crossed random effects",
+        "achievement ~ sex + (1 | primary_school_id) + (1 | secondary_school_id)",
+    ),
+]
 
 
 class _Report:

@@ -194,7 +194,9 @@ class CrossProducts:
             A22 = np.zeros((0, 0))
             C2 = np.zeros((0, p + 1))
         pair_map = None
-        if tail and k1 == 1:
+        tail_scalar = all(t.n_columns == 1 for t in tail)
+        # the map fills the lower triangle only: valid while Λ₂ is diagonal
+        if tail and k1 == 1 and tail_scalar:
             counts = np.diff(A21.tocsc().indptr)
             entries = int(np.sum(counts.astype(np.int64) ** 2))
             dense_cost = q2 * q2 * first.n_levels / 20  # BLAS does ~20x more per second
@@ -216,7 +218,7 @@ class CrossProducts:
             tail_offsets=tail_offsets,
             sum_log_weights=sum_log_weights,
             pair_map=pair_map,
-            tail_scalar=all(t.n_columns == 1 for t in tail),
+            tail_scalar=tail_scalar,
         )
 
     @property
