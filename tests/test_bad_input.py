@@ -136,3 +136,15 @@ def test_inputs_as_dict_and_polars(small):
         warnings.simplefilter("ignore", DeprecationWarning)
         frame = polars.from_pandas(small)
     assert mm.lmer("y ~ x + (1 | g)", frame).loglik == pytest.approx(reference.loglik, abs=1e-10)
+
+
+def test_too_many_crossed_levels_is_refused_clearly(monkeypatch):
+    import mixedmodels.lmm as lmm
+
+    monkeypatch.setattr(lmm, "MAX_DENSE_EFFECTS", 10)
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(
+        {"y": rng.normal(size=400), "a": rng.integers(0, 40, 400), "b": rng.integers(0, 20, 400)}
+    )
+    with pytest.raises(mm.DataError, match=r"after the largest one \(a\) have 20 random effects"):
+        mm.lmer("y ~ 1 + (1 | a) + (1 | b)", data)

@@ -172,3 +172,25 @@ def test_invariant_to_relabelling_levels(crossed_data):
     m2 = mm.lmer(formula, relabelled)
     assert m2.loglik == pytest.approx(m.loglik, abs=1e-7)
     np.testing.assert_allclose(m2.varcorr()["sdcor"], m.varcorr()["sdcor"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b/c)"])
+def test_three_schur_complement_paths_agree(formula):
+    """The level-pair map, the dense BLAS syrk and the sparse product give one deviance."""
+    from mixedmodels.lmm import _PairMap
+
+    design = mm.lmer_design(formula, simulated(11, n=300))
+    cp = CrossProducts.build(design.y, design.X, design.terms)
+    theta = np.linspace(0.4, 1.3, cp.n_theta)
+    cp.pair_map, cp.dense_A21 = _PairMap.build(cp.A21.tocsc(), cp.q2), None
+    via_map = deviance(cp, theta, reml=True)
+    cp.pair_map, cp.dense_A21 = None, np.asfortranarray(cp.A21.toarray())
+    via_dense = deviance(cp, theta, reml=True)
+    cp.pair_map, cp.dense_A21 = None, None
+    via_sparse = deviance(cp, theta, reml=True)
+    expected = brute_force_deviance(
+        design.y, design.X, dense_z(cp), dense_lambda(cp, theta), reml=True
+    )
+    assert via_map == pytest.approx(expected, rel=1e-10)
+    assert via_dense == pytest.approx(expected, rel=1e-10)
+    assert via_sparse == pytest.approx(expected, rel=1e-10)

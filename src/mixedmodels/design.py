@@ -89,6 +89,15 @@ class Design:
     def nobs(self) -> int:
         return len(self.y)
 
+    def encode_fixed(self, frame: pd.DataFrame) -> np.ndarray:
+        """The fixed-effects matrix of new rows, encoded as the fit's (dropped columns too)."""
+        X = fc.encode(self.fixed_model_spec, frame)
+        names = [fc.r_name(str(c)) for c in self.fixed_model_spec.column_names]
+        X = X[:, [names.index(name) for name in self.fixed_names]]
+        if not np.all(np.isfinite(X)):
+            raise DataError("newdata has missing values in the fixed-effects columns.")
+        return X
+
 
 def as_dataframe(data: Any) -> pd.DataFrame:
     """Accept a pandas DataFrame, a polars DataFrame or a mapping of arrays."""

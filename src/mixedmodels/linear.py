@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _formulaic_compat as fc
 from .design import NaAction, as_dataframe, build_design
 from .errors import DataError
 from .formula import parse_formula
@@ -120,11 +119,7 @@ class LinearModel:
     def predict(self, newdata: Any = None) -> np.ndarray:
         if newdata is None:
             return self.design.X @ self.beta
-        frame = as_dataframe(newdata)
-        X = fc.encode(self.design.fixed_model_spec, frame)
-        names = [fc.r_name(str(c)) for c in self.design.fixed_model_spec.column_names]
-        X = X[:, [names.index(n) for n in self.design.fixed_names]]
-        return X @ self.beta
+        return self.design.encode_fixed(as_dataframe(newdata)) @ self.beta
 
     def fitted(self) -> np.ndarray:
         return self.predict()

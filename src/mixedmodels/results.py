@@ -11,7 +11,6 @@ from scipy import stats
 
 from . import _formulaic_compat as fc
 from .design import Design, as_dataframe
-from .errors import DataError
 from .formula import parse_formula
 from .lmm import CrossProducts, Solution, solve
 from .optimize import SINGULAR_TOLERANCE, OptSummary, boundary_mask
@@ -354,12 +353,7 @@ class LinearMixedModel:
                 fixed = fixed + self.design.offset
             return fixed + self._random_part(None, selected)
         frame = as_dataframe(newdata)
-        X = fc.encode(self.design.fixed_model_spec, frame)
-        all_names = [fc.r_name(str(c)) for c in self.design.fixed_model_spec.column_names]
-        keep = [all_names.index(name) for name in self.design.fixed_names]
-        X = X[:, keep]
-        if not np.all(np.isfinite(X)):
-            raise DataError("newdata has missing values in the fixed-effects columns.")
+        X = self.design.encode_fixed(frame)
         return X @ self._solution.beta + self._random_part(frame, selected)
 
     def fitted(self) -> np.ndarray:
