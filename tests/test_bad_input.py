@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,9 +130,7 @@ def test_inputs_as_dict_and_polars(small):
     as_dict = mm.lmer("y ~ x + (1 | g)", {c: small[c].to_numpy() for c in small.columns})
     assert as_dict.loglik == pytest.approx(reference.loglik, abs=1e-10)
     polars = pytest.importorskip("polars")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        frame = polars.from_pandas(small)
+    frame = polars.DataFrame({c: small[c].to_numpy() for c in small.columns})
     assert mm.lmer("y ~ x + (1 | g)", frame).loglik == pytest.approx(reference.loglik, abs=1e-10)
 
 

@@ -30,7 +30,7 @@ def aic_table(models: Mapping[str, Any]) -> pd.DataFrame:
     >>> data = mm.datasets.gpa(seed=1)
     >>> table = mm.aic_table({"slopes": mm.lmer("gpa ~ occasion + (occasion | student)", data),
     ...                       "intercepts": mm.lmer("gpa ~ occasion + (1 | student)", data)})
-    >>> table["delta_AIC"].iloc[0]
+    >>> float(table["delta_AIC"].iloc[0])
     0.0
     """
     if not models:

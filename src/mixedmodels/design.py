@@ -103,6 +103,9 @@ def as_dataframe(data: Any) -> pd.DataFrame:
     """Accept a pandas DataFrame, a polars DataFrame or a mapping of arrays."""
     if isinstance(data, pd.DataFrame):
         frame = data
+    elif type(data).__module__.startswith("polars"):
+        # column by column: polars' own to_pandas() needs pyarrow
+        frame = pd.DataFrame({name: data[name].to_numpy() for name in data.columns})
     elif hasattr(data, "to_pandas") and callable(data.to_pandas):
         frame = data.to_pandas()
     elif isinstance(data, dict):
