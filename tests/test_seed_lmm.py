@@ -157,3 +157,17 @@ def test_nested_codings_agree(seed_models):
         a.design.frame.assign(stress=a.design.y),
     )
     assert slash.loglik == pytest.approx(a.loglik, abs=1e-8)
+
+
+def test_factor_valued_random_slopes(nurses):
+    """(0 + f | g): one random effect per level of f, correlated, as lme4."""
+    model = mm.lmer("stress ~ sex + (0 + sex | hospital)", nurses)
+    vc = model.varcorr()
+    assert list(vc["var1"].iloc[:3]) == ["sexMale", "sexFemale", "sexMale"]
+    assert vc["var2"].iloc[2] == "sexFemale"
+    assert len(model.theta) == 3
+    re = model.random_effects()
+    assert set(re["effect"]) == {"sexMale", "sexFemale"} and len(re) == 2 * 25
+    # equivalent to the intercept + contrast parameterisation: same likelihood
+    other = mm.lmer("stress ~ sex + (1 + sex | hospital)", nurses)
+    assert model.loglik == pytest.approx(other.loglik, abs=1e-5)
