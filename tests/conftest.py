@@ -15,6 +15,15 @@ import mixedmodels as mm
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 FIXTURES = ROOT / "tests" / "fixtures"
+#: the seed chapter's lmer fits in ../shared/seed/reference.json
+SEED_LMM_KEYS = (
+    "gpa_mixed",
+    "gpa_mixed2",
+    "pupils_crossed",
+    "nurses_hierach",
+    "nurses_hierach2",
+    "nurses_nested",
+)
 
 
 def _require(path: Path) -> Path:
@@ -60,14 +69,7 @@ def seed_models(gpa, pupils, nurses, reference) -> dict[str, mm.LinearMixedModel
     """The seed's LMMs, fitted once per test session."""
     data = {"gpa": gpa, "pupils": pupils, "nurses": nurses}
     models = {}
-    for key in (
-        "gpa_mixed",
-        "gpa_mixed2",
-        "pupils_crossed",
-        "nurses_hierach",
-        "nurses_hierach2",
-        "nurses_nested",
-    ):
+    for key in SEED_LMM_KEYS:
         with warnings.catch_warnings():
             warnings.simplefilter("error", mm.ConvergenceWarning)
             models[key] = mm.lmer(reference[key]["formula"], data[key.split("_")[0]])

@@ -11,15 +11,9 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from tests.conftest import SEED_LMM_KEYS
 
-LMM_KEYS = [
-    "gpa_mixed",
-    "gpa_mixed2",
-    "pupils_crossed",
-    "nurses_hierach",
-    "nurses_hierach2",
-    "nurses_nested",
-]
+LMM_KEYS = list(SEED_LMM_KEYS)
 
 
 def _r_term(term: str) -> str:

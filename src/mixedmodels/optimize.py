@@ -105,8 +105,6 @@ def minimize(
         return value if np.isfinite(value) else start_value
 
     algorithm = _ALGORITHMS[control.optimizer]
-    if n == 1 and algorithm == "LN_BOBYQA":
-        algorithm = "LN_BOBYQA"  # nlopt's BOBYQA accepts one dimension
     opt = nlopt.opt(getattr(nlopt, algorithm), n)
     opt.set_min_objective(objective)
     finite_lower = np.where(np.isfinite(lower), lower, -np.inf)

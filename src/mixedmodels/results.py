@@ -13,7 +13,7 @@ from . import _formulaic_compat as fc
 from .design import Design, as_dataframe
 from .formula import parse_formula
 from .lmm import CrossProducts, Solution, solve
-from .optimize import SINGULAR_TOLERANCE, OptSummary, boundary_mask
+from .optimize import OptSummary, boundary_mask
 
 _Z975 = stats.norm.ppf(0.975)
 
@@ -29,7 +29,7 @@ def _is_no_random(re_form: Any) -> bool:
     if isinstance(re_form, float) and np.isnan(re_form):
         return True
     text = str(re_form).replace(" ", "")
-    return text in ("~0", "0", "NA", "~1", "nan")
+    return text in ("~0", "0", "NA", "nan")
 
 
 class LinearMixedModel:
@@ -379,7 +379,3 @@ class LinearMixedModel:
         from ._summary import lmm_html
 
         return lmm_html(self)
-
-    @property
-    def singular_tolerance(self) -> float:
-        return SINGULAR_TOLERANCE
