@@ -12,8 +12,11 @@ from scipy import stats
 from . import _formulaic_compat as fc
 from .design import Design, as_dataframe
 from .formula import parse_formula
+from .inference import InferenceMixin
 from .lmm import CrossProducts, Solution, solve
 from .optimize import OptSummary, boundary_mask
+from .residual import ResidualMixin
+from .toolbox import ToolboxMixin
 
 _Z975 = stats.norm.ppf(0.975)
 
@@ -32,7 +35,7 @@ def _is_no_random(re_form: Any) -> bool:
     return text in ("~0", "0", "NA", "nan")
 
 
-class LinearMixedModel:
+class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
     """A fitted linear mixed model (:func:`mixedmodels.lmer`).
 
     Tables are computed lazily and cached; the fit itself is never mutated.
