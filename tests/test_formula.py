@@ -70,7 +70,6 @@ def test_covariance_structure_wrappers():
         ("y ~ x +", "Empty term", 7),
         ("y ~ x + (1|g|h)", "Only one", 12),
         ("y ~ x + (1|g+h)", "must be column names", 11),
-        ("y ~ x + ar1(0 + f|g)", "not supported yet", 8),
         ("y ~ x)", "Unmatched", 5),
         ("y ~ x - (1|g)", "cannot be subtracted", 8),
     ],

@@ -3,6 +3,12 @@
 A term with k columns has covariance ``σ² T Tᵀ`` for the random effects of one level,
 and Λ = I_ℓ ⊗ T over its ℓ levels.  lme4's unstructured T is lower triangular with
 θ its column-major lower triangle; the diagonal structure keeps only the diagonal.
+
+glmmTMB's structured covariances (``cs``, ``ar1``, ``toep``) are other maps θ -> T with
+``T Tᵀ = S C S``: relative SDs ``S`` (bounded below by 0, like lme4's diagonal θ) and a
+correlation matrix ``C`` whose parameters are unconstrained reals, so the bounded
+optimizer needs no constraint beyond ``θ >= lower``.  T is ``S`` times the Cholesky
+factor of ``C``.
 """
 
 from __future__ import annotations
@@ -104,10 +110,204 @@ class Diagonal(CovarianceStructure):
         return np.diag(np.asarray(theta, dtype=float))
 
 
+def bounded_correlation(x: np.ndarray | float) -> np.ndarray:
+    """Map unconstrained reals to (−1, 1) with ``x / sqrt(1 + x²)`` (glmmTMB's map for ρ)."""
+    x = np.asarray(x, dtype=float)
+    return x / np.sqrt(1.0 + x * x)
+
+
+def ar1_cholesky(rho: float, k: int) -> np.ndarray:
+    """Cholesky factor of the AR(1) correlation matrix ``C_ij = ρ^|i−j|`` in closed form.
+
+    ``L_i0 = ρ^i`` and ``L_ij = ρ^(i−j) sqrt(1 − ρ²)`` for ``1 <= j <= i``: valid (and
+    singular, never failing) at ``|ρ| = 1``.
+
+    Examples
+    --------
+    >>> L = ar1_cholesky(0.5, 3)
+    >>> np.allclose(L @ L.T, 0.5 ** np.abs(np.subtract.outer(range(3), range(3))))
+    True
+    """
+    lag = np.subtract.outer(np.arange(k), np.arange(k))
+    L = np.where(lag >= 0, float(rho) ** np.maximum(lag, 0), 0.0)
+    L[:, 1:] *= np.sqrt(max(0.0, 1.0 - rho * rho))
+    return L
+
+
+def toeplitz_correlations(partial: np.ndarray) -> np.ndarray:
+    """Autocorrelations ρ₁..ρ_m from partial autocorrelations in (−1, 1) (Durbin-Levinson).
+
+    Any partial autocorrelations in (−1, 1) give a positive-definite Toeplitz matrix, so
+    the optimizer can work on unconstrained values mapped by :func:`bounded_correlation`.
+
+    Examples
+    --------
+    >>> toeplitz_correlations(np.array([0.5, 0.0]))  # an AR(1) with ρ = 0.5
+    array([0.5 , 0.25])
+    """
+    m = len(partial)
+    rho = np.zeros(m)
+    coef = np.zeros(0)
+    error = 1.0
+    for j in range(m):
+        phi = float(partial[j])
+        rho[j] = phi * error + (coef @ rho[:j][::-1] if j else 0.0)
+        coef = np.append(coef - phi * coef[::-1], phi)
+        error *= 1.0 - phi * phi
+    return rho
+
+
+@dataclass(frozen=True)
+class _Structured(CovarianceStructure):
+    """Shared parts of the structures with SDs and an unconstrained correlation part."""
+
+    @property
+    def n_sd(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def n_correlation(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def n_theta(self) -> int:
+        return self.n_sd + (self.n_correlation if self.k > 1 else 0)
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.concatenate([np.zeros(self.n_sd), np.full(self.n_theta - self.n_sd, -np.inf)])
+
+    def initial(self) -> np.ndarray:
+        return np.concatenate([np.ones(self.n_sd), np.zeros(self.n_theta - self.n_sd)])
+
+    def correlation_cholesky(self, params: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def factor(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        sd = np.broadcast_to(theta[: self.n_sd], (self.k,))
+        if self.k == 1:
+            return sd.reshape(1, 1).copy()
+        return sd[:, None] * self.correlation_cholesky(theta[self.n_sd :])
+
+    def correlation(self, theta: np.ndarray) -> np.ndarray:
+        """The structure's correlation matrix at θ."""
+        if self.k == 1:
+            return np.ones((1, 1))
+        L = self.correlation_cholesky(np.asarray(theta, dtype=float)[self.n_sd :])
+        return L @ L.T
+
+
+@dataclass(frozen=True)
+class CompoundSymmetry(_Structured):
+    """glmmTMB's ``cs``: one SD per column and one common correlation ρ.
+
+    θ is ``k`` relative SDs then one unconstrained value mapped to ρ in (−1/(k−1), 1).
+
+    Examples
+    --------
+    >>> cs = CompoundSymmetry(3)
+    >>> T = cs.factor(np.array([1.0, 1.0, 1.0, 0.0]))
+    >>> np.round(T @ T.T, 3)
+    array([[1.  , 0.25, 0.25],
+           [0.25, 1.  , 0.25],
+           [0.25, 0.25, 1.  ]])
+    """
+
+    @property
+    def n_sd(self) -> int:
+        return self.k
+
+    @property
+    def n_correlation(self) -> int:
+        return 1
+
+    def rho(self, value: float) -> float:
+        lower = -1.0 / (self.k - 1)
+        return float(lower + (1.0 - lower) * (bounded_correlation(value) + 1.0) / 2.0)
+
+    def correlation_cholesky(self, params: np.ndarray) -> np.ndarray:
+        rho = self.rho(params[0])
+        C = np.full((self.k, self.k), rho)
+        np.fill_diagonal(C, 1.0)
+        return np.linalg.cholesky(C)
+
+
+@dataclass(frozen=True)
+class AR1(_Structured):
+    """glmmTMB's ``ar1``: one common SD and correlations ``ρ^|i−j|`` between columns.
+
+    θ is the relative SD then one unconstrained value x with ``ρ = x / sqrt(1 + x²)``.
+
+    Examples
+    --------
+    >>> T = AR1(3).factor(np.array([2.0, 1 / np.sqrt(3)]))  # ρ = 0.5
+    >>> np.round(T @ T.T, 3)
+    array([[4., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 4.]])
+    """
+
+    @property
+    def n_sd(self) -> int:
+        return 1
+
+    @property
+    def n_correlation(self) -> int:
+        return 1
+
+    def correlation_cholesky(self, params: np.ndarray) -> np.ndarray:
+        return ar1_cholesky(float(bounded_correlation(params[0])), self.k)
+
+
+@dataclass(frozen=True)
+class Toeplitz(_Structured):
+    """glmmTMB's ``toep``: one SD per column and one correlation per lag.
+
+    θ is ``k`` relative SDs then ``k − 1`` unconstrained partial autocorrelations
+    (mapped to (−1, 1)), which keep the Toeplitz correlation matrix positive definite.
+
+    Examples
+    --------
+    >>> C = Toeplitz(3).correlation(np.array([1.0, 1.0, 1.0, 1 / np.sqrt(3), 0.0]))
+    >>> np.round(C, 3)
+    array([[1.  , 0.5 , 0.25],
+           [0.5 , 1.  , 0.5 ],
+           [0.25, 0.5 , 1.  ]])
+    """
+
+    @property
+    def n_sd(self) -> int:
+        return self.k
+
+    @property
+    def n_correlation(self) -> int:
+        return self.k - 1
+
+    def correlation_cholesky(self, params: np.ndarray) -> np.ndarray:
+        rho = toeplitz_correlations(bounded_correlation(params))
+        lags = np.abs(np.subtract.outer(np.arange(self.k), np.arange(self.k)))
+        return np.linalg.cholesky(np.concatenate([[1.0], rho])[lags])
+
+
+_STRUCTURES: dict[str, type[CovarianceStructure]] = {
+    "us": Unstructured,
+    "diag": Diagonal,
+    "cs": CompoundSymmetry,
+    "ar1": AR1,
+    "toep": Toeplitz,
+}
+
+
 def structure_for(name: str, k: int) -> CovarianceStructure:
-    """The covariance structure called ``name`` for a term with ``k`` columns."""
-    if name == "us":
-        return Unstructured(k)
-    if name == "diag":
-        return Diagonal(k)
-    raise ValueError(f"Unknown covariance structure {name!r}. Expecting one of {{'us', 'diag'}}.")
+    """The covariance structure called ``name`` for a term with ``k`` columns.
+
+    Examples
+    --------
+    >>> structure_for("ar1", 6).n_theta
+    2
+    """
+    if name not in _STRUCTURES:
+        raise ValueError(
+            f"Unknown covariance structure {name!r}. Expecting one of {set(_STRUCTURES)}."
+        )
+    return _STRUCTURES[name](k)

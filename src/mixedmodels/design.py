@@ -426,7 +426,10 @@ def check_lmm_design(design: Design) -> None:
                 "distinguishable from the residual. Remove the term or use a coarser grouping."
             )
     total = sum(t.n_effects for t in design.terms)
-    if total >= n:
+    # glmmTMB (structured terms such as diag(0 + f | g)) does not refuse this, and its
+    # residual-like models need it: gpa ~ (1|student) + diag(0 + occas|student)
+    structured = any(t.structure != "us" for t in design.terms)
+    if total >= n and not structured:
         raise DataError(
             f"The model has {total} random effects for {n} observations: more random effects "
             "than observations. Simplify the random-effects terms."

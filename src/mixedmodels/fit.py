@@ -6,6 +6,7 @@ The stages are public so that each can be called on its own, as lme4's
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,12 @@ def lmer_design(
         parse_formula(formula), data, weights=weights, offset=offset, na_action=na_action
     )
     check_lmm_design(design)
+    if any(t.structure != "us" for t in design.terms):
+        # glmmTMB-style model: among terms with as many levels, the widest goes first so
+        # it forms the block-diagonal first block and the dense tail stays small (lme4
+        # formulas keep lme4's order, which its output labels follow)
+        ordered = sorted(design.terms, key=lambda t: (-t.n_levels, -t.n_columns))
+        design = dataclasses.replace(design, terms=tuple(ordered))
     return design
 
 

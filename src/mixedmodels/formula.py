@@ -24,7 +24,7 @@ from .errors import FormulaError
 
 #: glmmTMB covariance-structure wrappers recognised around a bar term.
 COVARIANCE_STRUCTURES = ("us", "diag", "cs", "ar1", "toep")
-_SUPPORTED_STRUCTURES = ("us", "diag")
+_SUPPORTED_STRUCTURES = COVARIANCE_STRUCTURES
 
 _NAME = r"(?:[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)"
 _GROUP_RE = re.compile(rf"^\s*{_NAME}\s*(?:[:/]\s*{_NAME}\s*)*$")
@@ -45,7 +45,8 @@ class RandomTerm:
     factors : tuple of str
         Columns whose interaction defines the groups, e.g. ``("hospital", "ward")``.
     structure : str
-        Covariance structure of the term: ``"us"`` (unstructured, lme4's) or ``"diag"``.
+        Covariance structure of the term: ``"us"`` (unstructured, lme4's), or glmmTMB's
+        ``"diag"``, ``"cs"``, ``"ar1"`` or ``"toep"`` (see :mod:`mixedmodels.covariance`).
     """
 
     expr: str
