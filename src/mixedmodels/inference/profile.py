@@ -1,0 +1,455 @@
+"""Likelihood profiles and profile confidence intervals, as lme4's ``profile.merMod``.
+
+lme4 profiles the *ML* deviance (a REML fit is refitted by ML first, in ``devfun2``):
+
+- a variance parameter (an SD, a correlation or σ, on lme4's SD/correlation scale) is
+  fixed on a grid and the deviance is minimized over the other variance parameters, β
+  profiled out by penalized least squares;
+- a fixed effect β_j is fixed by moving ``x_j β_j`` into the offset and minimizing the
+  profiled ML deviance over θ.  Here that model's cross-products are a linear map of the
+  full model's, so no pass over the rows is needed.
+
+ζ = sign(value − estimate) √(deviance − minimum).  The grid is stepped as lme4's
+``fillmat``/``nextpar`` do (ζ steps of ``cutoff / 8``, until |ζ| passes
+``cutoff = √χ²₀.₉₉(#parameters)`` or a bound is met), the ζ trace is interpolated by a
+natural cubic spline and inverted as splines' ``backSpline``, so the intervals agree
+with lme4's ``confint(method = "profile")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+from scipy import interpolate, stats
+
+from ..errors import MixedModelsError
+from ..lmm import CrossProducts, factorize, objective
+from ._params import VarianceLayout, bounded_minimize, sdcor_to_theta, theta_to_sdcor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..results import LinearMixedModel
+
+
+class ProfileWarning(UserWarning):
+    """A likelihood profile could not bracket an interval bound or was not monotone."""
+
+
+def ml_fit(model: LinearMixedModel) -> tuple[np.ndarray, float, np.ndarray, float, np.ndarray]:
+    """θ, σ, β, deviance and SE(β) of the ML fit (the model itself when it is ML).
+
+    A REML fit is refitted by ML from its θ, as lme4's ``refitML``.
+    """
+    cp = model.crossprods
+    if model.reml:
+        lower = cp.lower_bounds()
+        upper = np.full(lower.size, np.inf)
+
+        def ml(theta: np.ndarray) -> float:
+            return _ml_deviance(cp, theta)
+
+        theta, _ = bounded_minimize(ml, model.theta, lower, upper, tol=1e-10)
+    else:
+        theta = model.theta
+    fac = factorize(cp, theta)
+    p = cp.p
+    L33 = fac.L33
+    Lx = L33[:p, :p]
+    beta = sla.solve_triangular(Lx.T, L33[p, :p], lower=False) if p else np.zeros(0)
+    sigma = float(abs(L33[p, p]) / np.sqrt(cp.n))
+    vcov_unscaled = sla.cho_solve((Lx, True), np.eye(p)) if p else np.zeros((0, 0))
+    se = sigma * np.sqrt(np.diag(vcov_unscaled))
+    return theta, sigma, beta, objective(cp, fac, False), se
+
+
+def _ml_deviance(cp: CrossProducts, theta: np.ndarray) -> float:
+    try:
+        return objective(cp, factorize(cp, theta), False)
+    except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
+        return float("inf")
+
+
+def _deviance_sdcor(cp: CrossProducts, pars: np.ndarray) -> tuple[float, np.ndarray]:
+    """ML deviance at (SDs/correlations, σ), β profiled out (lme4's ``devfun2``)."""
+    sigma = pars[-1]
+    if not sigma > 0:
+        return float("inf"), np.full(cp.p, np.nan)
+    try:
+        fac = factorize(cp, sdcor_to_theta(cp, pars))
+    except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
+        return float("inf"), np.full(cp.p, np.nan)
+    p = cp.p
+    r2 = fac.L33[p, p] ** 2
+    s2 = sigma * sigma
+    value = fac.logdet_z + r2 / s2 + cp.n * np.log(2.0 * np.pi * s2) - cp.sum_log_weights
+    beta = sla.solve_triangular(fac.L33[:p, :p].T, fac.L33[p, :p], lower=False) if p else []
+    return float(value), np.asarray(beta)
+
+
+def drop_fixed_column(cp: CrossProducts, j: int, value: float) -> CrossProducts:
+    """Cross-products of the model with β_j fixed at ``value``: x_j·value moves into the
+    offset and column j leaves X.  The [X y] blocks are a linear map of the full ones."""
+    p = cp.p
+    keep = [c for c in range(p) if c != j]
+    T = np.zeros((p + 1, p))
+    T[keep, np.arange(p - 1)] = 1.0
+    T[p, p - 1] = 1.0
+    T[j, p - 1] = -value
+    return dataclasses.replace(
+        cp,
+        p=p - 1,
+        C1=cp.C1 @ T,
+        C2=cp.C2 @ T,
+        XyXy=T.T @ cp.XyXy @ T,
+    )
+
+
+@dataclasses.dataclass
+class _Trace:
+    name: str
+    rows: np.ndarray  # (m, 1 + nptot): zeta then all parameters, sorted by the parameter
+
+
+def _next_value(
+    prev: np.ndarray, last: np.ndarray, col: int, delta: float, lower: float, upper: float
+) -> float:
+    """lme4's ``nextpar``: step so that ζ changes by about ``delta``."""
+    num = last[col] - prev[col]
+    denom = last[0] - prev[0]
+    minstep = 1e-6
+    if not np.isfinite(denom) or denom == 0:
+        warnings.warn(
+            "Last two rows have identical or NA zeta values: using minstep",
+            ProfileWarning,
+            stacklevel=4,
+        )
+        step = minstep
+    else:
+        step = delta * num / denom
+        if step < 0:
+            warnings.warn(
+                "unexpected decrease in profile: using minstep", ProfileWarning, stacklevel=4
+            )
+            step = minstep
+        elif abs(step) > abs(10.0 * num):  # lme4's maxmult = 10
+            step = abs(10.0 * num)
+    return float(min(upper, max(lower, last[col] + np.sign(num) * step)))
+
+
+def _fill(
+    first: np.ndarray,
+    second: np.ndarray,
+    col: int,
+    lower: float,
+    upper: float,
+    zeta_at: Callable[[float, np.ndarray], np.ndarray],
+    delta: float,
+    cutoff: float,
+    maxpts: int,
+) -> list[np.ndarray]:
+    """lme4's ``fillmat``: walk away from the estimate until |ζ| > cutoff or a bound."""
+    rows = [first, second]
+    while len(rows) < maxpts:
+        last = rows[-1]
+        z = abs(last[0])
+        if not (lower < last[col] < upper) or (np.isfinite(z) and z > cutoff):
+            break
+        if not np.isfinite(z):
+            break
+        value = _next_value(rows[-2], last, col, delta, lower, upper)
+        rows.append(zeta_at(value, last))
+    return rows
+
+
+class Profiler:
+    """Profiles of every parameter of one model (ML deviance, lme4's scales)."""
+
+    def __init__(self, model: LinearMixedModel, alphamax: float = 0.01, maxpts: int = 100):
+        self.model = model
+        cp = model.crossprods
+        self.cp = cp
+        self.layout = VarianceLayout.of(cp)
+        theta, sigma, beta, base, se = ml_fit(model)
+        self.theta_ml, self.sigma_ml, self.beta_ml, self.base, self.se_ml = (
+            theta,
+            sigma,
+            beta,
+            base,
+            se,
+        )
+        self.fixed_names = list(model.design.fixed_names)
+        self.opt = np.concatenate([theta_to_sdcor(cp, theta, sigma), beta])
+        self.names = list(self.layout.names) + self.fixed_names
+        self.nvp = len(self.layout.names)
+        self.nptot = len(self.names)
+        self.maxpts = maxpts
+        self.cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - alphamax, self.nptot)))
+        self.delta = self.cutoff / 8.0
+        check, _ = _deviance_sdcor(cp, self.opt[: self.nvp])
+        if not abs(check - base) <= 1e-5 * max(1.0, abs(base)):
+            raise MixedModelsError(
+                "Profiling over both the residual SD and the fixed effects is not numerically "
+                f"consistent with the fit (deviance {check:.6f} vs {base:.6f})."
+            )
+
+    # -- one point of a profile ----------------------------------------------------------
+    def _zeta_variance(self, w: int, value: float, start: np.ndarray) -> np.ndarray:
+        cp, nvp = self.cp, self.nvp
+        others = np.array([i for i in range(nvp) if i != w])
+        pars = np.empty(nvp)
+        pars[w] = value
+
+        def f(x: np.ndarray) -> float:
+            pars[others] = x
+            return _deviance_sdcor(cp, pars)[0]
+
+        try:
+            x, fval = bounded_minimize(
+                f, start[1 + others], self.layout.lower[others], self.layout.upper[others]
+            )
+        except FloatingPointError:
+            return np.full(1 + self.nptot, np.nan)
+        pars[others] = x
+        _, beta = _deviance_sdcor(cp, pars)
+        devdiff = self._devdiff(fval)
+        zeta = np.sign(value - self.opt[w]) * np.sqrt(devdiff)
+        return np.concatenate([[zeta], pars, beta])
+
+    def _zeta_fixed(self, j: int, value: float, start: np.ndarray) -> np.ndarray:
+        cp = drop_fixed_column(self.cp, j, value)
+        lower = cp.lower_bounds()
+
+        def f(theta: np.ndarray) -> float:
+            return _ml_deviance(cp, theta)
+
+        try:  # lme4 restarts every fixed-effect point from the ML θ
+            theta, fval = bounded_minimize(f, self.theta_ml, lower, np.full(lower.size, np.inf))
+        except FloatingPointError:
+            return np.full(1 + self.nptot, np.nan)
+        fac = factorize(cp, theta)
+        p = cp.p
+        sigma = float(abs(fac.L33[p, p]) / np.sqrt(cp.n))
+        beta_rest = (
+            sla.solve_triangular(fac.L33[:p, :p].T, fac.L33[p, :p], lower=False)
+            if p
+            else np.zeros(0)
+        )
+        beta = np.insert(beta_rest, j, value)
+        zeta = np.sign(value - self.beta_ml[j]) * np.sqrt(self._devdiff(fval))
+        return np.concatenate([[zeta], theta_to_sdcor(self.cp, theta, sigma), beta])
+
+    def _devdiff(self, fval: float) -> float:
+        devdiff = fval - self.base
+        if devdiff < -1e-6 * max(1.0, abs(self.base)):
+            raise MixedModelsError(
+                f"Profiling found a lower deviance ({fval:.6f}) than the ML fit "
+                f"({self.base:.6f}): the fit had not converged; refit with tighter tolerances."
+            )
+        return max(0.0, devdiff)
+
+    # -- a whole profile -----------------------------------------------------------------
+    def trace(self, index: int) -> _Trace:
+        """The ζ trace of parameter ``index`` (position in :attr:`names`)."""
+        col = 1 + index
+        center = np.concatenate([[0.0], self.opt])
+        estimate = self.opt[index]
+        if index < self.nvp:
+            lower, upper = self.layout.lower[index], self.layout.upper[index]
+            shift = 0.001 if estimate == 0 else estimate * 1.01
+
+            def zeta_at(value: float, start: np.ndarray) -> np.ndarray:
+                return self._zeta_variance(index, value, start)
+
+            first = zeta_at(shift, center)
+        else:
+            lower, upper = -np.inf, np.inf
+            j = index - self.nvp
+
+            def zeta_at(value: float, start: np.ndarray) -> np.ndarray:
+                return self._zeta_fixed(j, value, start)
+
+            first = zeta_at(estimate + self.delta * self.se_ml[j], center)
+        args = (col, lower, upper, zeta_at, self.delta, self.cutoff, self.maxpts)
+        up = _fill(center, first, *args)
+        down = _fill(first, center, *args) if estimate > lower else [first, center]
+        rows = np.unique(np.array(up + down[2:]), axis=0)
+        rows = rows[np.argsort(rows[:, col], kind="stable")]
+        return _Trace(self.names[index], rows)
+
+
+def _natural_spline_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return interpolate.CubicSpline(x, y, bc_type="natural")(x, 1)
+
+
+def back_spline(values: np.ndarray, zeta: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """ζ → value: splines' ``backSpline`` of the natural interpolating spline value → ζ.
+
+    Raises ValueError when the trace is not monotone or too short for a cubic spline.
+    """
+    keep = np.isfinite(values) & np.isfinite(zeta)
+    x, y = values[keep], zeta[keep]
+    if x.size < 4 or np.any(np.diff(x) <= 0):
+        raise ValueError("need at least 4 distinct points")
+    slopes = _natural_spline_slopes(x, y)
+    adiff = np.diff(y)
+    if np.all(adiff < 0):
+        reverse = True
+    elif np.all(adiff > 0):
+        reverse = False
+    else:
+        raise ValueError("spline must be monotone")
+    kdiff = np.diff(x)
+    nk = x.size
+    b = np.zeros((nk, 4))
+    b[:, 0] = x
+    b[:, 1] = 1.0 / slopes
+    for i in range(nk - 1):
+        a = np.array([[adiff[i] ** 2, adiff[i] ** 3], [2 * adiff[i], 3 * adiff[i] ** 2]])
+        rhs = np.array([kdiff[i] - adiff[i] * b[i, 1], b[i + 1, 1] - b[i, 1]])
+        b[i, 2:4] = np.linalg.solve(a, rhs)
+    b[nk - 1, 1:] = np.nan
+    if nk > 2:
+        b[0, 3] = b[nk - 2, 3] = 0.0
+        a = np.array([[adiff[0], adiff[0] ** 2], [1.0, 2 * adiff[0]]])
+        b[0, 1:3] = np.linalg.solve(a, np.array([kdiff[0], 1.0 / slopes[1]]))
+        b[nk - 2, 2] = (kdiff[-1] - adiff[-1] * b[nk - 2, 1]) / adiff[-1] ** 2
+    if b[0, 2] > 0:
+        b[0, 2] = 0.0
+        b[0, 1] = kdiff[0] / adiff[0]
+    if b[nk - 2, 2] < 0:
+        b[nk - 2, 2] = 0.0
+        b[nk - 2, 1] = kdiff[-1] / adiff[-1]
+    knots = y
+    if reverse:
+        knots, b = knots[::-1], b[::-1]
+
+    def predict(z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=float)
+        # R's cut(): intervals (k_i, k_{i+1}], the first knot itself in the first interval
+        i = np.searchsorted(knots, z, side="left") - 1
+        i = np.where(z == knots[0], 0, i)
+        inside = (i >= 0) & (i < knots.size - 1)
+        i = np.clip(i, 0, knots.size - 2)
+        d = z - knots[i]
+        out = ((b[i, 3] * d + b[i, 2]) * d + b[i, 1]) * d + b[i, 0]
+        return np.where(inside, out, np.nan)
+
+    return predict
+
+
+def interval_from_trace(
+    trace: _Trace, col: int, zeta: np.ndarray, bounds: tuple[float, float]
+) -> np.ndarray:
+    """The values where the trace reaches ``zeta`` (lme4's ``confint.thpr``).
+
+    An end the trace does not reach is the parameter's bound when the profile ran into
+    that bound (an SD of 0, a correlation of ±1), else NaN with a :class:`ProfileWarning`.
+    """
+    values, z = trace.rows[:, col], trace.rows[:, 0]
+    try:
+        result = back_spline(values, z)(zeta)
+    except (ValueError, np.linalg.LinAlgError):
+        ok = np.isfinite(values) & np.isfinite(z)
+        if not ok.any() or np.any(np.diff(z[ok]) < -0.01):
+            warnings.warn(
+                f"non-monotonic profile for {trace.name}: no interval",
+                ProfileWarning,
+                stacklevel=4,
+            )
+            return np.full(zeta.shape, np.nan)
+        if ok.sum() >= 4:
+            warnings.warn(
+                f"bad spline fit for {trace.name}: falling back to linear interpolation",
+                ProfileWarning,
+                stacklevel=4,
+            )
+        zs, vs = z[ok], values[ok]
+        result = np.where((zeta >= zs.min()) & (zeta <= zs.max()), np.interp(zeta, zs, vs), np.nan)
+    result = np.array(result, dtype=float)
+    for side, bound, hit in (
+        (0, bounds[0], np.nanmin(values) <= bounds[0]),
+        (1, bounds[1], np.nanmax(values) >= bounds[1]),
+    ):
+        if np.isnan(result[side]):
+            if hit:
+                result[side] = bound
+            else:
+                warnings.warn(
+                    f"The profile of {trace.name} did not reach zeta = {zeta[side]:.3g} "
+                    f"on the {'lower' if side == 0 else 'upper'} side: that bound is NaN. "
+                    "The likelihood is too flat in that direction (increase maxpts, or "
+                    "use method='boot').",
+                    ProfileWarning,
+                    stacklevel=4,
+                )
+    return result
+
+
+def select_parameters(names: Sequence[str], nvp: int, parm: object) -> list[int]:
+    """Positions selected by ``parm``: None (all), names, positions, "theta_" or "beta_"."""
+    if parm is None:
+        return list(range(len(names)))
+    items = [parm] if isinstance(parm, str | int) else list(parm)  # type: ignore[arg-type]
+    chosen: list[int] = []
+    for item in items:
+        if item == "theta_":
+            chosen.extend(range(nvp))
+        elif item == "beta_":
+            chosen.extend(range(nvp, len(names)))
+        elif isinstance(item, int | np.integer):
+            if not 0 <= int(item) < len(names):
+                raise ValueError(
+                    f"parm: position {item} is out of range; the model has {len(names)} "
+                    f"parameters ({', '.join(names)})."
+                )
+            chosen.append(int(item))
+        elif item in names:
+            chosen.append(list(names).index(item))
+        else:
+            raise ValueError(
+                f"parm: unknown parameter {item!r}. Expecting any of {list(names)}, "
+                "'theta_' or 'beta_'."
+            )
+    return sorted(set(chosen))
+
+
+def profile_table(profiler: Profiler, which: list[int]) -> pd.DataFrame:
+    """Tidy traces: parameter, value, zeta, then every parameter's value along the trace."""
+    frames = []
+    for index in which:
+        trace = profiler.trace(index)
+        frame = pd.DataFrame(trace.rows[:, 1:], columns=profiler.names)
+        frame.insert(0, "zeta", trace.rows[:, 0])
+        frame.insert(0, "value", trace.rows[:, 1 + index])
+        frame.insert(0, "parameter", profiler.names[index])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def profile_confint(
+    model: LinearMixedModel, parm: object = None, level: float = 0.95
+) -> pd.DataFrame:
+    """Profile intervals for the selected parameters (see ``confint``)."""
+    profiler = Profiler(model)
+    which = select_parameters(profiler.names, profiler.nvp, parm)
+    alpha = (1.0 - level) / 2.0
+    zeta = stats.norm.ppf([alpha, 1.0 - alpha])
+    rows = []
+    for index in which:
+        trace = profiler.trace(index)
+        if index < profiler.nvp:
+            bounds = (profiler.layout.lower[index], profiler.layout.upper[index])
+        else:
+            bounds = (-np.inf, np.inf)
+        rows.append(interval_from_trace(trace, 1 + index, zeta, bounds))
+    names = [_display_name(profiler.names[i]) for i in which]
+    return pd.DataFrame(np.array(rows), index=names, columns=["lower", "upper"])
+
+
+def _display_name(name: str) -> str:
+    return "Intercept" if name == "(Intercept)" else name

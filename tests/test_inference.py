@@ -1,0 +1,112 @@
+"""Inference against R: lme4 profile intervals, lmerTest Satterthwaite, pbkrtest
+Kenward-Roger, lme4 anova (fixtures made by tools/make_inference_fixtures.R) and the
+seed's profile-interval table.
+
+Tolerances (issue 5): intervals within 1e-3 relative, df within 1%.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from tests.conftest import fixture_frame, load_fixture
+
+FIXTURE = "lme4_inference.json"
+LMM_FIXTURE = "lme4_lmm.json"
+
+
+def _r_name(name: str) -> str:
+    return "Intercept" if name == "(Intercept)" else name
+
+
+@pytest.fixture(scope="module")
+def inference_fixture() -> dict:
+    return load_fixture(FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def r_models(inference_fixture) -> dict[str, mm.LinearMixedModel]:
+    data = load_fixture(LMM_FIXTURE)
+    models = {}
+    for name, spec in inference_fixture["models"].items():
+        frame = fixture_frame(data, spec["dataset"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", mm.ConvergenceWarning)
+            models[name] = mm.lmer(spec["formula"], frame, reml=spec["reml"])
+    return models
+
+
+def _expected_ci(table: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(table).set_index("param")
+    frame.index = [_r_name(i) for i in frame.index]
+    return frame.astype(float)
+
+
+def test_seed_profile_table(seed_models, reference):
+    """The seed's confint(gpa_mixed) (section 20.2.3), computed on the ML refit as lme4."""
+    ci = seed_models["gpa_mixed"].confint(method="profile")
+    expected = pd.DataFrame(reference["gpa_mixed"]["profile_ci"]).set_index("param")
+    expected.index = [_r_name(i) for i in expected.index]
+    assert list(ci.index) == list(expected.index)
+    np.testing.assert_allclose(ci["lower"], expected["lower"], rtol=1e-3)
+    np.testing.assert_allclose(ci["upper"], expected["upper"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["sleepstudy", "dyestuff"])
+def test_profile_ci_matches_lme4(name, inference_fixture, r_models):
+    expected = _expected_ci(inference_fixture["models"][name]["profile_ci"])
+    ci = r_models[name].confint(method="profile")
+    assert list(ci.index) == list(expected.index)
+    np.testing.assert_allclose(ci["lower"], expected["lower"], rtol=1e-3)
+    np.testing.assert_allclose(ci["upper"], expected["upper"], rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["sleepstudy", "dyestuff"])
+def test_wald_ci_matches_lme4(name, inference_fixture, r_models):
+    expected = _expected_ci(inference_fixture["models"][name]["wald_ci"])
+    ci = r_models[name].confint(method="wald")
+    assert list(ci.index) == list(expected.index)
+    np.testing.assert_allclose(ci["lower"], expected["lower"], rtol=1e-6)
+    np.testing.assert_allclose(ci["upper"], expected["upper"], rtol=1e-6)
+
+
+def test_profile_subset_and_traces(r_models):
+    model = r_models["sleepstudy"]
+    ci = model.confint(parm=["sigma", "Days"])
+    assert list(ci.index) == ["sigma", "Days"]
+    prof = model.profile(parm="theta_")
+    assert list(prof["parameter"].unique()) == [
+        "sd_(Intercept)|Subject",
+        "cor_Days.(Intercept)|Subject",
+        "sd_Days|Subject",
+        "sigma",
+    ]
+    for _, trace in prof.groupby("parameter"):
+        assert trace["zeta"].is_monotonic_increasing
+        assert (trace["zeta"].abs() < 1e-8).sum() == 1  # the estimate itself
+
+
+def test_profile_singular_fit_reports_the_bound():
+    data = fixture_frame(load_fixture(LMM_FIXTURE), "Dyestuff2")
+    with pytest.warns(mm.SingularFitWarning):
+        model = mm.lmer("Yield ~ 1 + (1 | Batch)", data)
+    ci = model.confint(parm="sd_(Intercept)|Batch")
+    assert ci.loc["sd_(Intercept)|Batch", "lower"] == 0.0
+    assert ci.loc["sd_(Intercept)|Batch", "upper"] > 0.0
+
+
+def test_confint_bad_input(r_models):
+    model = r_models["dyestuff"]
+    with pytest.raises(ValueError, match="method: expecting one of"):
+        model.confint(method="likelihood")
+    with pytest.raises(ValueError, match="level must be a number strictly between 0 and 1"):
+        model.confint(method="wald", level=95)
+    with pytest.raises(ValueError, match="parm: unknown parameter 'slope'"):
+        model.confint(method="wald", parm="slope")
+    with pytest.raises(ValueError, match="parm: position 7 is out of range"):
+        model.confint(method="wald", parm=7)
