@@ -22,6 +22,7 @@ from .errors import (
 )
 from .fit import deviance_function, lmer, lmer_design
 from .linear import LinearModel, lm
+from .lmlist import lmlist
 from .optimize import Control
 from .results import LinearMixedModel
 
@@ -44,4 +45,5 @@ __all__ = [
     "lm",
     "lmer",
     "lmer_design",
+    "lmlist",
 ]

@@ -1,6 +1,18 @@
-"""The seed's toolbox on fitted models: simulation intervals, plots, equations (issue: toolbox)."""
+"""The seed's toolbox on fitted models: simulation intervals, plots, equations (issue: toolbox).
+
+The methods are thin: the work is in :mod:`mixedmodels.simulate`, :mod:`mixedmodels.plots`
+and :mod:`mixedmodels.latex`, which read results and are never imported by the numerics.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .plots import PlotAccessor
+    from .simulate import Stat, Which
 
 
 class ToolboxMixin:
@@ -8,3 +20,59 @@ class ToolboxMixin:
 
     Mixed into :class:`mixedmodels.results.LinearMixedModel`.
     """
+
+    def resim(self, nsim: int = 1000, seed: Any = None) -> pd.DataFrame:
+        """Mean, median and SD of draws of the random effects, as merTools' ``REsim``.
+
+        See :func:`mixedmodels.simulate.resim`.
+        """
+        from .simulate import resim
+
+        return resim(self, nsim=nsim, seed=seed)  # type: ignore[arg-type]
+
+    def predict_interval(
+        self,
+        newdata: Any = None,
+        level: float = 0.95,
+        nsim: int = 1000,
+        which: Which = "full",
+        include_resid_var: bool = True,
+        stat: Stat = "median",
+        seed: Any = None,
+    ) -> pd.DataFrame:
+        """Simulated prediction intervals (fit, lower, upper), as merTools' ``predictInterval``.
+
+        See :func:`mixedmodels.simulate.predict_interval`.
+        """
+        from .simulate import predict_interval
+
+        return predict_interval(
+            self,  # type: ignore[arg-type]
+            newdata=newdata,
+            level=level,
+            nsim=nsim,
+            which=which,
+            include_resid_var=include_resid_var,
+            stat=stat,
+            seed=seed,
+        )
+
+    @property
+    def plot(self) -> PlotAccessor:
+        """Plots of the fit: ``caterpillar()``, ``shrinkage()``, ``fitted()``,
+        ``marginal_cov()``, ``residuals()``, ``profile()``; each returns a Figure.
+
+        See :class:`mixedmodels.plots.PlotAccessor`.
+        """
+        from .plots import PlotAccessor
+
+        return PlotAccessor(self)  # type: ignore[arg-type]
+
+    def to_latex(self) -> str:
+        """The model equation in equatiomatic's form (``extract_eq``).
+
+        See :func:`mixedmodels.latex.to_latex`.
+        """
+        from .latex import to_latex
+
+        return to_latex(self)
