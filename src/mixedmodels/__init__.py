@@ -21,6 +21,8 @@ from .errors import (
     SingularFitWarning,
 )
 from .fit import deviance_function, lmer, lmer_design
+from .fit_glmm import glmer
+from .glmm_results import GeneralizedLinearMixedModel
 from .linear import LinearModel, lm
 from .lmlist import lmlist
 from .optimize import Control
@@ -33,6 +35,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "FormulaError",
+    "GeneralizedLinearMixedModel",
     "LinearMixedModel",
     "LinearModel",
     "MissingDataWarning",
@@ -42,6 +45,7 @@ __all__ = [
     "aic_table",
     "datasets",
     "deviance_function",
+    "glmer",
     "lm",
     "lmer",
     "lmer_design",

@@ -42,9 +42,20 @@ def required_variables(expr: str) -> list[str]:
     return sorted(str(v) for v in variables)
 
 
+def _r_powers(rhs: str) -> str:
+    """R's ``^`` inside a function call (``I(age^2)``) is a power; in Python it is xor."""
+    out, depth = [], 0
+    for ch in rhs:
+        depth += ch == "("
+        depth -= ch == ")"
+        out.append("**" if ch == "^" and depth > 0 else ch)
+    return "".join(out)
+
+
 def _materialize(rhs: str, frame: pd.DataFrame):
     from formulaic import model_matrix
 
+    rhs = _r_powers(rhs)
     try:
         return model_matrix(rhs, frame, na_action="raise")
     except FormulaError:

@@ -111,3 +111,48 @@ def lmm_html(model: LinearMixedModel) -> str:
         "</div>",
     ]
     return "\n".join(parts)
+
+
+def glmm_summary(model) -> str:
+    """lme4's summary layout for a glmer fit."""
+    method = (
+        "Laplace Approximation"
+        if model.nagq == 1
+        else f"Adaptive Gauss-Hermite Quadrature (nAGQ = {model.nagq})"
+    )
+    lines = [
+        f"Generalized linear mixed model fit by maximum likelihood ({method})",
+        f" Family: {model.family.name}  ( {model.family.link.name} )",
+        f"Formula: {model.formula}",
+    ]
+    if model.design.n_dropped_na:
+        lines.append(f"  ({model.design.n_dropped_na} observations deleted due to missingness)")
+    lines += [
+        "",
+        "     AIC      BIC   logLik deviance df.resid",
+        f" {model.aic:8.1f} {model.bic:8.1f} {model.loglik:8.1f} {model.deviance:8.1f} "
+        f"{model.nobs - model.npar:8d}",
+        "",
+        "Random effects:",
+    ]
+    lines.extend(_random_effects_block(model))
+    groups = ", ".join(f"{g}, {n}" for g, n in model.ngroups.items())
+    lines.append(f"Number of obs: {model.nobs}, groups:  {groups}")
+    lines.append("")
+    lines.append("Fixed effects:")
+    fe = model.fixed_effects()
+    table = pd.DataFrame(
+        {
+            "Estimate": fe["value"].to_numpy(),
+            "Std. Error": fe["se"].to_numpy(),
+            "z value": fe["z"].to_numpy(),
+            "Pr(>|z|)": fe["p_value"].to_numpy(),
+        },
+        index=fe["term"].to_numpy(),
+    )
+    lines.append(table.to_string(float_format=lambda v: f"{v:.6g}"))
+    if model.is_singular:
+        lines.append("boundary (singular) fit: see help('isSingular')")
+    if not model.converged:
+        lines.append("Convergence warnings: " + "; ".join(model.full_opt_summary.messages))
+    return "\n".join(lines)

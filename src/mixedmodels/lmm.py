@@ -434,6 +434,8 @@ class Solution:
     b_cov: list[np.ndarray]  # per internal term, (ℓ, k, k), σ² included
     pwrss: float
     u_norm2: float
+    u: list[np.ndarray] = field(default_factory=list)  # spherical modes per term, (ℓ, k)
+    logdet_z: float = 0.0  # log|ΛᵀZᵀZΛ + I|
 
 
 def solve(
@@ -484,6 +486,7 @@ def solve(
         u1 = np.linalg.solve(np.swapaxes(L11, 1, 2), c1[:, :, None])[:, :, 0]
         u2 = np.zeros(0)
     u_norm2 = float(np.sum(u1**2) + np.sum(u2**2))
+    u_terms = [u1]
     b.append(u1 @ T1.T)
     if conditional_variances:
         Linv1 = np.linalg.inv(L11)  # (ℓ, k, k)
@@ -501,10 +504,11 @@ def solve(
         k = term.n_columns
         T = factors[index]
         u = u2[start:stop].reshape(term.n_levels, k)
+        u_terms.append(u)
         b.append(u @ T.T)
         if conditional_variances:
             D = L22inv[:, start:stop].reshape(cp.q2, term.n_levels, k)
             cov_u = np.einsum("ila,ilb->lab", D, D)
             b_cov.append(sigma2 * (T[None] @ cov_u @ T.T[None]))
     pwrss = float(r2)
-    return Solution(beta, sigma, vcov_unscaled, b, b_cov, pwrss, u_norm2)
+    return Solution(beta, sigma, vcov_unscaled, b, b_cov, pwrss, u_norm2, u_terms, fac.logdet_z)

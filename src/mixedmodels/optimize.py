@@ -80,9 +80,15 @@ _ALGORITHMS = {"bobyqa": "LN_BOBYQA", "nelder_mead": "LN_NELDERMEAD"}
 
 
 def minimize(
-    func: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray, control: Control
+    func: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    control: Control,
+    initial_step: np.ndarray | None = None,
 ) -> OptSummary:
-    """Minimize ``func`` from ``x0`` subject to ``x >= lower`` with nlopt."""
+    """Minimize ``func`` from ``x0`` subject to ``x >= lower`` with nlopt.
+
+    ``initial_step`` defaults to 0.75 per coordinate (θ starts at the identity)."""
     import nlopt
 
     if control.optimizer not in _ALGORITHMS:
@@ -114,7 +120,7 @@ def minimize(
     opt.set_xtol_abs(control.xtol_abs)
     opt.set_maxeval(control.maxeval)
     # a step of 0.75 from θ = identity explores relative SDs of 0.25 to 1.75 first
-    opt.set_initial_step(np.full(n, 0.75))
+    opt.set_initial_step(np.full(n, 0.75) if initial_step is None else initial_step)
     try:
         x = opt.optimize(x0)
         code = opt.last_optimize_result()

@@ -1,0 +1,345 @@
+"""``glmer``: generalized linear mixed models with lme4's formula, estimates and stages.
+
+Stage 1 optimizes θ with β estimated inside PIRLS (lme4's ``nAGQ = 0`` fit); stage 2
+optimizes θ and β together on the Laplace (or adaptive Gauss-Hermite) deviance,
+starting from stage 1, as lme4's default two-stage ``glmer``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .design import NaAction, as_dataframe, build_design
+from .errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning
+from .families import Family, get_family
+from .formula import parse_formula
+from .glmm import GlmmProblem
+from .glmm_results import GeneralizedLinearMixedModel
+from .lmm import CrossProducts, Solution, solve
+from .optimize import (
+    Control,
+    OptSummary,
+    check_convergence,
+    minimize,
+)
+
+_RESPONSE = "__response__"
+_OFFSET = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
+
+
+def _split_arguments(text: str) -> list[str]:
+    depth, start, parts = 0, 0, []
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _evaluate(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    """A column or simple arithmetic on columns (``size - incidence``, ``log(exposure)``)."""
+    expr = expr.strip()
+    if expr in frame.columns:
+        return pd.to_numeric(frame[expr], errors="coerce").to_numpy(dtype=float)
+    cleaned = re.sub(r"\b(?:np|numpy)\.", "", expr)
+    try:
+        return np.asarray(frame.eval(cleaned, engine="python"), dtype=float)
+    except Exception as exc:
+        raise DataError(f"Could not evaluate '{expr}' on the data: {exc}") from None
+
+
+def _binary(values: pd.Series) -> np.ndarray:
+    """R's rule for a factor response: the first level is failure, the others success."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        return np.where(codes < 0, np.nan, (codes > 0).astype(float))
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype(float).to_numpy()
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.to_numpy(dtype=float)
+    levels = sorted(
+        pd.unique(values.dropna()), key=lambda v: (str(v).casefold(), str(v).swapcase())
+    )
+    if len(levels) > 2:
+        raise DataError(
+            f"The response has {len(levels)} distinct values; a binomial response needs two "
+            "levels, 0/1, proportions with weights=, or cbind(successes, failures)."
+        )
+    return np.where(values.isna(), np.nan, (values != levels[0]).astype(float))
+
+
+def _response(spec, frame: pd.DataFrame, family: Family) -> tuple[np.ndarray, np.ndarray | None]:
+    """The response (proportions for binomial) and the trials it implies, if any."""
+    text = spec.response
+    match = re.match(r"^\s*cbind\s*\((.*)\)\s*$", text, re.S)
+    if match:
+        args = _split_arguments(match.group(1))
+        if len(args) != 2:
+            raise FormulaError(
+                f"cbind() needs two arguments (successes, failures); got {len(args)}."
+            )
+        if family.name != "binomial":
+            raise DataError(
+                "cbind(successes, failures) is a binomial response; use family='binomial'."
+            )
+        successes, failures = (_evaluate(a, frame) for a in args)
+        if np.any(successes < 0) or np.any(failures < 0):
+            raise DataError("cbind(successes, failures) has negative counts.")
+        trials = successes + failures
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y = np.where(trials > 0, successes / trials, 0.0)
+        y[np.isnan(successes) | np.isnan(failures)] = np.nan
+        return y, trials
+    if text in frame.columns:
+        column = frame[text]
+        if family.name == "binomial":
+            return _binary(column), None
+        if not pd.api.types.is_numeric_dtype(column.dtype) or isinstance(
+            column.dtype, pd.CategoricalDtype
+        ):
+            raise DataError(f"The response '{text}' is not numeric (dtype {column.dtype}).")
+        return column.to_numpy(dtype=float), None
+    return _evaluate(text, frame), None
+
+
+def _split_offsets(fixed: str) -> tuple[str, list[str]]:
+    """Take ``offset(...)`` terms out of the fixed part (formulaic has no offset())."""
+    from .formula import _scan_depths, _split_top
+
+    kept, offsets = [], []
+    for sign, term, _ in _split_top(fixed, _scan_depths(fixed, 0, fixed)):
+        match = _OFFSET.match(term)
+        if match:
+            offsets.append(match.group(1))
+        elif term.strip():
+            kept.append(f"{'-' if sign == '-' else '+'} {term.strip()}")
+    text = " ".join(kept).strip()
+    if text.startswith("+ "):
+        text = text[2:]
+    if text.startswith("- "):
+        text = "1 " + text
+    return text or "1", offsets
+
+
+def glmer(
+    formula: str,
+    data: Any,
+    family: str | Family = "binomial",
+    link: str | None = None,
+    nagq: int = 1,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: NaAction = "omit",
+    control: dict | Control | None = None,
+) -> GeneralizedLinearMixedModel:
+    """Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax; binomial responses may be 0/1, booleans, a two-level factor (its
+        second level is the success), proportions with ``weights=`` trials, or
+        ``cbind(successes, failures)``; ``offset(...)`` terms are allowed.
+    data : DataFrame, polars DataFrame or dict of arrays
+    family : str or Family
+        ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``.
+    link : str, optional
+        ``"logit"``, ``"probit"``, ``"cloglog"``, ``"log"``, ``"identity"``, ``"inverse"``,
+        ``"sqrt"``; the family's canonical link by default.
+    nagq : int, default 1
+        1: Laplace; > 1: adaptive Gauss-Hermite with that many nodes (one scalar
+        random-effects term only); 0: stop after the first stage (β inside PIRLS).
+    weights : str or array-like, optional
+        Prior weights (binomial: numbers of trials for proportions).
+    offset : str or array-like, optional
+    na_action : {"omit", "fail"}
+    control : dict or Control, optional
+
+    Returns
+    -------
+    GeneralizedLinearMixedModel
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.speed_dating(seed=2, n_raters=60, dates_per_rater=10)
+    >>> g = mm.glmer("decision ~ attractive_sc + (1 | iid)", data, family="binomial")
+    >>> bool(g.fixef["attractive_sc"] > 0)
+    True
+    """
+    control = Control.from_any(control)
+    fam = get_family(family, link)
+    if not isinstance(nagq, int | np.integer) or nagq < 0:
+        raise ValueError(f"nagq must be a non-negative integer. Got {nagq!r}.")
+    spec = parse_formula(formula)
+    if not spec.random:
+        raise DataError("The formula has no random-effects term such as (1 | group).")
+    if nagq > 1 and (
+        len(spec.random) != 1 or spec.random[0].expr.replace(" ", "") not in ("1", "0+1")
+    ):
+        raise ValueError(
+            f"nagq = {nagq} (adaptive Gauss-Hermite) needs exactly one scalar random-effects "
+            "term such as (1 | group); use nagq=1 (Laplace) for this model."
+        )
+    frame = as_dataframe(data).copy()
+    fixed, offset_exprs = _split_offsets(spec.fixed)
+    y, trials = _response(spec, frame, fam)
+    frame[_RESPONSE] = y
+    prior = None
+    if weights is not None:
+        prior = (
+            frame[weights].to_numpy(dtype=float)
+            if isinstance(weights, str)
+            else np.asarray(weights, float)
+        )
+    if trials is not None:
+        prior = trials if prior is None else prior * trials
+    total_offset = None
+    for expr in offset_exprs:
+        value = _evaluate(expr, frame)
+        total_offset = value if total_offset is None else total_offset + value
+    if offset is not None:
+        value = (
+            frame[offset].to_numpy(dtype=float)
+            if isinstance(offset, str)
+            else np.asarray(offset, float)
+        )
+        total_offset = value if total_offset is None else total_offset + value
+    design_spec = dataclasses.replace(spec, response=_RESPONSE, fixed=fixed)
+    design = build_design(
+        design_spec, frame, weights=prior, offset=total_offset, na_action=na_action
+    )
+    design = dataclasses.replace(design, spec=dataclasses.replace(design.spec, text=formula))
+    for term in design.terms:
+        if term.n_levels < 2:
+            raise DataError(
+                f"Grouping factor '{term.group}' has only {term.n_levels} level: a variance "
+                "cannot be estimated from one group."
+            )
+    wt = design.weights if design.weights is not None else np.ones(design.nobs)
+    fam.check_response(design.y, wt)
+    problem = GlmmProblem(
+        y=design.y,
+        X=design.X,
+        terms=design.terms,
+        prior_weights=wt,
+        offset=design.offset if design.offset is not None else np.zeros(design.nobs),
+        family=fam,
+        nagq=1,
+    )
+    return _fit(design, problem, nagq, control)
+
+
+def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> GeneralizedLinearMixedModel:
+    n_theta = problem.n_theta
+    lower_theta = problem.template.lower_bounds()
+    stage1 = minimize(
+        problem.deviance_theta, problem.template.initial_theta(), lower_theta, control
+    )
+    state = problem.pirls(stage1.final, None)
+    theta, beta = stage1.final, state.beta
+    full = stage1
+    if nagq >= 1:
+        problem.nagq = nagq
+        x0 = np.concatenate([theta, beta])
+        lower = np.concatenate([lower_theta, np.full(beta.size, -np.inf)])
+        step = np.concatenate(
+            [np.maximum(0.1 * np.abs(theta), 0.05), np.maximum(0.1 * np.abs(beta), 0.05)]
+        )
+        full = minimize(problem.deviance_theta_beta, x0, lower, control, initial_step=step)
+        theta, beta = full.final[:n_theta], full.final[n_theta:]
+        state = problem.pirls(theta, beta)
+    derivs = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
+    converged = True
+    vcov_source = "pirls"
+    vcov = None
+    if nagq >= 1 and derivs:
+        converged = check_convergence(problem.deviance_theta_beta, full, stacklevel=3)
+        vcov = _hessian_vcov(full, n_theta)
+        if vcov is not None:
+            vcov_source = "hessian"
+        problem.pirls(theta, beta)  # restore the warm start at the optimum
+    if problem.pirls_failures:
+        warnings.warn(
+            f"PIRLS did not converge in {problem.pirls_failures} evaluation(s); the estimates "
+            "may be inaccurate (complete separation or extreme fitted values?).",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    solution = _solution(problem, theta, beta, state, vcov)
+    theta_summary = OptSummary(
+        initial=full.initial[:n_theta],
+        lower=lower_theta,
+        final=theta,
+        objective=state.deviance,
+        evaluations=problem.evaluations,
+        optimizer=full.optimizer,
+        return_code=full.return_code,
+        ftol_rel=full.ftol_rel,
+        xtol_abs=full.xtol_abs,
+        messages=full.messages,
+    )
+    model = GeneralizedLinearMixedModel(
+        design, problem, theta_summary, full, solution, converged, vcov_source
+    )
+    if model.is_singular:
+        warnings.warn(
+            "boundary (singular) fit: a random-effect variance is estimated as zero or a "
+            "correlation as ±1. Consider simplifying the random-effects structure.",
+            SingularFitWarning,
+            stacklevel=3,
+        )
+    return model
+
+
+def _hessian_vcov(full: OptSummary, n_theta: int) -> np.ndarray | None:
+    """lme4's ``vcov`` for glmer: the β block of (Hessian/2)⁻¹ of the deviance in (θ, β)."""
+    hessian = full.hessian
+    if hessian is None or not np.all(np.isfinite(hessian)):
+        return None
+    try:
+        np.linalg.cholesky(hessian / 2.0)
+        inverse = np.linalg.inv(hessian / 2.0)
+    except np.linalg.LinAlgError:
+        return None
+    block = inverse[n_theta:, n_theta:]
+    return 0.5 * (block + block.T)
+
+
+def _solution(
+    problem: GlmmProblem, theta: np.ndarray, beta: np.ndarray, state, vcov: np.ndarray | None
+) -> Solution:
+    """Conditional modes and their conditional covariances at the optimum; vcov of β from
+    the Hessian when available, else from the weighted PLS system (lme4's RX)."""
+    working = (
+        state.eta - problem.offset + (problem.y - state.mu) / problem.family.link.mu_eta(state.eta)
+    )
+    cp = CrossProducts.build(working, problem.X, problem.terms, weights=state.weights)
+    sol = solve(cp, theta, reml=False)
+    scale2 = sol.sigma**2  # solve() scales by the PLS residual variance: undo it
+    b_cov = [c / scale2 for c in sol.b_cov] if scale2 > 0 else sol.b_cov
+    if vcov is None:
+        vcov = sol.vcov_unscaled
+    b = [u @ T.T for u, T in zip(state.u, problem.template.factors(theta), strict=True)]
+    return Solution(
+        beta=beta,
+        sigma=1.0,
+        vcov_unscaled=vcov,
+        b=b,
+        b_cov=b_cov,
+        pwrss=sol.pwrss,
+        u_norm2=float(sum(np.sum(u**2) for u in state.u)),
+        u=state.u,
+        logdet_z=state.logdet,
+    )

@@ -1,0 +1,162 @@
+"""Fitted generalized linear mixed models (:func:`mixedmodels.glmer`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .design import Design
+from .families import Family
+from .glmm import GlmmProblem
+from .lmm import Solution
+from .optimize import OptSummary
+from .results import LinearMixedModel
+
+_Z975 = stats.norm.ppf(0.975)
+PredictType = Literal["link", "response"]
+ResidualType = Literal["deviance", "pearson", "response", "working"]
+
+
+class GeneralizedLinearMixedModel(LinearMixedModel):
+    """A fitted GLMM: the tables of :class:`LinearMixedModel` on the GLMM's scale.
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.speed_dating(seed=1, n_raters=60, dates_per_rater=10)
+    >>> g = mm.glmer("decision ~ attractive_sc + (1 | iid)", data, family="binomial")
+    >>> list(g.fixed_effects().columns)
+    ['term', 'value', 'se', 'z', 'p_value', 'lower_2.5', 'upper_97.5']
+    """
+
+    def __init__(
+        self,
+        design: Design,
+        problem: GlmmProblem,
+        opt: OptSummary,
+        full_opt: OptSummary,
+        solution: Solution,
+        converged: bool,
+        vcov_source: str,
+    ):
+        super().__init__(design, problem.template, opt, reml=False, converged=converged)
+        self.problem = problem
+        self.full_opt_summary = full_opt
+        self.family: Family = problem.family
+        self.nagq = problem.nagq
+        self.vcov_source = vcov_source
+        self.__dict__["_solution"] = solution
+
+    # -- scale and counts ----------------------------------------------------------------
+    @property
+    def npar(self) -> int:
+        extra = 0 if self.family.scale_free else 1
+        return len(self.design.fixed_names) + self.crossprods.n_theta + extra
+
+    @property
+    def linear_predictor(self) -> np.ndarray:
+        return self.predict(type="link")
+
+    # -- tables ----------------------------------------------------------------------------
+    def varcorr(self) -> pd.DataFrame:
+        """As lme4's ``as.data.frame(VarCorr(m))``: no residual row for binomial/poisson."""
+        table = super().varcorr()
+        if self.family.scale_free:
+            table = table[table["group"] != "Residual"].reset_index(drop=True)
+        return table
+
+    def variance_components(self) -> pd.DataFrame:
+        table = super().variance_components()
+        if self.family.scale_free:
+            table = table[table["group"] != "Residual"].reset_index(drop=True)
+            table["var_prop"] = table["variance"] / table["variance"].sum()
+        return table
+
+    def fixed_effects(self, ddf: str = "normal") -> pd.DataFrame:
+        """Fixed effects with Wald z statistics and p-values, as mixedup for glmer fits."""
+        return super().fixed_effects(ddf).rename(columns={"t": "z"})
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict(
+        self, newdata: Any = None, re_form: Any = None, type: PredictType = "link"
+    ) -> np.ndarray:
+        """Predictions on the link scale (default, as lme4) or the response scale.
+
+        Parameters
+        ----------
+        newdata, re_form
+            As :meth:`LinearMixedModel.predict`.
+        type : {"link", "response"}
+        """
+        if type not in ("link", "response"):
+            raise ValueError(f"type: expecting one of {{'link', 'response'}}. Got {type!r}.")
+        eta = super().predict(newdata=newdata, re_form=re_form)
+        return self.family.link.inverse(eta) if type == "response" else eta
+
+    def fitted(self) -> np.ndarray:
+        """Fitted means on the response scale (lme4's ``fitted``)."""
+        return self.predict(type="response")
+
+    def residuals(self, type: ResidualType = "deviance") -> np.ndarray:
+        """Residuals: ``deviance`` (default, as lme4), ``pearson``, ``response`` or ``working``."""
+        y, wt = self.design.y, self.problem.prior_weights
+        eta = self.predict(type="link")
+        mu = self.family.link.inverse(eta)
+        if type == "response":
+            return y - mu
+        if type == "pearson":
+            return (y - mu) * np.sqrt(wt / self.family.variance(mu))
+        if type == "working":
+            return (y - mu) / self.family.link.mu_eta(eta)
+        if type == "deviance":
+            dev = self.family.deviance_residuals(y, mu, wt)
+            return np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))
+        raise ValueError(
+            "type: expecting one of {'deviance', 'pearson', 'response', 'working'}. "
+            f"Got {type!r}."
+        )
+
+    def overdispersion(self) -> pd.Series:
+        """Pearson χ² over residual degrees of freedom (≈1 when the variance is right)."""
+        pearson = self.residuals("pearson")
+        chisq = float(np.sum(pearson**2))
+        df = self.nobs - self.npar
+        return pd.Series(
+            {"chisq": chisq, "df": df, "ratio": chisq / df, "p_value": stats.chi2.sf(chisq, df)}
+        )
+
+    def simulate(self, nsim: int = 1, seed: int | None = None) -> np.ndarray:
+        """Responses simulated from the fitted model with new random effects (lme4's
+        ``simulate(use.u = FALSE)``); shape (nsim, n), on the response's scale
+        (proportions for binomial with trials)."""
+        rng = np.random.default_rng(seed)
+        fixed = self.design.X @ self.fixef.to_numpy() + self.problem.offset
+        out = np.empty((nsim, self.nobs))
+        wt = self.problem.prior_weights
+        for s in range(nsim):
+            u = [rng.standard_normal((t.n_levels, t.n_columns)) for t in self.crossprods.terms]
+            mu = self.family.link.inverse(fixed + self.problem.random_part(self.theta, u))
+            name = self.family.name
+            if name == "binomial":
+                trials = np.maximum(np.round(wt), 1)
+                out[s] = rng.binomial(trials.astype(int), mu) / trials
+            elif name == "poisson":
+                out[s] = rng.poisson(mu)
+            elif name == "negative_binomial":
+                k = self.family.shape
+                out[s] = rng.negative_binomial(k, k / (k + mu))
+            elif name == "Gamma":
+                shape = 1.0 / self.sigma**2
+                out[s] = rng.gamma(shape, mu / shape)
+            else:
+                out[s] = rng.normal(mu, self.sigma)
+        return out
+
+    # -- display ---------------------------------------------------------------------------
+    def summary(self) -> str:
+        from ._summary import glmm_summary
+
+        return glmm_summary(self)
