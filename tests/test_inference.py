@@ -110,3 +110,64 @@ def test_confint_bad_input(r_models):
         model.confint(method="wald", parm="slope")
     with pytest.raises(ValueError, match="parm: position 7 is out of range"):
         model.confint(method="wald", parm=7)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("name", ["sleepstudy", "penicillin", "scotssec", "oats"])
+def test_satterthwaite_matches_lmertest(name, inference_fixture, r_models):
+    expected = inference_fixture["models"][name]["satterthwaite"]
+    fe = r_models[name].fixed_effects(ddf="satterthwaite")
+    assert list(fe["term"]) == [_r_name(t) for t in _as_list(expected["term"])]
+    np.testing.assert_allclose(fe["df"], _as_list(expected["df"]), rtol=1e-2)
+    np.testing.assert_allclose(fe["se"], _as_list(expected["se"]), rtol=2e-3)
+    np.testing.assert_allclose(fe["t"], _as_list(expected["t"]), rtol=2e-3)
+    # t-based 95% interval from the df
+    from scipy import stats
+
+    q = stats.t.ppf(0.975, np.array(_as_list(expected["df"])))
+    lower = np.array(_as_list(expected["estimate"])) - q * np.array(_as_list(expected["se"]))
+    np.testing.assert_allclose(fe["lower_2.5"], lower, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["sleepstudy", "penicillin", "oats"])
+def test_kenward_roger_matches_pbkrtest(name, inference_fixture, r_models):
+    expected = inference_fixture["models"][name]["kenward_roger"]
+    fe = r_models[name].fixed_effects(ddf="kenward-roger")
+    np.testing.assert_allclose(fe["df"], _as_list(expected["df"]), rtol=1e-2)
+    np.testing.assert_allclose(fe["se"], _as_list(expected["se_adjusted"]), rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["sleepstudy", "oats"])
+def test_anova_type3_matches_lmertest(name, inference_fixture, r_models):
+    expected = inference_fixture["models"][name]["anova_satterthwaite"]
+    table = r_models[name].anova(type=3, ddf="satterthwaite")
+    assert list(table.index) == _as_list(expected["term"])
+    np.testing.assert_allclose(table["num_df"], _as_list(expected["numdf"]))
+    np.testing.assert_allclose(table["den_df"], _as_list(expected["dendf"]), rtol=1e-2)
+    np.testing.assert_allclose(table["F"], _as_list(expected["F"]), rtol=1e-3)
+
+
+def test_contrast_one_row_equals_the_coefficient_test(r_models):
+    model = r_models["oats"]
+    row = model.contrast({"nitro": 1.0})
+    fe = model.fixed_effects(ddf="satterthwaite").set_index("term")
+    assert row["df"].iloc[0] == pytest.approx(fe.loc["nitro", "df"], rel=1e-10)
+    assert row["t"].iloc[0] == pytest.approx(fe.loc["nitro", "t"], rel=1e-10)
+
+
+def test_ddf_bad_input(r_models, monkeypatch):
+    model = r_models["scotssec"]
+    with pytest.raises(ValueError, match="ddf: expecting one of"):
+        model.fixed_effects(ddf="kr")
+    with pytest.raises(ValueError, match="L must have 4 columns"):
+        model.contrast([1.0, 0.0])
+    with pytest.raises(ValueError, match="L names unknown fixed effects"):
+        model.contrast({"sexM": 1.0})
+    with pytest.raises(mm.MixedModelsError, match="contained in another"):
+        model.anova()
+    monkeypatch.setattr("mixedmodels.inference.ddf.KR_MAX_NOBS", 1000)
+    with pytest.raises(mm.DataError, match="Kenward-Roger forms dense 3435 x 3435"):
+        model.fixed_effects(ddf="kenward-roger")

@@ -151,7 +151,8 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
 
         Returns
         -------
-        DataFrame with columns ``group, var1, var2, vcov, sdcor``.
+        DataFrame with columns ``group, var1, var2, vcov, sdcor`` and, when a term has a
+        glmmTMB structure (``diag``, ``cs``, ``ar1``, ``toep``), ``structure``.
         """
         rows = []
         for label, term, cov in zip(
@@ -166,7 +167,12 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
                     corr = cov[i, j] / denom if denom > 0 else np.nan
                     rows.append((label, term.columns[i], term.columns[j], cov[i, j], corr))
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+        table = pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
+        structures = [t.structure for t in self.crossprods.terms]
+        if any(s != "us" for s in structures):  # glmmTMB terms: mark each row's structure
+            per_label = dict(zip(self._group_labels(), structures, strict=True))
+            table["structure"] = table["group"].map(per_label)
+        return table
 
     def variance_components(self) -> pd.DataFrame:
         """Variance components as mixedup's ``extract_vc``: group, effect, variance, sd, var_prop.
@@ -203,15 +209,26 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
 
         Parameters
         ----------
-        ddf : {"normal"}
+        ddf : {"normal", "satterthwaite", "kenward-roger"}
             Degrees of freedom for the tests: ``"normal"`` uses the standard normal for
-            p-values and 95% intervals, as mixedup does.
+            p-values and 95% intervals, as mixedup does; ``"satterthwaite"`` (lmerTest) and
+            ``"kenward-roger"`` (pbkrtest, with its adjusted SEs; REML fits only) add a
+            ``df`` column and use the t distribution.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("gpa ~ occasion + (1 | student)", mm.datasets.gpa(seed=1))
+        >>> list(m.fixed_effects(ddf="satterthwaite").columns)
+        ['term', 'value', 'se', 't', 'df', 'p_value', 'lower_2.5', 'upper_97.5']
         """
+        ddf_options = ("normal", "satterthwaite", "kenward-roger")
+        if ddf not in ddf_options:
+            raise ValueError(f"ddf: expecting one of {set(ddf_options)}. Got {ddf!r}.")
         if ddf != "normal":
-            raise ValueError(
-                f"ddf: expecting one of {{'normal'}}. Got {ddf!r}. Satterthwaite and "
-                "Kenward-Roger degrees of freedom are not available yet."
-            )
+            from .inference.ddf import fixed_effects_table
+
+            return fixed_effects_table(self, ddf)
         value = self.fixef.to_numpy()
         se = np.sqrt(np.diag(self.vcov.to_numpy()))
         t = value / se

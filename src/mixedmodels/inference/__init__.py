@@ -147,3 +147,119 @@ class InferenceMixin:
         table = profile_table(profiler, which)
         table["parameter"] = table["parameter"].replace({"(Intercept)": "Intercept"})
         return table
+
+    def _ddf_method(self, ddf: str):
+        from .ddf import KenwardRoger, Satterthwaite
+
+        options = ("satterthwaite", "kenward-roger")
+        if ddf not in options:
+            raise ValueError(f"ddf: expecting one of {set(options)}. Got {ddf!r}.")
+        return Satterthwaite(self) if ddf == "satterthwaite" else KenwardRoger(self)
+
+    def contrast(self, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Test the linear hypothesis ``L β = 0`` (lmerTest's ``contest``).
+
+        Parameters
+        ----------
+        L : array-like, shape (p,) or (q, p), or dict of term -> weight
+            Contrast weights over the fixed effects (in :attr:`fixef` order); a dict names
+            the coefficients and leaves the others at 0.
+        ddf : {"satterthwaite", "kenward-roger"}
+
+        Returns
+        -------
+        DataFrame with one row: ``estimate, se, t, df, p_value`` for one row of ``L``,
+        else ``F, num_df, den_df, p_value``.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("gpa ~ occasion + (1 | student)", mm.datasets.gpa(seed=1))
+        >>> list(m.contrast({"occasion": 1.0}).columns)
+        ['estimate', 'se', 't', 'df', 'p_value']
+        """
+        names = list(self.design.fixed_names)
+        if isinstance(L, dict):
+            unknown = [k for k in L if k not in names]
+            if unknown:
+                raise ValueError(
+                    f"L names unknown fixed effects {unknown}. Expecting any of {names}."
+                )
+            L = np.array([[float(L.get(n, 0.0)) for n in names]])
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        if L.shape[1] != len(names) or L.ndim != 2:
+            raise ValueError(
+                f"L must have {len(names)} columns (one per fixed effect: {names}). "
+                f"Got shape {L.shape}."
+            )
+        method = self._ddf_method(ddf)
+        beta = self.fixef.to_numpy()
+        if L.shape[0] == 1:
+            vcov = getattr(method, "vcov_adjusted", method.vcov)
+            estimate = float(L[0] @ beta)
+            se = float(np.sqrt(L[0] @ vcov @ L[0]))
+            df = method.df(L[0])
+            t = estimate / se
+            return pd.DataFrame(
+                {
+                    "estimate": [estimate],
+                    "se": [se],
+                    "t": [t],
+                    "df": [df],
+                    "p_value": [2.0 * stats.t.sf(abs(t), df)],
+                }
+            )
+        F, q, df = method.f_test(L, beta)
+        return pd.DataFrame(
+            {"F": [F], "num_df": [q], "den_df": [df], "p_value": [stats.f.sf(F, q, df)]}
+        )
+
+    def anova(self, type: int = 3, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """F tests per fixed-effect term, as lmerTest's ``anova(m, type = 3)``.
+
+        Each term's coefficients are tested jointly (lmerTest's ``contestMD``).  That is
+        lmerTest's type III test whenever no term is contained in another (no interaction
+        together with its main effects); models with such interactions are refused for
+        now, since lmerTest's type III contrasts for them are not implemented yet.
+
+        Parameters
+        ----------
+        type : {3}
+        ddf : {"satterthwaite", "kenward-roger"}
+
+        Returns
+        -------
+        DataFrame indexed by term with ``num_df, den_df, F, p_value``.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("gpa ~ occasion + (1 | student)", mm.datasets.gpa(seed=1))
+        >>> list(m.anova().index)
+        ['occasion']
+        """
+        from ..errors import MixedModelsError
+        from .ddf import term_columns
+
+        if type != 3:
+            raise ValueError(f"type: expecting one of {{3}}. Got {type!r}.")
+        terms = term_columns(self)
+        factors = {t: set(t.split(":")) for t in terms}
+        nested = [(a, b) for a in terms for b in terms if a != b and factors[a] < factors[b]]
+        if nested:
+            a, b = nested[0]
+            raise MixedModelsError(
+                f"anova(type=3) for a term contained in another ({a!r} in {b!r}) needs "
+                "lmerTest's type III contrasts, which are not implemented yet. Use "
+                "m.contrast(L) for the hypothesis you mean."
+            )
+        method = self._ddf_method(ddf)
+        beta = self.fixef.to_numpy()
+        p = beta.size
+        rows = []
+        for term, columns in terms.items():
+            L = np.eye(p)[columns]
+            F, q, df = method.f_test(L, beta)
+            rows.append((term, q, df, F, stats.f.sf(F, q, df)))
+        table = pd.DataFrame(rows, columns=["term", "num_df", "den_df", "F", "p_value"])
+        return table.set_index("term")
