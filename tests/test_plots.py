@@ -69,6 +69,10 @@ def test_marginal_covariance_matches_dense_formula(slope_model):
     expected = x @ sigma_b @ x.T + slope_model.sigma**2 * np.eye(rows.size)
     np.testing.assert_allclose(cov, expected, rtol=1e-12)
     assert rows.size == 6
+    provider = getattr(slope_model, "marginal_cov", None)
+    if callable(provider):  # the residual-structure engineer's Var(y) agrees
+        theirs = provider(groups=["3"], group_var="student")
+        np.testing.assert_allclose(np.asarray(theirs, dtype=float), cov, rtol=1e-10)
 
 
 def test_plot_errors(slope_model):

@@ -26,6 +26,7 @@ from .glmm_results import GeneralizedLinearMixedModel
 from .linear import LinearModel, lm
 from .lmlist import lmlist
 from .optimize import Control
+from .report import report
 from .results import LinearMixedModel
 
 __version__ = "0.1.0"
@@ -50,4 +51,5 @@ __all__ = [
     "lmer",
     "lmer_design",
     "lmlist",
+    "report",
 ]

@@ -384,8 +384,9 @@ class PlotAccessor:
     ) -> Figure:
         """Heatmap of the marginal covariance Var(y) of the rows of chosen groups.
 
-        Uses ``m.marginal_cov(groups)`` when the model provides it (residual structures);
-        otherwise σ²(ZΛΛᵀZᵀ + I) for the chosen rows (see :func:`marginal_covariance`).
+        Uses ``m.marginal_cov(groups, group_var)`` (which knows residual structures) when
+        the model provides it; otherwise σ²(ZΛΛᵀZᵀ + I) for the chosen rows
+        (:func:`marginal_covariance`).
 
         Parameters
         ----------
@@ -403,8 +404,9 @@ class PlotAccessor:
         chosen = list(groups) if groups is not None else list(term.levels[:5])
         provider = getattr(model, "marginal_cov", None)
         if callable(provider):
-            cov = np.asarray(provider(groups=chosen))
             rows = _rows_of(term, chosen)
+            cov = provider(groups=[str(g) for g in chosen], group_var=term.group)
+            cov = cov.toarray() if hasattr(cov, "toarray") else np.asarray(cov, dtype=float)
         else:
             cov, rows = marginal_covariance(model, chosen, group=term.group)
         with _style():
@@ -527,11 +529,8 @@ def _rows_of(term: Any, chosen: Sequence[Any]) -> np.ndarray:
             f"groups: {unknown} are not levels of {term.group!r} (e.g. {list(term.levels[:3])})."
         )
     labels = np.asarray(term.levels, dtype=object)[term.codes]
-    mask = np.isin(labels.astype(str), list(wanted))
-    rows = np.flatnonzero(mask)
-    # rows grouped by level, in the order the levels were given
-    rank = {str(g): i for i, g in enumerate(chosen)}
-    return rows[np.argsort([rank[str(v)] for v in labels[rows]], kind="stable")]
+    # rows in data order, as m.marginal_cov() returns them
+    return np.flatnonzero(np.isin(labels.astype(str), list(wanted)))
 
 
 def marginal_covariance(
