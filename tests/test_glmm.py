@@ -85,7 +85,7 @@ def _fit(fixture: dict, name: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mm.ConvergenceWarning)
         if family == "negative_binomial":
-            return mm.glmer_nb(spec["formula"], frame)
+            return mm.glmer_nb(spec["formula"], frame, link=spec["link"])
         return mm.glmer(spec["formula"], frame, family=family, **kwargs)
 
 
@@ -101,9 +101,9 @@ LME4_OBJECTIVE_ERROR = 2e-4
 @pytest.mark.parametrize("name", _fixture_models())
 def test_matches_lme4(name, glmm_fixture):
     spec = glmm_fixture["models"][name]
-    if spec["family"] == "negative_binomial" and not hasattr(mm, "glmer_nb"):
-        pytest.skip("glmer_nb is not implemented yet")
     model = _fit(glmm_fixture, name)
+    if spec["family"] == "negative_binomial":
+        assert model.family.shape == pytest.approx(spec["nb_theta"], rel=2e-3)
     lme4_params = np.concatenate([spec["theta"], list(spec["fixef"].values())])
     at_lme4 = model.problem.deviance_theta_beta(lme4_params)
     lme4_deviance = -2.0 * spec["loglik"]
@@ -150,3 +150,83 @@ def test_matches_lme4(name, glmm_fixture):
             re["value"], expected_re["condval"], atol=5e-3 * expected_re["condsd"].max()
         )
         np.testing.assert_allclose(re["se"], expected_re["condsd"], rtol=5e-3)
+
+
+@pytest.fixture(scope="module")
+def binary_data() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(30), 12)
+    x = rng.normal(size=g.size)
+    eta = -0.3 + 0.8 * x + rng.normal(scale=0.9, size=30)[g]
+    y = rng.random(g.size) < 1 / (1 + np.exp(-eta))
+    return pd.DataFrame({"y": y.astype(int), "x": x, "g": g, "yes": np.where(y, "yes", "no")})
+
+
+def test_response_codings_agree(binary_data):
+    numeric = mm.glmer("y ~ x + (1 | g)", binary_data, family="binomial")
+    boolean = mm.glmer("y ~ x + (1 | g)", binary_data.assign(y=binary_data["y"] == 1))
+    factor = mm.glmer(
+        "yes ~ x + (1 | g)",
+        binary_data.assign(yes=pd.Categorical(binary_data["yes"], categories=["no", "yes"])),
+    )
+    strings = mm.glmer("yes ~ x + (1 | g)", binary_data)  # R's sort: "no" < "yes"
+    for other in (boolean, factor, strings):
+        assert other.loglik == pytest.approx(numeric.loglik, abs=1e-8)
+    summary = numeric.summary()
+    assert "Laplace Approximation" in summary and "Family: binomial  ( logit )" in summary
+
+
+def test_glmm_tables_and_predictions(binary_data):
+    m = mm.glmer("y ~ x + (1 | g)", binary_data, family="binomial")
+    eta = m.predict(type="link")
+    np.testing.assert_allclose(m.predict(type="response"), 1 / (1 + np.exp(-eta)))
+    np.testing.assert_allclose(m.fitted(), m.predict(type="response"))
+    np.testing.assert_allclose(m.predict(newdata=binary_data, type="link"), eta)
+    y = binary_data["y"].to_numpy()
+    np.testing.assert_allclose(m.residuals("response"), y - m.fitted())
+    dev = m.residuals("deviance")
+    expected = np.sign(y - m.fitted()) * np.sqrt(
+        -2 * (y * np.log(m.fitted()) + (1 - y) * np.log(1 - m.fitted()))
+    )
+    np.testing.assert_allclose(dev, expected)
+    sims = m.simulate(nsim=3, seed=1)
+    assert sims.shape == (3, len(y)) and set(np.unique(sims)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(sims, m.simulate(nsim=3, seed=1))
+    assert m.npar == 3
+    assert m.aic == pytest.approx(-2 * m.loglik + 6)
+    od = m.overdispersion()
+    assert od["df"] == len(y) - 3 and od["ratio"] > 0
+
+
+def test_glmm_bad_input(binary_data):
+    with pytest.raises(mm.DataError, match=r"binomial response must be 0/1"):
+        mm.glmer("x ~ 1 + (1 | g)", binary_data, family="binomial")
+    with pytest.raises(mm.DataError, match=r"poisson response must be non-negative"):
+        mm.glmer("x ~ 1 + (1 | g)", binary_data, family="poisson")
+    counts = binary_data.assign(c=binary_data["x"].abs())
+    with pytest.raises(mm.DataError, match=r"whole counts"):
+        mm.glmer("c ~ 1 + (1 | g)", counts, family="poisson")
+    props = binary_data.assign(p=0.5, n=3)
+    with pytest.raises(mm.DataError, match=r"Non-integer numbers of successes"):
+        mm.glmer("p ~ 1 + (1 | g)", props, family="binomial", weights="n")
+    with pytest.raises(ValueError, match=r"nagq = 5 .* exactly one scalar"):
+        mm.glmer("y ~ x + (x | g)", binary_data, nagq=5)
+    with pytest.raises(ValueError, match=r"family: expecting one of"):
+        mm.glmer("y ~ x + (1 | g)", binary_data, family="binomal")
+    with pytest.raises(ValueError, match=r"link: expecting one of"):
+        mm.glmer("y ~ x + (1 | g)", binary_data, link="logistic")
+    three = binary_data.assign(k=np.resize(["a", "b", "c"], len(binary_data)))
+    with pytest.raises(mm.DataError, match=r"3 distinct values"):
+        mm.glmer("k ~ x + (1 | g)", three)
+
+
+def test_complete_separation_is_reported():
+    g = np.repeat(np.arange(10), 10)
+    x = np.tile(np.linspace(-1, 1, 10), 10)
+    data = pd.DataFrame({"y": (x > 0).astype(int), "x": x, "g": g})
+    with pytest.warns(UserWarning) as caught:
+        m = mm.glmer("y ~ x + (1 | g)", data)
+    assert m.fixef["x"] > 10  # diverging slope, as glm's
+    assert any(
+        issubclass(w.category, (mm.ConvergenceWarning, mm.SingularFitWarning)) for w in caught
+    )

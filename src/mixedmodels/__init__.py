@@ -21,7 +21,7 @@ from .errors import (
     SingularFitWarning,
 )
 from .fit import deviance_function, lmer, lmer_design
-from .fit_glmm import glmer
+from .fit_glmm import glmer, glmer_nb
 from .glmm_results import GeneralizedLinearMixedModel
 from .linear import LinearModel, lm
 from .lmlist import lmlist
@@ -47,6 +47,7 @@ __all__ = [
     "datasets",
     "deviance_function",
     "glmer",
+    "glmer_nb",
     "lm",
     "lmer",
     "lmer_design",

@@ -38,7 +38,8 @@ class Link:
 
 
 def _logit_inverse(eta: np.ndarray) -> np.ndarray:
-    return special.expit(eta)
+    # R's binomial()$linkinv keeps μ inside (0, 1) the same way
+    return np.clip(special.expit(eta), _EPS, 1 - _EPS)
 
 
 def _logit_mu_eta(eta: np.ndarray) -> np.ndarray:

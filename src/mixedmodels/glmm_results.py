@@ -53,7 +53,8 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
     # -- scale and counts ----------------------------------------------------------------
     @property
     def npar(self) -> int:
-        extra = 0 if self.family.scale_free else 1
+        # a dispersion (Gamma, inverse Gaussian) or the negative binomial's shape counts
+        extra = 0 if self.family.scale_free and self.family.name != "negative_binomial" else 1
         return len(self.design.fixed_names) + self.crossprods.n_theta + extra
 
     @property
