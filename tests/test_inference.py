@@ -171,3 +171,39 @@ def test_ddf_bad_input(r_models, monkeypatch):
     monkeypatch.setattr("mixedmodels.inference.ddf.KR_MAX_NOBS", 1000)
     with pytest.raises(mm.DataError, match="Kenward-Roger forms dense 3435 x 3435"):
         model.fixed_effects(ddf="kenward-roger")
+
+
+def test_anova_lrt_matches_lme4_on_gpa(gpa, inference_fixture):
+    expected = inference_fixture["anova_gpa"]
+    m1 = mm.lmer(expected["formulas"][0], gpa)
+    m2 = mm.lmer(expected["formulas"][1], gpa)
+    with pytest.warns(mm.inference.anova.RefitWarning, match="with ML \\(instead of REML\\)"):
+        table = mm.anova(m2, m1, names=["slopes", "intercepts"])
+    assert list(table.index) == ["intercepts", "slopes"]
+    assert table.attrs["refitted"] == ["intercepts", "slopes"]
+    np.testing.assert_array_equal(table["npar"], expected["npar"])
+    for column in ("AIC", "BIC", "logLik", "deviance"):
+        np.testing.assert_allclose(table[column], expected[column], atol=1e-3)
+    assert table["Chisq"].iloc[1] == pytest.approx(expected["Chisq"][1], abs=1e-3)
+    assert table["Df"].iloc[1] == expected["Df"][1]
+    assert table["p"].iloc[1] == pytest.approx(expected["p"][1], rel=1e-2)
+
+
+def test_anova_refuses_what_it_cannot_test(r_models):
+    data = fixture_frame(load_fixture(LMM_FIXTURE), "sleepstudy")
+    slope = r_models["sleepstudy"]
+    uncorrelated = mm.lmer("Reaction ~ Days + (Days || Subject)", data)
+    intercept_only = mm.lmer("Reaction ~ 1 + (Days | Subject)", data)
+    with pytest.raises(ValueError, match="anova needs at least two models"):
+        mm.anova(slope)
+    with pytest.raises(mm.DataError, match="not all fitted to the same data: m1 has 180"):
+        mm.anova(slope, r_models["dyestuff"])
+    with pytest.raises(mm.MixedModelsError, match="m1 is not nested in m2: its fixed effects"):
+        mm.anova(mm.lmer("Reaction ~ Days + (1 | Subject)", data), intercept_only)
+    with pytest.raises(mm.MixedModelsError, match="m1 is not nested in m2: it estimates the cov"):
+        mm.anova(intercept_only, uncorrelated)
+    with pytest.raises(TypeError, match="compares fitted linear mixed models"):
+        mm.anova(slope, "model")
+    # nested the right way round: fine
+    table = mm.anova(uncorrelated, slope)
+    assert table["Df"].iloc[1] == 1

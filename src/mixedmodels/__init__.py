@@ -23,6 +23,7 @@ from .errors import (
 from .fit import deviance_function, lmer, lmer_design
 from .fit_glmm import glmer, glmer_nb
 from .glmm_results import GeneralizedLinearMixedModel
+from .inference.anova import anova
 from .linear import LinearModel, lm
 from .lmlist import lmlist
 from .optimize import Control
@@ -44,6 +45,7 @@ __all__ = [
     "RankDeficiencyWarning",
     "SingularFitWarning",
     "aic_table",
+    "anova",
     "datasets",
     "deviance_function",
     "glmer",
