@@ -28,6 +28,16 @@ from .linear import LinearModel, lm
 from .lmlist import lmlist
 from .optimize import Control
 from .report import report
+from .residual import (
+    CorAR1,
+    CorCAR1,
+    CorCompSymm,
+    CorSymm,
+    VarExp,
+    VarFixed,
+    VarIdent,
+    VarPower,
+)
 from .results import LinearMixedModel
 
 __version__ = "0.1.0"
@@ -35,6 +45,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Control",
     "ConvergenceWarning",
+    "CorAR1",
+    "CorCAR1",
+    "CorCompSymm",
+    "CorSymm",
     "DataError",
     "FormulaError",
     "GeneralizedLinearMixedModel",
@@ -44,6 +58,10 @@ __all__ = [
     "MixedModelsError",
     "RankDeficiencyWarning",
     "SingularFitWarning",
+    "VarExp",
+    "VarFixed",
+    "VarIdent",
+    "VarPower",
     "aic_table",
     "anova",
     "datasets",

@@ -18,6 +18,7 @@ from .errors import SingularFitWarning
 from .formula import parse_formula
 from .lmm import CrossProducts, deviance
 from .optimize import Control, check_convergence, minimize
+from .residual import CorrelationStructure, VarianceFunction
 from .results import LinearMixedModel
 
 
@@ -62,6 +63,8 @@ def lmer(
     na_action: NaAction = "omit",
     control: dict | Control | None = None,
     offset: Any = None,
+    variance: VarianceFunction | None = None,
+    correlation: CorrelationStructure | None = None,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula syntax.
 
@@ -80,6 +83,12 @@ def lmer(
         Optimizer settings, e.g. ``{"optimizer": "nelder_mead"}``.
     offset : str or array-like, optional
         A known term added to the linear predictor.
+    variance : VarIdent, VarPower, VarExp or VarFixed, optional
+        A residual variance function, as nlme's ``weights=`` (see
+        :mod:`mixedmodels.residual`).
+    correlation : CorAR1, CorCAR1, CorCompSymm or CorSymm, optional
+        A residual correlation structure within groups, as nlme's ``correlation=``.
+        With either, the residual parameters are estimated together with θ by whitening.
 
     Returns
     -------
@@ -94,6 +103,20 @@ def lmer(
     True
     """
     control = Control.from_any(control)
+    if variance is not None or correlation is not None:
+        from .residual_fit import fit_with_residual_structure
+
+        return fit_with_residual_structure(
+            formula,
+            data,
+            reml=reml,
+            weights=weights,
+            na_action=na_action,
+            control=control,
+            offset=offset,
+            variance=variance,
+            correlation=correlation,
+        )
     design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     func, cp = deviance_function(design, reml)
     opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
