@@ -17,7 +17,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m mixedmodels.demo --output demo-output
+	$(BIN)/mixedmodels demo -o demo-output
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m ruff check src tests benchmarks tools

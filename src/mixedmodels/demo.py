@@ -2,7 +2,9 @@
 
 Fits every linear mixed model of "Mixed Models with R" (sections 20.1-20.5, 20.8 and the
 formula table of 20.9) on data from :mod:`mixedmodels.datasets`, prints the tables and
-writes them to ``<output>/report.md`` (plus one CSV per table).
+writes them to ``<output>/report.md`` (plus one CSV per table), then the toolbox: REsim and
+predictInterval tables, the per-student ``lmlist`` fits, the equatiomatic equations, every
+plot as PNG and ``<output>/report.html`` (``mixedmodels demo -o DIR`` runs the same).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from . import datasets
 from .comparison import aic_table
 from .fit import lmer
 from .linear import lm
+from .lmlist import lmlist
 
 FORMULA_TABLE = [
     (
@@ -95,6 +98,15 @@ class _Report:
                 self.output / f"{self.tables:02d}_{name.replace(' ', '_')}.csv", index=False
             )
 
+    def figure(self, name: str, fig) -> None:
+        """Save a plot as PNG next to the tables and link it from report.md."""
+        if self.output is None:
+            return
+        path = self.output / f"{name}.png"
+        fig.savefig(path)
+        print(f"[figure] {path}")
+        self.lines += [f"![{name}]({path.name})", ""]
+
     def save(self) -> Path | None:
         if self.output is None:
             return None
@@ -145,6 +157,16 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
     )
     report.table("predictions (first 8 rows)", predictions.head(8))
 
+    report.heading("20.2.4 (cont.) merTools: REsim and predictInterval")
+    report.table("gpa_mixed REsim (first 5)", gpa_mixed.resim(nsim=1000, seed=seed).head(5))
+    intervals = gpa_mixed.predict_interval(level=0.95, nsim=1000, seed=seed)
+    covered = ((intervals["lower"] <= gpa["gpa"]) & (gpa["gpa"] <= intervals["upper"])).mean()
+    report.table("gpa_mixed predictInterval (first 6)", intervals.head(6))
+    report.text(f"95% prediction intervals cover {covered:.1%} of the observations.")
+    report.text("Equation (equatiomatic form):\n" + gpa_mixed.to_latex())
+    report.figure("caterpillar_gpa_mixed", gpa_mixed.plot.caterpillar(seed=seed))
+    report.figure("fitted_two_students", gpa_mixed.plot.fitted(groups=["1", "2"]))
+
     report.heading("20.3 Random slopes: lmer(gpa ~ occasion + (1 + occasion | student))")
     gpa_mixed2 = _timed(
         report, "gpa_mixed2", lambda: lmer("gpa ~ occasion + (1 + occasion | student)", gpa)
@@ -153,6 +175,13 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
     report.table("gpa_mixed2 variance components", gpa_mixed2.variance_components())
     report.table("gpa_mixed2 VarCorr", gpa_mixed2.varcorr())
     report.table("gpa_mixed2 random coefficients (first 6)", gpa_mixed2.coef().head(6))
+    separate = lmlist("gpa ~ occasion", gpa, group="student")
+    report.table("separate per-student lm fits (lmlist, first 6 rows)", separate.head(6))
+    report.text(f"lmlist: {separate['group'].nunique()} per-student fits.")
+    report.text("Equation (equatiomatic form):\n" + gpa_mixed2.to_latex())
+    report.figure("shrinkage_gpa_mixed2", gpa_mixed2.plot.shrinkage())
+    report.figure("fitted_gpa_mixed2", gpa_mixed2.plot.fitted(groups=["1", "2"]))
+    report.figure("residuals_gpa_mixed2", gpa_mixed2.plot.residuals())
 
     report.heading("20.4 Cross-classified: (1 | primary_school_id) + (1 | secondary_school_id)")
     crossed = _timed(
@@ -164,6 +193,8 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
     )
     report.table("pupils_crossed fixed effects", crossed.fixed_effects())
     report.table("pupils_crossed variance components", crossed.variance_components())
+    report.table("pupils_crossed REsim (first 5)", crossed.resim(nsim=1000, seed=seed).head(5))
+    report.figure("caterpillar_pupils_crossed", crossed.plot.caterpillar(seed=seed))
 
     report.heading("20.5 Hierarchical: nurses in wards in hospitals")
     fixed = "stress ~ age + sex + experience + treatment + wardtype + hospsize"
@@ -175,7 +206,11 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
         model = _timed(report, name, lambda random=random: lmer(f"{fixed} + {random}", nurses))
         if name == "nurses_hierach":
             report.table(f"{name} fixed effects", model.fixed_effects())
+            report.figure(f"caterpillar_{name}", model.plot.caterpillar(seed=seed))
         report.table(f"{name} variance components", model.variance_components())
+
+    report.heading("20.6 Residual structure: the marginal covariance of the first students")
+    report.figure("marginal_cov_gpa_mixed", gpa_mixed.plot.marginal_cov(groups=["1", "2", "3"]))
 
     report.heading("20.8.1 Model comparison by AIC (REML criterion, as lme4)")
     models = {
@@ -211,7 +246,10 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
     report.table("formula table", pd.DataFrame(rows))
     path = report.save()
     if path is not None:
-        print(f"\nReport written to {path}")
+        from .report import report as html_report
+
+        html = html_report(gpa_mixed2, output / "report.html", title="gpa_mixed2 (simulated gpa)")
+        print(f"\nReport written to {path} and {html}")
     return report
 
 
