@@ -15,17 +15,114 @@ by adaptive Gauss-Hermite quadrature when ``nagq > 1``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
 from .design import ReTerm
 from .families import Family
-from .lmm import CrossProducts, solve
+from .lmm import CrossProducts, _term_sparse, solve
 
 PIRLS_TOLERANCE = 1e-9  # largest change of a conditional mode (or β) in the last step
 PIRLS_MAX_ITERATIONS = 100
 MAX_HALVINGS = 12
+
+
+class WeightedCrossProducts:
+    """The cross-product blocks of ``[Z X z]`` for new working weights and response,
+    without rebuilding any sparse structure: each block is a fixed sparse map applied
+    to the weights, precomputed once per model (PIRLS changes only w and z)."""
+
+    def __init__(self, X: np.ndarray, terms: tuple[ReTerm, ...]):
+        n = X.shape[0]
+        self.X = X
+        self.template = CrossProducts.build(np.zeros(n), X, terms)
+        ordered = self.template.terms
+        first, tail = ordered[0], ordered[1:]
+        self.first = first
+        self.Z1T = _term_sparse(first, None).T.tocsr()
+        k1 = first.n_columns
+        self.products = {
+            (a, b): first.matrix[:, a] * first.matrix[:, b] for a in range(k1) for b in range(a, k1)
+        }
+        self.q2 = self.template.q2
+        if not tail:
+            self.Z2T = None
+            return
+        Z2 = sp.hstack([_term_sparse(t, None) for t in tail], format="csr")
+        self.Z2T = Z2.T.tocsr()
+        Z1 = _term_sparse(first, None)
+        # every row contributes z2_i z1_j to A21[i, j] and z2_i z2_i' to A22[i, i']
+        rows2, cols2, vals2 = _row_entries(Z2)
+        rows1, cols1, vals1 = _row_entries(Z1)
+        r21_row, i21, j21 = _pairs(rows2, cols2, rows1, cols1)
+        v21 = vals2[i21] * vals1[j21]
+        pattern = self.template.A21.tocsr()
+        pattern.sort_indices()
+        keys = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr)).astype(np.int64)
+        keys = keys * pattern.shape[1] + pattern.indices
+        position = np.searchsorted(
+            keys, cols2[i21].astype(np.int64) * pattern.shape[1] + cols1[j21]
+        )
+        self.A21_indices, self.A21_indptr = pattern.indices, pattern.indptr
+        self.A21_shape = pattern.shape
+        self.P21 = sp.csr_matrix((v21, (position, r21_row)), shape=(len(keys), n))
+        r22_row, i22, k22 = _pairs(rows2, cols2, rows2, cols2)
+        flat = cols2[i22].astype(np.int64) * self.q2 + cols2[k22]
+        self.P22 = sp.csr_matrix((vals2[i22] * vals2[k22], (flat, r22_row)), shape=(self.q2**2, n))
+        self.dense = (
+            self.q2 * first.n_effects <= 4_000_000 and self.template.tail_scalar and k1 == 1
+        )
+
+    def evaluate(self, response: np.ndarray, weights: np.ndarray) -> CrossProducts:
+        Xz = np.column_stack([self.X, response])
+        WXz = Xz * weights[:, None]
+        first = self.first
+        k1 = first.n_columns
+        A11 = np.empty((first.n_levels, k1, k1))
+        for (a, b), product in self.products.items():
+            A11[:, a, b] = np.bincount(
+                first.codes, weights=weights * product, minlength=first.n_levels
+            )
+            A11[:, b, a] = A11[:, a, b]
+        C1 = np.asarray(self.Z1T @ WXz).reshape(first.n_levels, k1, Xz.shape[1])
+        changes = {"A11": A11, "C1": C1, "XyXy": Xz.T @ WXz, "pair_map": None, "dense_A21": None}
+        if self.Z2T is not None:
+            A21 = sp.csr_matrix(
+                (self.P21 @ weights, self.A21_indices, self.A21_indptr), shape=self.A21_shape
+            )
+            changes["A21"] = A21
+            changes["A22"] = (self.P22 @ weights).reshape(self.q2, self.q2)
+            changes["C2"] = np.asarray(self.Z2T @ WXz)
+            if self.dense:
+                changes["dense_A21"] = np.asfortranarray(A21.toarray())
+        return dataclasses.replace(self.template, **changes)
+
+
+def _row_entries(Z: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    Z = Z.tocsr()
+    rows = np.repeat(np.arange(Z.shape[0]), np.diff(Z.indptr))
+    return rows, Z.indices, Z.data
+
+
+def _pairs(
+    rows_a: np.ndarray, cols_a: np.ndarray, rows_b: np.ndarray, cols_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (entry of A, entry of B) pairs that share a row; A and B are row-sorted."""
+    n = int(max(rows_a.max(initial=-1), rows_b.max(initial=-1))) + 1
+    count_a = np.bincount(rows_a, minlength=n)
+    count_b = np.bincount(rows_b, minlength=n)
+    start_a = np.cumsum(count_a) - count_a
+    start_b = np.cumsum(count_b) - count_b
+    per_row = count_a * count_b
+    row = np.repeat(np.arange(n), per_row)
+    within = np.arange(per_row.sum()) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    cb = np.maximum(count_b[row], 1)
+    i = start_a[row] + within // cb
+    j = start_b[row] + within % cb
+    return row, i, j
 
 
 @dataclass
@@ -62,7 +159,19 @@ class GlmmProblem:
 
     def __post_init__(self) -> None:
         self.template = CrossProducts.build(self.y, self.X, self.terms)
+        self._joint_blocks: WeightedCrossProducts | None = None
+        self._mode_blocks: WeightedCrossProducts | None = None
         self.reset()
+
+    def _blocks(self, with_beta: bool) -> WeightedCrossProducts:
+        """The reweightable blocks with [X z] (β free) or [z] only (β fixed), built lazily."""
+        if with_beta:
+            if self._joint_blocks is None:
+                self._joint_blocks = WeightedCrossProducts(self.X, self.terms)
+            return self._joint_blocks
+        if self._mode_blocks is None:
+            self._mode_blocks = WeightedCrossProducts(np.zeros((len(self.y), 0)), self.terms)
+        return self._mode_blocks
 
     # -- structure --------------------------------------------------------------------
     @property
@@ -110,12 +219,9 @@ class GlmmProblem:
         """One weighted PLS solve: new β (if free) and u, and log|L|² at η's weights."""
         mu, mu_eta, weights = self._moments(eta)
         working = eta - self.offset + (self.y - mu) / mu_eta
-        if with_beta:
-            X = self.X
-        else:
+        if not with_beta:
             working = working - fixed
-            X = np.zeros((len(self.y), 0))
-        cp = CrossProducts.build(working, X, self.terms, weights=weights)
+        cp = self._blocks(with_beta).evaluate(working, weights)
         sol = solve(cp, theta, reml=False, conditional_variances=False)
         return sol.beta, sol.u, sol.logdet_z
 

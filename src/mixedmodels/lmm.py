@@ -446,7 +446,11 @@ def solve(
     p = cp.p
     L33 = fac.L33
     Lx = L33[:p, :p]
-    beta = sla.solve_triangular(Lx.T, L33[p, :p], lower=False) if p else np.zeros(0)
+    beta = (
+        sla.solve_triangular(Lx.T, L33[p, :p], lower=False, check_finite=False)
+        if p
+        else np.zeros(0)
+    )
     r2 = L33[p, p] ** 2
     sigma2 = r2 / (cp.n - p if reml else cp.n)
     sigma = float(np.sqrt(sigma2))
@@ -477,8 +481,8 @@ def solve(
             else sp.csr_matrix(A21B.multiply(lam2[:, None]))
         )
         rhs2 = -_scale_rows(cp.C2 @ xb[:, None], lam2)[:, 0]
-        c2 = sla.solve_triangular(L22, rhs2 - L21 @ c1.ravel(), lower=True)
-        u2 = sla.solve_triangular(L22.T, c2, lower=False)
+        c2 = sla.solve_triangular(L22, rhs2 - L21 @ c1.ravel(), lower=True, check_finite=False)
+        u2 = sla.solve_triangular(L22.T, c2, lower=False, check_finite=False)
         u1 = np.linalg.solve(
             np.swapaxes(L11, 1, 2), (c1.ravel() - L21.T @ u2).reshape(ell1, k1)[:, :, None]
         )[:, :, 0]
