@@ -207,3 +207,60 @@ def test_anova_refuses_what_it_cannot_test(r_models):
     # nested the right way round: fine
     table = mm.anova(uncorrelated, slope)
     assert table["Df"].iloc[1] == 1
+
+
+def test_with_response_matches_a_fresh_build(r_models):
+    from mixedmodels.lmm import CrossProducts
+
+    model = r_models["penicillin"]
+    design = model.design
+    rng = np.random.default_rng(4)
+    y = design.y + rng.normal(size=design.nobs)
+    weights = rng.uniform(0.5, 2.0, size=design.nobs)
+    offset = rng.normal(size=design.nobs)
+    fresh = CrossProducts.build(y, design.X, design.terms, weights, offset)
+    reused = CrossProducts.build(design.y, design.X, design.terms, weights, offset)
+    reused = reused.with_response(y, design.X, weights, offset)
+    for block in ("C1", "C2", "XyXy"):
+        np.testing.assert_allclose(getattr(reused, block), getattr(fresh, block), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_bootstrap_is_reproducible_across_workers(r_models):
+    model = r_models["sleepstudy"]
+    one = model.bootstrap(24, seed=11, n_jobs=1, progress=False)
+    two = model.bootstrap(24, seed=11, n_jobs=2, progress=False)
+    other = model.bootstrap(24, seed=12, n_jobs=1, progress=False)
+    pd.testing.assert_frame_equal(one.replicates, two.replicates)
+    assert not np.allclose(one.replicates.to_numpy(), other.replicates.to_numpy())
+    assert one.n_failed == 0
+    assert list(one.replicates.columns) == [
+        "sd_(Intercept)|Subject",
+        "cor_Days.(Intercept)|Subject",
+        "sd_Days|Subject",
+        "sigma",
+        "Intercept",
+        "Days",
+    ]
+    # replicate means near the estimates they were simulated from
+    est = one.estimates
+    assert (
+        abs(one.replicates["Days"].mean() - est["Days"]) < 3 * model.vcov.loc["Days", "Days"] ** 0.5
+    )
+
+
+def test_bootstrap_func_and_intervals(r_models):
+    model = r_models["dyestuff"]
+    boot = model.bootstrap(30, seed=2, func=lambda m: m.sigma**2, progress=False)
+    np.testing.assert_allclose(boot.replicates["func_0"], boot.replicates["sigma"] ** 2)
+    assert boot.estimates["func_0"] == pytest.approx(model.sigma**2)
+    for kind in ("percentile", "basic", "normal"):
+        ci = boot.confint(type=kind)
+        assert (ci["lower"] < ci["upper"]).all()
+    ci = model.confint(method="boot", nsim=30, seed=2, parm="beta_")
+    assert list(ci.index) == ["Intercept"]
+    np.testing.assert_allclose(ci.loc["Intercept"], boot.confint().loc["Intercept"], rtol=1e-12)
+    with pytest.raises(ValueError, match="nsim must be a positive integer"):
+        model.bootstrap(0)
+    with pytest.raises(ValueError, match="type: expecting one of"):
+        boot.confint(type="bca")

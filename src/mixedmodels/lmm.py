@@ -241,6 +241,44 @@ class CrossProducts:
             tail_scalar=tail_scalar,
         )
 
+    def with_response(
+        self,
+        y: np.ndarray,
+        X: np.ndarray,
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> CrossProducts:
+        """The same design with a new response ``y`` (e.g. a parametric-bootstrap draw).
+
+        Only the y column of ``C1``, ``C2`` and the y row/column of ``XyXy`` are recomputed
+        (one O(n) pass); Z's blocks and the fast-path maps are shared with ``self``.
+        ``X``, ``weights`` and ``offset`` must be those the blocks were built from.
+        """
+        from dataclasses import replace
+
+        if offset is not None:
+            y = y - offset
+        yw = y if weights is None else y * weights  # the blocks are of W^(1/2)[Z X y]
+        C1 = self.C1.copy()
+        first = self.terms[0]
+        for a in range(first.n_columns):
+            C1[:, a, -1] = np.bincount(
+                first.codes, weights=first.matrix[:, a] * yw, minlength=first.n_levels
+            )
+        C2 = self.C2.copy()
+        for index, term in enumerate(self.terms[1:]):
+            k = term.n_columns
+            start = self.tail_offsets[index]
+            for a in range(k):
+                C2[start + a : start + term.n_effects : k, -1] = np.bincount(
+                    term.codes, weights=term.matrix[:, a] * yw, minlength=term.n_levels
+                )
+        XyXy = self.XyXy.copy()
+        p = self.p
+        XyXy[:p, p] = XyXy[p, :p] = X.T @ yw
+        XyXy[p, p] = float(y @ yw)
+        return replace(self, C1=C1, C2=C2, XyXy=XyXy)
+
     @property
     def n_theta(self) -> int:
         return self.theta_slices[-1].stop

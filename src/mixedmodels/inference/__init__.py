@@ -9,6 +9,7 @@ The methods of :class:`InferenceMixin` are thin front ends; the numerics live in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -263,3 +264,53 @@ class InferenceMixin:
             rows.append((term, q, df, F, stats.f.sf(F, q, df)))
         table = pd.DataFrame(rows, columns=["term", "num_df", "den_df", "F", "p_value"])
         return table.set_index("term")
+
+    def bootstrap(
+        self,
+        nsim: int,
+        seed: int | None = None,
+        func: Callable[[Any], Any] | None = None,
+        n_jobs: int | None = None,
+        progress: bool = True,
+    ):
+        """Parametric bootstrap (lme4's ``bootMer`` with ``use.u = FALSE``).
+
+        Simulates new random effects and residuals from the fit, refits each draw
+        warm-started from θ̂ on the same design (only the response's cross-products are
+        recomputed), and collects the variance parameters (SD/correlation scale, lme4
+        names), σ, the fixed effects and ``func(refitted_model)``.
+
+        Parameters
+        ----------
+        nsim : int
+            Number of replicates.
+        seed : int, optional
+            Replicate i uses ``SeedSequence(seed).spawn(nsim)[i]``: the same seed gives the
+            same replicates whatever ``n_jobs``.
+        func : callable, optional
+            Extra statistic(s) of each refitted model (a number, array or Series).  With
+            ``n_jobs > 1`` on platforms without ``fork`` it must be picklable.
+        n_jobs : int, optional
+            Worker processes (``-1``: all cores); 1 by default.
+        progress : bool
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        BootstrapResult
+            ``replicates`` (DataFrame), ``estimates``, ``n_failed``; ``.confint(level,
+            type)`` for intervals.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("gpa ~ occasion + (1 | student)", mm.datasets.gpa(seed=1))
+        >>> boot = m.bootstrap(20, seed=1, progress=False)
+        >>> boot.replicates.shape
+        (20, 4)
+        >>> boot.n_failed
+        0
+        """
+        from .bootstrap import bootstrap
+
+        return bootstrap(self, nsim, seed=seed, func=func, n_jobs=n_jobs, progress=progress)

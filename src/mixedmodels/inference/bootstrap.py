@@ -1,0 +1,257 @@
+"""Parametric bootstrap of a linear mixed model, as lme4's ``bootMer`` (``use.u = FALSE``).
+
+Each replicate draws new random effects b* = Λ̂u*, u* ~ N(0, σ̂²I), and new residuals
+ε* ~ N(0, σ̂²/w), forms y* = Xβ̂ + offset + Zb* + ε*, and refits warm-started from θ̂.  The
+design is reused: only the y column of the cross-products is recomputed
+(:meth:`CrossProducts.with_response`), so a refit costs one O(n) pass plus the
+optimization.  Replicate i draws from ``SeedSequence(seed).spawn(nsim)[i]``, so results
+do not depend on the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+from scipy import stats
+
+from ..lmm import deviance, factorize
+from ._params import VarianceLayout, bounded_minimize, theta_to_sdcor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..results import LinearMixedModel
+
+_BOOT_TYPES = ("percentile", "basic", "normal")
+
+
+@dataclasses.dataclass
+class BootstrapResult:
+    """Replicates of a parametric bootstrap.
+
+    Attributes
+    ----------
+    replicates : DataFrame
+        One row per replicate: the variance parameters (lme4 names), σ, the fixed effects
+        and the values of ``func``; a failed refit is a row of NaN.
+    estimates : Series
+        The same statistics on the fitted model.
+    n_failed : int
+        Replicates whose refit failed.
+    seed : int or None
+    """
+
+    replicates: pd.DataFrame
+    estimates: pd.Series
+    n_failed: int
+    seed: int | None
+
+    def confint(self, level: float = 0.95, type: str = "percentile") -> pd.DataFrame:
+        """Bootstrap intervals: ``"percentile"`` (quantiles of the replicates), ``"basic"``
+        (2θ̂ − quantiles) or ``"normal"`` (bias-corrected θ̂ ± z·SD), as ``boot.ci``."""
+        if type not in _BOOT_TYPES:
+            raise ValueError(f"type: expecting one of {set(_BOOT_TYPES)}. Got {type!r}.")
+        alpha = (1.0 - level) / 2.0
+        reps = self.replicates
+        est = self.estimates
+        if type == "normal":
+            z = stats.norm.ppf(1.0 - alpha)
+            centre = 2 * est - reps.mean()
+            sd = reps.std(ddof=1)
+            lower, upper = centre - z * sd, centre + z * sd
+        else:
+            q_low = reps.quantile(alpha)
+            q_high = reps.quantile(1.0 - alpha)
+            if type == "percentile":
+                lower, upper = q_low, q_high
+            else:
+                lower, upper = 2 * est - q_high, 2 * est - q_low
+        table = pd.DataFrame({"lower": lower, "upper": upper})
+        table.index = [("Intercept" if i == "(Intercept)" else i) for i in table.index]
+        return table
+
+
+class _Simulator:
+    """What one replicate needs, without the fitted model object."""
+
+    def __init__(self, model: LinearMixedModel, func: Callable[[Any], Any] | None):
+        self.model = model
+        self.func = func
+        design = model.design
+        self.cp = model.crossprods
+        self.X = design.X
+        self.weights = design.weights
+        self.offset = design.offset
+        self.reml = model.reml
+        self.theta = model.theta
+        self.sigma = model.sigma
+        self.lower = self.cp.lower_bounds()
+        self.upper = np.full(self.lower.size, np.inf)
+        fixed = design.X @ model.fixef.to_numpy()
+        self.mean = fixed if design.offset is None else fixed + design.offset
+        self.factors = self.cp.factors(self.theta)
+        self.names = list(VarianceLayout.of(self.cp).names) + list(design.fixed_names)
+
+    def statistics(self, cp, theta: np.ndarray) -> np.ndarray:
+        fac = factorize(cp, theta)
+        p = cp.p
+        L33 = fac.L33
+        beta = sla.solve_triangular(L33[:p, :p].T, L33[p, :p], lower=False) if p else []
+        sigma = float(abs(L33[p, p]) / np.sqrt(cp.n - p if self.reml else cp.n))
+        return np.concatenate([theta_to_sdcor(cp, theta, sigma), beta])
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        y = self.mean.copy()
+        for term, T in zip(self.cp.terms, self.factors, strict=True):
+            b = self.sigma * rng.standard_normal((term.n_levels, term.n_columns)) @ T.T
+            y += np.einsum("nk,nk->n", term.matrix, b[term.codes])
+        noise = self.sigma * rng.standard_normal(y.size)
+        if self.weights is not None:
+            noise = noise / np.sqrt(self.weights)
+        return y + noise
+
+    def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
+        y = self.draw(np.random.default_rng(seed))
+        cp = self.cp.with_response(y, self.X, self.weights, self.offset)
+        reml = self.reml
+
+        def objective(theta: np.ndarray) -> float:
+            return deviance(cp, theta, reml)
+
+        theta, _ = bounded_minimize(objective, self.theta, self.lower, self.upper)
+        stats_ = self.statistics(cp, theta)
+        extra = None
+        if self.func is not None:
+            extra = self.func(self._refitted(cp, y, theta))
+        return stats_, extra
+
+    def _refitted(self, cp, y: np.ndarray, theta: np.ndarray) -> LinearMixedModel:
+        from ..optimize import OptSummary
+        from ..results import LinearMixedModel
+
+        design = dataclasses.replace(self.model.design, y=y)
+        opt = dataclasses.replace(
+            self.model.opt_summary,
+            final=theta,
+            objective=deviance(cp, theta, self.reml),
+            gradient=None,
+            hessian=None,
+            messages=[],
+        )
+        assert isinstance(opt, OptSummary)
+        return LinearMixedModel(design, cp, opt, self.reml, True)
+
+    def run(self, seeds: list[np.random.SeedSequence]) -> list[tuple[np.ndarray | None, Any]]:
+        out = []
+        for s in seeds:
+            try:
+                out.append(self.replicate(s))
+            except (FloatingPointError, np.linalg.LinAlgError, sla.LinAlgError, ValueError):
+                out.append((None, None))
+        return out
+
+
+_WORKER: _Simulator | None = None  # set in the parent before forking
+
+
+def _run_chunk(seeds: list[np.random.SeedSequence]) -> list[tuple[np.ndarray | None, Any]]:
+    assert _WORKER is not None
+    return _WORKER.run(seeds)
+
+
+def _init_worker(simulator: _Simulator) -> None:
+    global _WORKER
+    _WORKER = simulator
+
+
+def bootstrap(
+    model: LinearMixedModel,
+    nsim: int,
+    seed: int | None = None,
+    func: Callable[[Any], Any] | None = None,
+    n_jobs: int | None = None,
+    progress: bool = True,
+) -> BootstrapResult:
+    """See :meth:`mixedmodels.inference.InferenceMixin.bootstrap`."""
+    global _WORKER
+    if not isinstance(nsim, int | np.integer) or nsim < 1:
+        raise ValueError(f"nsim must be a positive integer. Got {nsim!r}.")
+    if n_jobs is None or n_jobs == 0:
+        n_jobs = 1
+    if not isinstance(n_jobs, int | np.integer):
+        raise ValueError(f"n_jobs must be an integer (-1 for all cores). Got {n_jobs!r}.")
+    if n_jobs < 0:
+        n_jobs = os.cpu_count() or 1
+    n_jobs = int(min(n_jobs, nsim))
+    simulator = _Simulator(model, func)
+    seeds = np.random.SeedSequence(seed).spawn(int(nsim))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=int(nsim), disable=not progress, desc="bootstrap", unit="refit")
+    results: list[tuple[np.ndarray | None, Any]] = []
+    try:
+        if n_jobs == 1:
+            for s in seeds:
+                results.extend(simulator.run([s]))
+                bar.update(1)
+        else:
+            size = max(1, min(25, int(np.ceil(nsim / (4 * n_jobs)))))
+            chunks = [seeds[i : i + size] for i in range(0, len(seeds), size)]
+            methods = multiprocessing.get_all_start_methods()
+            if "fork" in methods:  # the children inherit the model: nothing to pickle
+                _WORKER = simulator
+                executor = ProcessPoolExecutor(
+                    n_jobs, mp_context=multiprocessing.get_context("fork")
+                )
+            else:  # pragma: no cover - platforms without fork
+                executor = ProcessPoolExecutor(
+                    n_jobs, initializer=_init_worker, initargs=(simulator,)
+                )
+            with executor:
+                for chunk_result in executor.map(_run_chunk, chunks):
+                    results.extend(chunk_result)
+                    bar.update(len(chunk_result))
+    finally:
+        bar.close()
+        _WORKER = None
+    names = simulator.names
+    estimates = simulator.statistics(model.crossprods, model.theta)
+    extra_names: list[str] = []
+    if func is not None:
+        value = func(model)
+        extra_est = np.atleast_1d(np.asarray(value, dtype=float))
+        if isinstance(value, pd.Series):
+            extra_names = [str(i) for i in value.index]
+        else:
+            extra_names = [f"func_{i}" for i in range(extra_est.size)]
+        estimates = np.concatenate([estimates, extra_est])
+    rows = np.full((int(nsim), len(names) + len(extra_names)), np.nan)
+    failed = 0
+    for i, (stat, extra) in enumerate(results):
+        if stat is None:
+            failed += 1
+            continue
+        rows[i, : len(names)] = stat
+        if func is not None:
+            rows[i, len(names) :] = np.atleast_1d(np.asarray(extra, dtype=float))
+    columns = names + extra_names
+    if failed:
+        import warnings
+
+        warnings.warn(
+            f"{failed} of {nsim} bootstrap refits failed; their rows are NaN.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return BootstrapResult(
+        replicates=pd.DataFrame(rows, columns=columns),
+        estimates=pd.Series(estimates, index=columns),
+        n_failed=failed,
+        seed=seed,
+    )
