@@ -194,3 +194,18 @@ def test_three_schur_complement_paths_agree(formula):
     assert via_map == pytest.approx(expected, rel=1e-10)
     assert via_dense == pytest.approx(expected, rel=1e-10)
     assert via_sparse == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_lean_conditional_modes_equal_full_solution(formula):
+    from mixedmodels.lmm import conditional_modes, factorize
+
+    design = mm.lmer_design(formula, simulated(13))
+    w = np.random.default_rng(13).uniform(0.3, 3.0, size=design.nobs)
+    cp = CrossProducts.build(design.y, design.X, design.terms, weights=w)
+    theta = cp.initial_theta() * 0.7 + 0.2 * (~np.isfinite(cp.lower_bounds()))
+    full = solve(cp, theta, reml=False, conditional_variances=False)
+    beta, modes = conditional_modes(cp, factorize(cp, theta))
+    np.testing.assert_allclose(beta, full.beta, atol=1e-10)
+    for lean, reference in zip(modes, full.u, strict=True):
+        np.testing.assert_allclose(lean, reference, atol=1e-10)

@@ -254,9 +254,10 @@ def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> Generaliz
         problem.nagq = nagq
         x0 = np.concatenate([theta, beta])
         lower = np.concatenate([lower_theta, np.full(beta.size, -np.inf)])
-        step = np.concatenate(
-            [np.maximum(0.1 * np.abs(theta), 0.05), np.maximum(0.1 * np.abs(beta), 0.05)]
-        )
+        # steps on each coordinate's own scale: β by its stage-1 standard error, so that
+        # coefficients of badly scaled covariates (age² in years) are not overshot
+        stage1_se = np.sqrt(np.diag(_solution(problem, theta, beta, state, None).vcov_unscaled))
+        step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), stage1_se])
         full = minimize(problem.deviance_theta_beta, x0, lower, control, initial_step=step)
         theta, beta = full.final[:n_theta], full.final[n_theta:]
         state = problem.pirls(theta, beta)

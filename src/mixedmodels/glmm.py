@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from .design import ReTerm
 from .families import Family
-from .lmm import CrossProducts, _term_sparse, solve
+from .lmm import CrossProducts, _term_sparse, conditional_modes, factorize
 
 PIRLS_TOLERANCE = 1e-9  # largest change of a conditional mode (or β) in the last step
 PIRLS_MAX_ITERATIONS = 100
@@ -222,8 +222,9 @@ class GlmmProblem:
         if not with_beta:
             working = working - fixed
         cp = self._blocks(with_beta).evaluate(working, weights)
-        sol = solve(cp, theta, reml=False, conditional_variances=False)
-        return sol.beta, sol.u, sol.logdet_z
+        fac = factorize(cp, theta)
+        beta, u = conditional_modes(cp, fac)
+        return beta, u, fac.logdet_z
 
     def _scalar_step(
         self, lam: float, eta: np.ndarray, u: np.ndarray

@@ -461,6 +461,44 @@ def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
     return objective(cp, fac, reml)
 
 
+def conditional_modes(
+    cp: CrossProducts, fac: Factorization
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """β̂ and the spherical conditional modes û per term, from a factorization alone.
+
+    The lean path for PIRLS: block elimination with the pieces :func:`factorize`
+    already has (the tail's Schur complement L₂₂ and its right-hand side), and the
+    first term's k x k blocks solved level by level; no conditional variances.
+    """
+    p = cp.p
+    L33 = fac.L33
+    beta = (
+        sla.solve_triangular(L33[:p, :p].T, L33[p, :p], lower=False, check_finite=False)
+        if p
+        else np.zeros(0)
+    )
+    xb = np.concatenate([-beta, [1.0]])  # C @ xb = Zᵀ W (y − Xβ)
+    T1 = fac.factors[0]
+    first = cp.terms[0]
+    r1 = (cp.C1 @ xb) @ T1  # rows: T₁ᵀ Z₁ᵀW(y − Xβ) per level
+    modes = []
+    if cp.q2:
+        u2 = sla.cho_solve((fac.L22, True), fac.tail_rhs @ xb, check_finite=False)
+        lam2 = fac.lam2
+        lam_u2 = lam2 * u2 if isinstance(lam2, np.ndarray) else lam2 @ u2
+        r1 = r1 - (cp.A21.T @ lam_u2).reshape(first.n_levels, first.n_columns) @ T1
+        for index, term in enumerate(cp.terms[1:]):
+            start, stop = cp.tail_offsets[index], cp.tail_offsets[index + 1]
+            modes.append(u2[start:stop].reshape(term.n_levels, term.n_columns))
+    if first.n_columns == 1:
+        u1 = r1 / (1.0 + T1[0, 0] ** 2 * cp.A11[:, 0, :])
+    else:
+        M = T1.T @ cp.A11 @ T1
+        M[:, np.arange(first.n_columns), np.arange(first.n_columns)] += 1.0
+        u1 = np.linalg.solve(M, r1[:, :, None])[:, :, 0]
+    return beta, [u1, *modes]
+
+
 @dataclass
 class Solution:
     """β, σ, the conditional modes and their conditional covariances at θ̂."""
