@@ -9,6 +9,7 @@ matrix in column-major order (SDs on the diagonal), followed by σ.  Names follo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import nlopt
@@ -93,6 +94,14 @@ def _semidefinite_cholesky(S: np.ndarray) -> np.ndarray:
     return L
 
 
+@functools.cache
+def _column_major_lower(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the lower triangle in column-major order."""
+    rows, cols = np.tril_indices(k)
+    order = np.lexsort((rows, cols))
+    return rows[order], cols[order]
+
+
 def sdcor_to_theta(cp: CrossProducts, pars: np.ndarray) -> np.ndarray:
     """Inverse of :func:`theta_to_sdcor` (lme4's ``Sv_to_Cv``); ``pars`` ends with σ."""
     sigma = pars[-1]
@@ -106,23 +115,22 @@ def sdcor_to_theta(cp: CrossProducts, pars: np.ndarray) -> np.ndarray:
             theta[sl] = values / sigma
             continue
         k = int(round((np.sqrt(8 * n + 1) - 1) / 2))
+        if k == 1:
+            theta[sl] = values / sigma
+            continue
         M = np.zeros((k, k))
-        rows, cols = np.tril_indices(k)
-        order = np.lexsort((rows, cols))  # column-major lower triangle
-        M[rows[order], cols[order]] = values
+        rows, cols = _column_major_lower(k)
+        M[rows, cols] = values
         sd = np.diag(M).copy()
         C = np.tril(M, -1)
         C = C + C.T
         np.fill_diagonal(C, 1.0)
         S = C * np.outer(sd, sd) / sigma**2
-        if k == 1:
-            L = np.sqrt(S)
-        else:
-            try:
-                L = np.linalg.cholesky(S)
-            except np.linalg.LinAlgError:
-                L = _semidefinite_cholesky(S)
-        theta[sl] = L[rows[order], cols[order]]
+        try:
+            L = np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            L = _semidefinite_cholesky(S)
+        theta[sl] = L[rows, cols]
     return theta
 
 

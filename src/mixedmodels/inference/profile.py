@@ -74,8 +74,11 @@ def _ml_deviance(cp: CrossProducts, theta: np.ndarray) -> float:
         return float("inf")
 
 
-def _deviance_sdcor(cp: CrossProducts, pars: np.ndarray) -> tuple[float, np.ndarray]:
-    """ML deviance at (SDs/correlations, σ), β profiled out (lme4's ``devfun2``)."""
+def _deviance_sdcor(
+    cp: CrossProducts, pars: np.ndarray, with_beta: bool = True
+) -> tuple[float, np.ndarray]:
+    """ML deviance at (SDs/correlations, σ), β profiled out (lme4's ``devfun2``);
+    β itself only when ``with_beta`` (the optimizer does not need it)."""
     sigma = pars[-1]
     if not sigma > 0:
         return float("inf"), np.full(cp.p, np.nan)
@@ -87,6 +90,8 @@ def _deviance_sdcor(cp: CrossProducts, pars: np.ndarray) -> tuple[float, np.ndar
     r2 = fac.L33[p, p] ** 2
     s2 = sigma * sigma
     value = fac.logdet_z + r2 / s2 + cp.n * np.log(2.0 * np.pi * s2) - cp.sum_log_weights
+    if not with_beta:
+        return float(value), np.zeros(0)
     beta = sla.solve_triangular(fac.L33[:p, :p].T, fac.L33[p, :p], lower=False) if p else []
     return float(value), np.asarray(beta)
 
@@ -206,7 +211,7 @@ class Profiler:
 
         def f(x: np.ndarray) -> float:
             pars[others] = x
-            return _deviance_sdcor(cp, pars)[0]
+            return _deviance_sdcor(cp, pars, with_beta=False)[0]
 
         try:
             x, fval = bounded_minimize(
