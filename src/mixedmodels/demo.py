@@ -1,6 +1,6 @@
 """The seed chapter's analyses on the built-in simulated data: ``python -m mixedmodels.demo``.
 
-Fits every linear mixed model of "Mixed Models with R" (sections 20.1-20.5, 20.8 and the
+Fits every model of "Mixed Models with R" (sections 20.1-20.8 and the
 formula table of 20.9) on data from :mod:`mixedmodels.datasets`, prints the tables and
 writes them to ``<output>/report.md`` (plus one CSV per table), then the toolbox: REsim and
 predictInterval tables, the per-student ``lmlist`` fits, the equatiomatic equations, every
@@ -20,6 +20,7 @@ import pandas as pd
 from . import datasets
 from .comparison import aic_table
 from .fit import lmer
+from .fit_glmm import glmer
 from .linear import lm
 from .lmlist import lmlist
 
@@ -211,6 +212,21 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
 
     report.heading("20.6 Residual structure: the marginal covariance of the first students")
     report.figure("marginal_cov_gpa_mixed", gpa_mixed.plot.marginal_cov(groups=["1", "2", "3"]))
+
+    report.heading("20.7 Generalized linear mixed model: speed-dating decisions (binomial)")
+    dating = datasets.speed_dating(seed=seed)
+    sdating = _timed(
+        report,
+        "sdating",
+        lambda: glmer(
+            "decision ~ sex + samerace + attractive_sc + sincere_sc + intelligent_sc + (1 | iid)",
+            dating,
+            family="binomial",
+        ),
+    )
+    report.text(sdating.summary())
+    report.table("sdating fixed effects", sdating.fixed_effects())
+    report.table("sdating variance components", sdating.variance_components())
 
     report.heading("20.8.1 Model comparison by AIC (REML criterion, as lme4)")
     models = {
