@@ -155,7 +155,9 @@ class Family:
         if self.name == "negative_binomial":
             return -2.0 * wt * stats.nbinom.logpmf(y, self.shape, self.shape / (self.shape + mu))
         n = max(float(np.sum(wt)), 1.0)
-        dispersion = (deviance if deviance is not None else 0.0) / n
+        if deviance is None:  # R's aic() takes the dispersion as deviance / n
+            deviance = float(np.sum(self.deviance_residuals(y, mu, wt)))
+        dispersion = max(deviance / n, _TINY)
         if self.name == "Gamma":
             shape = 1.0 / dispersion
             return -2.0 * wt * stats.gamma.logpdf(y, shape, scale=mu / shape)
