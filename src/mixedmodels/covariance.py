@@ -221,6 +221,14 @@ class CompoundSymmetry(_Structured):
     def n_correlation(self) -> int:
         return 1
 
+    def initial(self) -> np.ndarray:
+        start = super().initial()
+        if self.k > 1:  # ρ = 0, as for the other structures
+            lower = -1.0 / (self.k - 1)
+            a = (-lower - 1.0) / (1.0 - lower)
+            start[-1] = a / np.sqrt(1.0 - a * a)
+        return start
+
     def rho(self, value: float) -> float:
         lower = -1.0 / (self.k - 1)
         return float(lower + (1.0 - lower) * (bounded_correlation(value) + 1.0) / 2.0)
@@ -289,6 +297,49 @@ class Toeplitz(_Structured):
         return np.linalg.cholesky(np.concatenate([[1.0], rho])[lags])
 
 
+@dataclass(frozen=True)
+class BlockDiagonal(CovarianceStructure):
+    """Independent blocks, one structure each: the terms of one grouping factor merged.
+
+    ``(1 | g) + ar1(0 + f | g)`` is one term of ``1 + k`` columns whose T is block
+    diagonal; θ is the parts' θ in order, so the merged term has the same likelihood and
+    parameters as the separate ones while its Λ block stays block diagonal per level.
+
+    Examples
+    --------
+    >>> merged = BlockDiagonal(3, (Unstructured(1), AR1(2)))
+    >>> merged.n_theta
+    3
+    >>> merged.factor(np.array([2.0, 1.0, 0.0]))
+    array([[2., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 1.]])
+    """
+
+    parts: tuple[CovarianceStructure, ...] = ()
+
+    @property
+    def n_theta(self) -> int:
+        return sum(p.n_theta for p in self.parts)
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.concatenate([p.lower_bounds() for p in self.parts])
+
+    def initial(self) -> np.ndarray:
+        return np.concatenate([p.initial() for p in self.parts])
+
+    def factor(self, theta: np.ndarray) -> np.ndarray:
+        T = np.zeros((self.k, self.k))
+        row = start = 0
+        for part in self.parts:
+            T[row : row + part.k, row : row + part.k] = part.factor(
+                theta[start : start + part.n_theta]
+            )
+            row += part.k
+            start += part.n_theta
+        return T
+
+
 _STRUCTURES: dict[str, type[CovarianceStructure]] = {
     "us": Unstructured,
     "diag": Diagonal,
@@ -298,14 +349,19 @@ _STRUCTURES: dict[str, type[CovarianceStructure]] = {
 }
 
 
-def structure_for(name: str, k: int) -> CovarianceStructure:
-    """The covariance structure called ``name`` for a term with ``k`` columns.
+def structure_for(name: str | CovarianceStructure, k: int) -> CovarianceStructure:
+    """The covariance structure called ``name`` for a term with ``k`` columns (a structure
+    instance, such as a :class:`BlockDiagonal` of merged terms, is returned as it is).
 
     Examples
     --------
     >>> structure_for("ar1", 6).n_theta
     2
     """
+    if isinstance(name, CovarianceStructure):
+        if name.k != k:
+            raise ValueError(f"The structure has {name.k} columns; the term has {k}.")
+        return name
     if name not in _STRUCTURES:
         raise ValueError(
             f"Unknown covariance structure {name!r}. Expecting one of {set(_STRUCTURES)}."

@@ -52,6 +52,14 @@ def deviance_function(
     Returns the function and the cross-products it closes over.
     """
     cp = CrossProducts.build(design.y, design.X, design.terms, design.weights, design.offset)
+    if any(t.structure != "us" for t in design.terms):
+        # glmmTMB-style terms sharing a grouping factor: the same deviance on merged,
+        # block-diagonal terms (see mixedmodels.structured); the model keeps cp's terms
+        from .structured import merged_crossprods
+
+        merged = merged_crossprods(cp, design.y, design.X, design.weights, design.offset)
+        if merged is not None:
+            return (lambda theta: deviance(merged, theta, reml)), cp
     return (lambda theta: deviance(cp, theta, reml)), cp
 
 
