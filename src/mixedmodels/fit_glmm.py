@@ -153,7 +153,8 @@ def glmer(
         ``cbind(successes, failures)``; ``offset(...)`` terms are allowed.
     data : DataFrame, polars DataFrame or dict of arrays
     family : str or Family
-        ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``.
+        ``"binomial"`` or ``"poisson"`` (``glmer_nb`` for the negative binomial); Gamma
+        and inverse Gaussian are refused until their dispersion is estimated.
     link : str, optional
         ``"logit"``, ``"probit"``, ``"cloglog"``, ``"log"``, ``"identity"``, ``"inverse"``,
         ``"sqrt"``; the family's canonical link by default.
@@ -180,6 +181,13 @@ def glmer(
     """
     control = Control.from_any(control)
     fam = get_family(family, link)
+    if not fam.scale_free:
+        raise ValueError(
+            f"family '{fam.name}' is not supported by glmer yet: its dispersion would have to "
+            "be estimated inside the Laplace approximation, which is not implemented, and a "
+            "fit that ignores it gives wrong variance components. Use family='poisson' or "
+            "'binomial', glmer_nb() for overdispersed counts, or lmer() on log(y)."
+        )
     if not isinstance(nagq, int | np.integer) or nagq < 0:
         raise ValueError(f"nagq must be a non-negative integer. Got {nagq!r}.")
     spec = parse_formula(formula)
