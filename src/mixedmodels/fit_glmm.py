@@ -30,6 +30,8 @@ from .optimize import (
 )
 
 _RESPONSE = "__response__"
+_THETA_STEP = 0.1
+_BETA_STEP = 0.3  # first BOBYQA steps in stage 2: 0.3 stage-1 SE for β, 10% for θ
 _OFFSET = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
 
 
@@ -265,7 +267,9 @@ def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> Generaliz
         # steps on each coordinate's own scale: β by its stage-1 standard error, so that
         # coefficients of badly scaled covariates (age² in years) are not overshot
         stage1_se = np.sqrt(np.diag(_solution(problem, theta, beta, state, None).vcov_unscaled))
-        step = np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), stage1_se])
+        step = np.concatenate(
+            [np.maximum(_THETA_STEP * np.abs(theta), 0.05), _BETA_STEP * stage1_se]
+        )
         full = minimize(problem.deviance_theta_beta, x0, lower, control, initial_step=step)
         theta, beta = full.final[:n_theta], full.final[n_theta:]
         state = problem.pirls(theta, beta)
