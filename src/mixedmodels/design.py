@@ -201,6 +201,14 @@ def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
     labels_list = []
     for name in factors:
         column = frame[name]
+        if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+            column.dtype
+        ):
+            # numbers: np.unique sorts and codes in one pass (R's factor() sorts numerically)
+            levels, codes = np.unique(column.to_numpy(), return_inverse=True)
+            codes_list.append(codes.astype(np.int64))
+            labels_list.append(np.array([_label(v) for v in levels], dtype=object))
+            continue
         levels = factor_levels(column)
         if isinstance(column.dtype, pd.CategoricalDtype):
             mapping = {v: i for i, v in enumerate(levels)}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import FormulaError
 
@@ -226,6 +227,12 @@ def parse_formula(formula: str) -> ModelSpec:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"The formula must be a string. Got {type(formula).__name__}.")
+    return _parse_formula(formula)
+
+
+@lru_cache(maxsize=512)
+def _parse_formula(formula: str) -> ModelSpec:
+    """The parse itself, cached: a formula is parsed once per process."""
     if not formula.strip():
         raise FormulaError("The formula is empty: write e.g. 'y ~ x + (1 | g)'.")
     depths = _scan_depths(formula, 0, formula)
