@@ -23,6 +23,7 @@ from .fit import lmer
 from .fit_glmm import glmer
 from .linear import lm
 from .lmlist import lmlist
+from .residual import CorAR1, VarIdent
 
 FORMULA_TABLE = [
     (
@@ -212,6 +213,51 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
 
     report.heading("20.6 Residual structure: the marginal covariance of the first students")
     report.figure("marginal_cov_gpa_mixed", gpa_mixed.plot.marginal_cov(groups=["1", "2", "3"]))
+    report.table("rescov first block (student 1)", gpa_mixed.marginal_cov(groups="1"))
+
+    report.heading("20.6.1 Heterogeneous variance: nlme varIdent and glmmTMB diag")
+    hetero = _timed(
+        report,
+        "gpa_hetero_res",
+        lambda: lmer("gpa ~ occasion + (1 | student)", gpa, variance=VarIdent("occasion")),
+    )
+    report.table("gpa_hetero_res fixed effects", hetero.fixed_effects())
+    report.table("gpa_hetero_res residual variances", hetero.residual_variances())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hetero2 = _timed(
+            report,
+            "gpa_hetero_res2",
+            lambda: lmer(
+                "gpa ~ occasion + (1 | student) + diag(0 + occas | student)", gpa, reml=False
+            ),
+        )
+    report.table("gpa_hetero_res2 residual variances", hetero2.residual_variances())
+
+    report.heading("20.6.2 Autocorrelation: nlme corAR1 and glmmTMB ar1")
+    autocorr = _timed(
+        report,
+        "gpa_autocorr",
+        lambda: lmer(
+            "gpa ~ occasion + (1 | student)",
+            gpa,
+            correlation=CorAR1(time="occasion", group="student"),
+        ),
+    )
+    report.table("gpa_autocorr fixed effects", autocorr.fixed_effects())
+    report.table(
+        "gpa_autocorr residual parameters", autocorr.residual_parameters().to_frame("value")
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        autocorr2 = _timed(
+            report,
+            "gpa_autocorr2",
+            lambda: lmer(
+                "gpa ~ occasion + ar1(0 + occas | student) + (1 | student)", gpa, reml=False
+            ),
+        )
+    report.table("gpa_autocorr2 fixed effects", autocorr2.fixed_effects())
 
     report.heading("20.7 Generalized linear mixed model: speed-dating decisions (binomial)")
     dating = datasets.speed_dating(seed=seed)
