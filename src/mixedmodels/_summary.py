@@ -49,6 +49,20 @@ def _random_effects_block(model: LinearMixedModel) -> list[str]:
     return lines
 
 
+def _effects_blocks(model, statistics: dict[str, str]) -> list[str]:
+    """The random-effects table, the counts and the fixed-effects table of lme4's summary;
+    ``statistics`` maps fixed_effects() columns to the printed headers after the SE."""
+    lines = _random_effects_block(model)
+    groups = ", ".join(f"{g}, {n}" for g, n in model.ngroups.items())
+    lines += [f"Number of obs: {model.nobs}, groups:  {groups}", "", "Fixed effects:"]
+    fe = model.fixed_effects()
+    columns = {"Estimate": fe["value"].to_numpy(), "Std. Error": fe["se"].to_numpy()}
+    columns.update({header: fe[name].to_numpy() for name, header in statistics.items()})
+    table = pd.DataFrame(columns, index=fe["term"].to_numpy())
+    lines.append(table.to_string(float_format=lambda v: f"{v:.6g}"))
+    return lines
+
+
 def lmm_summary(model: LinearMixedModel) -> str:
     method = "REML" if model.reml else "maximum likelihood"
     lines = [f"Linear mixed model fit by {method}", f"Formula: {model.formula}"]
@@ -72,21 +86,7 @@ def lmm_summary(model: LinearMixedModel) -> str:
     lines.append(" " + " ".join(f"{v:8.4f}" for v in q))
     lines.append("")
     lines.append("Random effects:")
-    lines.extend(_random_effects_block(model))
-    groups = ", ".join(f"{g}, {n}" for g, n in model.ngroups.items())
-    lines.append(f"Number of obs: {model.nobs}, groups:  {groups}")
-    lines.append("")
-    lines.append("Fixed effects:")
-    fe = model.fixed_effects()
-    table = pd.DataFrame(
-        {
-            "Estimate": fe["value"].to_numpy(),
-            "Std. Error": fe["se"].to_numpy(),
-            "t value": fe["t"].to_numpy(),
-        },
-        index=fe["term"].to_numpy(),
-    )
-    lines.append(table.to_string(float_format=lambda v: f"{v:.6g}"))
+    lines.extend(_effects_blocks(model, {"t": "t value"}))
     if model.design.dropped_columns:
         lines.append(
             f"fixed-effect model matrix is rank deficient so dropping "
@@ -135,22 +135,7 @@ def glmm_summary(model) -> str:
         "",
         "Random effects:",
     ]
-    lines.extend(_random_effects_block(model))
-    groups = ", ".join(f"{g}, {n}" for g, n in model.ngroups.items())
-    lines.append(f"Number of obs: {model.nobs}, groups:  {groups}")
-    lines.append("")
-    lines.append("Fixed effects:")
-    fe = model.fixed_effects()
-    table = pd.DataFrame(
-        {
-            "Estimate": fe["value"].to_numpy(),
-            "Std. Error": fe["se"].to_numpy(),
-            "z value": fe["z"].to_numpy(),
-            "Pr(>|z|)": fe["p_value"].to_numpy(),
-        },
-        index=fe["term"].to_numpy(),
-    )
-    lines.append(table.to_string(float_format=lambda v: f"{v:.6g}"))
+    lines.extend(_effects_blocks(model, {"z": "z value", "p_value": "Pr(>|z|)"}))
     if model.is_singular:
         lines.append("boundary (singular) fit: see help('isSingular')")
     if not model.converged:

@@ -7,17 +7,15 @@ The stages are public so that each can be called on its own, as lme4's
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .design import Design, NaAction, build_design, check_lmm_design
-from .errors import SingularFitWarning
 from .formula import parse_formula
 from .lmm import CrossProducts, deviance
-from .optimize import Control, check_convergence, minimize
+from .optimize import Control, check_convergence, minimize, warn_if_singular
 from .residual import CorrelationStructure, VarianceFunction
 from .results import LinearMixedModel
 
@@ -133,13 +131,5 @@ def lmer(
         check_convergence(func, opt, stacklevel=3) if calc else opt.return_code != "MAXEVAL_REACHED"
     )
     model = LinearMixedModel(design, cp, opt, reml, converged)
-    if model.is_singular:
-        small = [f"{v:.3g}" for v in opt.final[np.isfinite(opt.lower)] if v < 1e-4]
-        warnings.warn(
-            "boundary (singular) fit: a random-effect variance is estimated as zero or a "
-            f"correlation as ±1 (relative SDs {', '.join(small)}). Consider simplifying the "
-            "random-effects structure.",
-            SingularFitWarning,
-            stacklevel=2,
-        )
+    warn_if_singular(opt.final, opt.lower, stacklevel=2)
     return model

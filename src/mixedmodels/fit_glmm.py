@@ -27,6 +27,7 @@ from .optimize import (
     OptSummary,
     check_convergence,
     minimize,
+    warn_if_singular,
 )
 
 _RESPONSE = "__response__"
@@ -306,13 +307,7 @@ def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> Generaliz
     model = GeneralizedLinearMixedModel(
         design, problem, theta_summary, full, solution, converged, vcov_source
     )
-    if model.is_singular:
-        warnings.warn(
-            "boundary (singular) fit: a random-effect variance is estimated as zero or a "
-            "correlation as ±1. Consider simplifying the random-effects structure.",
-            SingularFitWarning,
-            stacklevel=3,
-        )
+    warn_if_singular(theta, lower_theta, stacklevel=3)
     return model
 
 
@@ -429,10 +424,5 @@ def glmer_nb(
     )
     model = fit(result.x)
     model.nb_shape_evaluations = len(fits)
-    if model.is_singular:
-        warnings.warn(
-            "boundary (singular) fit: a random-effect variance is estimated as zero.",
-            SingularFitWarning,
-            stacklevel=2,
-        )
+    warn_if_singular(model.theta, model.opt_summary.lower, stacklevel=2)
     return model

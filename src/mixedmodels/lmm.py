@@ -472,9 +472,7 @@ def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
     return objective(cp, fac, reml)
 
 
-def conditional_modes(
-    cp: CrossProducts, fac: Factorization
-) -> tuple[np.ndarray, list[np.ndarray]]:
+def conditional_modes(cp: CrossProducts, fac: Factorization) -> tuple[np.ndarray, list[np.ndarray]]:
     """β̂ and the spherical conditional modes û per term, from a factorization alone.
 
     The lean path for PIRLS: block elimination with the pieces :func:`factorize`

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConvergenceWarning
+from .errors import ConvergenceWarning, SingularFitWarning
 
 #: lme4's ``isSingular`` tolerance on bounded θ.
 SINGULAR_TOLERANCE = 1e-4
@@ -237,3 +237,18 @@ def check_convergence(
     for message in summary.messages:
         warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
     return ok
+
+
+def warn_if_singular(theta: np.ndarray, lower: np.ndarray, *, stacklevel: int = 3) -> bool:
+    """Warn (``SingularFitWarning``, with the figures) when θ is on a bound, as lme4 does."""
+    on_bound = boundary_mask(theta, lower)
+    if on_bound.any():
+        figures = ", ".join(f"{v:.3g}" for v in theta[on_bound])
+        warnings.warn(
+            "boundary (singular) fit: a random-effect variance is estimated as zero or a "
+            f"correlation as ±1 (relative SDs {figures}). Consider simplifying the "
+            "random-effects structure.",
+            SingularFitWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return bool(on_bound.any())

@@ -16,9 +16,9 @@ import pandas as pd
 import scipy.linalg as sla
 
 from .design import Design, ReTerm, as_dataframe, group_codes
-from .errors import DataError, MissingDataWarning, SingularFitWarning
+from .errors import DataError, MissingDataWarning
 from .lmm import CrossProducts, Solution, deviance, solve
-from .optimize import Control, check_convergence, minimize
+from .optimize import Control, check_convergence, minimize, warn_if_singular
 from .residual import CorrelationStructure, ResidualStructure, VarianceFunction
 from .results import LinearMixedModel
 
@@ -254,11 +254,6 @@ def fit_with_residual_structure(
     model = StructuredLinearMixedModel(design, plain, opt, reml, converged, structure, whitened)
     model._variance_spec = variance
     model._correlation_spec = correlation
-    if model.is_singular:
-        warnings.warn(
-            "boundary (singular) fit: a random-effect variance is estimated as zero or a "
-            "correlation as ±1. Consider simplifying the random-effects structure.",
-            SingularFitWarning,
-            stacklevel=3,
-        )
+    n_theta = plain.n_theta
+    warn_if_singular(model.theta, opt.lower[:n_theta], stacklevel=3)
     return model
