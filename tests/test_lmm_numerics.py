@@ -142,7 +142,10 @@ def test_finite_difference_gradient_is_zero_at_optimum():
     data = mm.datasets.gpa(seed=4)
     m = mm.lmer("gpa ~ occasion + (1 + occasion | student)", data)
     assert m.converged
-    assert np.max(np.abs(m.opt_summary.gradient)) < 1e-3
+    # the Newton step H⁻¹g is the distance to the true optimum in θ (the raw gradient
+    # scales with the curvature, ~3000 here)
+    step = np.linalg.solve(m.opt_summary.hessian, m.opt_summary.gradient)
+    assert np.max(np.abs(step)) < 1e-5
 
 
 @pytest.fixture(scope="module")

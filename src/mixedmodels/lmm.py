@@ -334,24 +334,46 @@ def _first_block(cp: CrossProducts, T1: np.ndarray) -> tuple[np.ndarray, float, 
         t = T1[0, 0]
         m = 1.0 + t * t * cp.A11[:, 0, 0]
         return (t * t / m)[:, None, None], float(np.sum(np.log(m))), None
+    if k == 2:
+        return _first_block_2x2(cp, T1)
     M = T1.T @ cp.A11 @ T1
     M[:, np.arange(k), np.arange(k)] += 1.0
-    if k == 2:  # closed form: numpy's batched LAPACK calls cost more than the arithmetic
-        a, b, c = M[:, 0, 0], M[:, 1, 0], M[:, 1, 1]
-        l11 = np.sqrt(a)
-        l21 = b / l11
-        l22 = np.sqrt(c - l21 * l21)
-        if not (np.all(np.isfinite(l22)) and np.all(l22 > 0)):
-            raise np.linalg.LinAlgError("first block is not positive definite")
-        logdet = 2.0 * float(np.sum(np.log(l11) + np.log(l22)))
-        V = np.empty_like(M)  # L⁻¹ T₁ᵀ, row by row
+    L = np.linalg.cholesky(M)
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+    V = np.linalg.solve(L, np.broadcast_to(T1.T, M.shape))
+    return np.swapaxes(V, 1, 2) @ V, logdet, V
+
+
+def _first_block_2x2(
+    cp: CrossProducts, T1: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """:func:`_first_block` for k = 2 written out elementwise: for a few dozen levels
+    numpy's batched matmul and LAPACK calls cost more than the arithmetic (the hot loop of
+    bootstrap and profile refits of random-slope models)."""
+    t0, t1, t2 = T1[0, 0], T1[1, 0], T1[1, 1]
+    a00, a01, a11 = cp.A11[:, 0, 0], cp.A11[:, 1, 0], cp.A11[:, 1, 1]
+    m00 = t0 * t0 * a00 + 2.0 * t0 * t1 * a01 + t1 * t1 * a11 + 1.0
+    m01 = t2 * (t0 * a01 + t1 * a11)
+    m11 = t2 * t2 * a11 + 1.0
+    det = m00 * m11 - m01 * m01
+    if not (np.all(det > 0) and np.all(m00 > 0)):
+        raise np.linalg.LinAlgError("first block is not positive definite")
+    logdet = float(np.sum(np.log(det)))
+    # W = T M⁻¹ Tᵀ with M⁻¹ = [[m11, −m01], [−m01, m00]] / det
+    i00, i01, i11 = m11 / det, -m01 / det, m00 / det
+    W = np.empty((len(det), 2, 2))
+    W[:, 0, 0] = t0 * t0 * i00
+    W[:, 0, 1] = W[:, 1, 0] = t0 * (t1 * i00 + t2 * i01)
+    W[:, 1, 1] = t1 * t1 * i00 + 2.0 * t1 * t2 * i01 + t2 * t2 * i11
+    V = None
+    if cp.q2:  # only the sparse tail path needs V = L⁻¹T₁ᵀ (WᵀW factor)
+        l11 = np.sqrt(m00)
+        l21 = m01 / l11
+        l22 = np.sqrt(m11 - l21 * l21)
+        V = np.empty((len(det), 2, 2))
         V[:, 0, :] = T1.T[0][None, :] / l11[:, None]
         V[:, 1, :] = (T1.T[1][None, :] - l21[:, None] * V[:, 0, :]) / l22[:, None]
-    else:
-        L = np.linalg.cholesky(M)
-        logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
-        V = np.linalg.solve(L, np.broadcast_to(T1.T, M.shape))
-    return np.swapaxes(V, 1, 2) @ V, logdet, V
+    return W, logdet, V
 
 
 def _scale_sym(D: np.ndarray, lam: np.ndarray | sp.spmatrix) -> np.ndarray:
