@@ -83,3 +83,32 @@ def test_crossed_nested_and_uncorrelated(seed_models, gpa):
     assert r"\text{, for hospital:ward" in nested
     uncorrelated = mm.lmer("gpa ~ occasion + (occasion || student)", gpa).to_latex()
     assert r"\sigma^2_{\alpha_{j}} & 0 \\" in uncorrelated
+
+
+SDATING_EQUATION = r"""$$
+\begin{aligned}
+  \operatorname{decision}_{i}  &\sim \operatorname{Binomial}(n = 1, \operatorname{prob}_{\operatorname{decision} = \operatorname{Yes}} = \widehat{P}) \\
+    \log\left[\frac{\hat{P}}{1 - \hat{P}} \right] &=\alpha_{j[i]} + \beta_{1}(\operatorname{attractive\_sc}) \\
+    \alpha_{j}  &\sim N \left(\mu_{\alpha_{j}}, \sigma^2_{\alpha_{j}} \right)
+    \text{, for iid j = 1,} \dots \text{,J}
+\end{aligned}
+$$"""  # noqa: E501
+
+
+def test_binomial_glmm_equation():
+    data = mm.datasets.speed_dating(seed=1, n_raters=60, dates_per_rater=10)
+    g = mm.glmer("decision ~ attractive_sc + (1 | iid)", data, family="binomial")
+    assert g.to_latex() == SDATING_EQUATION
+
+
+def test_poisson_glmm_equation():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    group = np.repeat(np.arange(20), 10)
+    eta = 1 + 0.5 * rng.normal(size=20)[group]
+    data = pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": rng.normal(size=200), "g": group})
+    text = mm.glmer("y ~ x + (1 | g)", data, family="poisson").to_latex()
+    assert r"\operatorname{y}_{i}  &\sim \operatorname{Poisson}(\lambda_{i}) \\" in text
+    assert r"\log(\lambda_{i}) &=\alpha_{j[i]} + \beta_{1}(\operatorname{x})" in text

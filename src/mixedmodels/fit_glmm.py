@@ -249,7 +249,25 @@ def glmer(
         family=fam,
         nagq=1,
     )
-    return _fit(design, problem, nagq, control)
+    model = _fit(design, problem, nagq, control)
+    model.success_level = _success_level(spec.response, frame, fam)
+    return model
+
+
+def _success_level(response: str, frame: pd.DataFrame, family: Family) -> str | None:
+    """The level a binomial factor response counts as success (R: every level but the first)."""
+    if family.name != "binomial" or response not in frame.columns:
+        return None
+    column = frame[response]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        levels = list(column.cat.categories)
+    elif pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+        return None
+    else:
+        levels = sorted(
+            pd.unique(column.dropna()), key=lambda v: (str(v).casefold(), str(v).swapcase())
+        )
+    return str(levels[1]) if len(levels) == 2 else None
 
 
 def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> GeneralizedLinearMixedModel:

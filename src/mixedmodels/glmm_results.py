@@ -48,6 +48,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
         self.family: Family = problem.family
         self.nagq = problem.nagq
         self.vcov_source = vcov_source
+        self.success_level: str | None = None  # set by glmer for a two-level factor response
         self.__dict__["_solution"] = solution
 
     # -- scale and counts ----------------------------------------------------------------

@@ -82,6 +82,43 @@ def _covariance_matrix(symbols: list[str], correlated: list[list[bool]]) -> str:
     )
 
 
+_LINK_LHS = {
+    "logit": "\\log\\left[\\frac{{\\hat{{{m}}}}}{{1 - \\hat{{{m}}}}} \\right]",
+    "probit": "\\Phi^{{-1}}(\\hat{{{m}}})",
+    "cloglog": "\\log(-\\log(1 - \\hat{{{m}}}))",
+    "log": "\\log({m})",
+    "identity": "{m}",
+    "inverse": "1 / {m}",
+    "sqrt": "\\sqrt{{{m}}}",
+}
+
+
+def _glmm_lines(model: Any, family: Any, linear: str) -> list[str]:
+    """equatiomatic's first two lines for a glmer fit: the response distribution and the
+    link of its mean set equal to the linear predictor."""
+    from .formula import parse_formula
+
+    response_text = parse_formula(model.formula).response
+    response = _operatorname(response_text)
+    if family.name == "binomial":
+        level = getattr(model, "success_level", None)
+        success = f" = {_operatorname(level)}" if level else ""
+        mean = "P"
+        first = (
+            f"  {response}_{{i}}  &\\sim \\operatorname{{Binomial}}(n = 1, "
+            f"\\operatorname{{prob}}_{{{response}{success}}} = \\widehat{{P}})"
+        )
+    elif family.name in ("poisson", "negative_binomial"):
+        mean = "\\lambda_{i}"
+        name = "Poisson" if family.name == "poisson" else "NegBinomial"
+        extra = "" if family.name == "poisson" else f", \\theta = {family.shape:.3g}"
+        first = f"  {response}_{{i}}  &\\sim \\operatorname{{{name}}}({mean}{extra})"
+    else:  # pragma: no cover - glmer refuses the other families
+        raise ValueError(f"to_latex has no form for the {family.name} family.")
+    template = _LINK_LHS.get(family.link.name, "g({m})")
+    return [first, f"    {template.format(m=mean)} &={linear}"]
+
+
 def to_latex(model: Any) -> str:
     """The equation of a fitted mixed model, as equatiomatic's ``extract_eq``.
 
@@ -165,7 +202,10 @@ def to_latex(model: Any) -> str:
     linear = " + ".join(predictors) if predictors else "0"
     response = _operatorname(design.spec.response)
     n_predictors = len([n for n in fixed if n != "Intercept"])
-    if n_predictors <= _INLINE_MAX:
+    family = getattr(model, "family", None)
+    if family is not None:
+        lines = _glmm_lines(model, family, linear)
+    elif n_predictors <= _INLINE_MAX:
         lines = [f"  {response}_{{i}}  &\\sim N \\left({linear}, \\sigma^2 \\right)"]
     else:
         lines = [
