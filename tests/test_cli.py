@@ -103,3 +103,16 @@ def test_demo_command(tmp_path, capsys):
         assert section in markdown
     assert len(list(tmp_path.glob("*.png"))) >= 8
     assert len(list(tmp_path.glob("*.csv"))) >= 20
+
+
+def test_report_shows_progress_on_stderr(tmp_path, capsys):
+    import mixedmodels as mm
+
+    data = tmp_path / "gpa.csv"
+    mm.datasets.gpa(seed=3, n_students=40).to_csv(data, index=False)
+    out = tmp_path / "r.html"
+    formula = "gpa ~ occasion + (1 | student)"
+    assert main(["report", formula, "--data", str(data), "-o", str(out)]) in (0, None)
+    err = capsys.readouterr().err
+    assert "report figures" in err and "report written to" in err
+    assert out.exists()

@@ -98,7 +98,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from .report import report
 
     model = _fit(args)
-    path = report(model, args.output, title=args.title, nsim=args.nsim)
+    path = report(model, args.output, title=args.title, nsim=args.nsim, progress=True)
     print(f"report written to {path}", file=sys.stderr)
 
 

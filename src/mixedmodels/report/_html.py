@@ -78,7 +78,7 @@ def _card(key: str, value: Any) -> str:
     )
 
 
-def _figures(model: Any, nsim: int, seed: Any) -> list[tuple[str, str]]:
+def _figures(model: Any, nsim: int, seed: Any, progress: bool = False) -> list[tuple[str, str]]:
     """(caption, base64 PNG) of every plot the model supports; the others are skipped."""
     plots: list[tuple[str, Callable[[], Any]]] = [
         (
@@ -102,9 +102,10 @@ def _figures(model: Any, nsim: int, seed: Any) -> list[tuple[str, str]]:
         ("Residual diagnostics.", lambda: model.plot.residuals()),
     ]
     from matplotlib.figure import Figure
+    from tqdm.auto import tqdm
 
     out = []
-    for caption, make in plots:
+    for caption, make in tqdm(plots, desc="report figures", disable=not progress, leave=False):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -116,7 +117,14 @@ def _figures(model: Any, nsim: int, seed: Any) -> list[tuple[str, str]]:
     return out
 
 
-def report_html(model: Any, *, title: str | None = None, nsim: int = 500, seed: Any = 1) -> str:
+def report_html(
+    model: Any,
+    *,
+    title: str | None = None,
+    nsim: int = 500,
+    seed: Any = 1,
+    progress: bool = False,
+) -> str:
     """The report of :func:`report` as an HTML string.
 
     Parameters
@@ -127,6 +135,8 @@ def report_html(model: Any, *, title: str | None = None, nsim: int = 500, seed: 
         Draws for the REsim intervals of the caterpillar plot.
     seed : int, optional
         Seed of those draws (the report is reproducible).
+    progress : bool
+        Show a progress bar (on stderr) while the figures are drawn.
 
     Returns
     -------
@@ -168,7 +178,7 @@ def report_html(model: Any, *, title: str | None = None, nsim: int = 500, seed: 
         _table(model.random_effects().head(10)),
         "<h2>Plots</h2>",
     ]
-    for caption, data in _figures(model, nsim, seed):
+    for caption, data in _figures(model, nsim, seed, progress):
         sections.append(
             f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
@@ -191,6 +201,7 @@ def report(
     title: str | None = None,
     nsim: int = 500,
     seed: Any = 1,
+    progress: bool = False,
 ) -> Path:
     """Write one self-contained HTML report of a fitted model.
 
@@ -207,6 +218,8 @@ def report(
     nsim : int
         Draws for the REsim intervals.
     seed : int, optional
+    progress : bool
+        Show a progress bar (on stderr) while the figures are drawn.
 
     Returns
     -------
@@ -224,5 +237,6 @@ def report(
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(report_html(model, title=title, nsim=nsim, seed=seed), encoding="utf-8")
+    html = report_html(model, title=title, nsim=nsim, seed=seed, progress=progress)
+    target.write_text(html, encoding="utf-8")
     return target
