@@ -67,6 +67,20 @@ class ReTerm:
     def n_effects(self) -> int:
         return self.n_levels * self.n_columns
 
+    def encode_rows(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """New rows as the fit saw them: the term's matrix and each row's level index,
+        −1 for a level the fit never saw (it then gets the population prediction)."""
+        missing = [name for name in self.factors if name not in frame.columns]
+        if missing:
+            raise DataError(
+                f"newdata lacks the grouping column(s) {missing} of the term "
+                f"({self.expr} | {self.group}). Add them, or predict without random effects."
+            )
+        lookup = {label: i for i, label in enumerate(self.levels)}
+        codes, labels = group_codes(frame, self.factors)
+        mapped = np.array([lookup.get(label, -1) for label in labels], dtype=np.int64)[codes]
+        return fc.encode(self.model_spec, frame), mapped
+
 
 @dataclass(frozen=True)
 class Design:

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import _formulaic_compat as fc
 from .design import Design, as_dataframe
 from .formula import parse_formula
 from .inference import InferenceMixin
@@ -338,12 +337,7 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
                 matrix, codes = term.matrix, term.codes
                 total += np.einsum("nk,nk->n", matrix, b[codes])
                 continue
-            from .design import group_codes
-
-            matrix = fc.encode(term.model_spec, frame)
-            lookup = {label: i for i, label in enumerate(term.levels)}
-            new_codes, new_labels = group_codes(frame, term.factors)
-            mapped = np.array([lookup.get(label, -1) for label in new_labels])[new_codes]
+            matrix, mapped = term.encode_rows(frame)
             known = mapped >= 0
             contribution = np.zeros(n)
             contribution[known] = np.einsum("nk,nk->n", matrix[known], b[mapped[known]])

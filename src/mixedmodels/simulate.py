@@ -24,9 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from . import _formulaic_compat as fc
-from .design import as_dataframe, group_codes
-from .errors import DataError
+from .design import as_dataframe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .results import LinearMixedModel
@@ -139,17 +137,7 @@ def _term_rows(model: LinearMixedModel, frame: pd.DataFrame | None) -> list[tupl
         if frame is None:
             out.append((term.matrix, term.codes))
             continue
-        missing = [name for name in term.factors if name not in frame.columns]
-        if missing:
-            raise DataError(
-                f"newdata lacks the grouping column(s) {missing} of the term "
-                f"({term.expr} | {term.group}). Add them, or predict with which='fixed'."
-            )
-        matrix = fc.encode(term.model_spec, frame)
-        lookup = {label: i for i, label in enumerate(term.levels)}
-        codes, labels = group_codes(frame, term.factors)
-        mapped = np.array([lookup.get(label, -1) for label in labels], dtype=np.int64)[codes]
-        out.append((matrix, mapped))
+        out.append(term.encode_rows(frame))
     return out
 
 
