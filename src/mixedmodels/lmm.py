@@ -39,7 +39,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .covariance import CovarianceStructure, structure_for
+from .covariance import CovarianceStructure, Unstructured, structure_for
 from .design import ReTerm
 from .errors import DataError
 
@@ -471,6 +471,76 @@ def objective(cp: CrossProducts, fac: Factorization, reml: bool) -> float:
     return float(value - cp.sum_log_weights)
 
 
+class _SingleTermKernel:
+    """The deviance of a model with one scalar or 2-column term and nothing else, in a
+    handful of numpy calls (the inner loop of bootstrap and profile refits).
+
+    With k ≤ 2 the entries of M_l = TᵀA_lT + I and of W_l = T M_l⁻¹ Tᵀ are linear maps
+    (3 x 3 for k = 2) of the per-level entries, and Σ_l C_lᵀ W_l C_l is one dot product
+    with the per-level outer products of C_l, all precomputed here.
+    """
+
+    def __init__(self, cp: CrossProducts):
+        k = cp.A11.shape[1]
+        C = cp.C1  # (ℓ, k, p+1)
+        if k == 1:
+            self.A = cp.A11[:, 0, 0].copy()
+            self.P = np.einsum("la,lb->lab", C[:, 0], C[:, 0]).reshape(len(C), -1)
+        else:
+            self.A = np.stack([cp.A11[:, 0, 0], cp.A11[:, 1, 0], cp.A11[:, 1, 1]])
+            outer = np.einsum("lia,ljb->lijab", C, C)
+            self.P = np.stack(
+                [outer[:, 0, 0], outer[:, 0, 1] + outer[:, 1, 0], outer[:, 1, 1]]
+            ).reshape(3 * len(C), -1)
+        self.k = k
+        self.XyXy = cp.XyXy
+        self.size = cp.XyXy.shape[0]
+
+    def factor(self, theta: np.ndarray) -> Factorization:
+        """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite."""
+        if self.k == 1:
+            t2 = theta[0] * theta[0]
+            m = 1.0 + t2 * self.A
+            logdet_z = float(np.sum(np.log(m)))
+            W = t2 / m
+        else:
+            t0, t1, t2 = theta
+            m00, m01, m11 = (
+                np.array(
+                    [[t0 * t0, 2 * t0 * t1, t1 * t1], [0.0, t0 * t2, t1 * t2], [0.0, 0.0, t2 * t2]]
+                )
+                @ self.A
+            )
+            m00 += 1.0
+            m11 += 1.0
+            det = m00 * m11 - m01 * m01
+            if det.min() <= 0 or m00.min() <= 0:
+                raise np.linalg.LinAlgError("first block is not positive definite")
+            logdet_z = float(np.sum(np.log(det)))
+            inverse = np.stack([m11, -m01, m00]) / det
+            W = (
+                np.array(
+                    [[t0 * t0, 0.0, 0.0], [t0 * t1, t0 * t2, 0.0], [t1 * t1, 2 * t1 * t2, t2 * t2]]
+                )
+                @ inverse
+            )
+        S33 = self.XyXy - (W.reshape(-1) @ self.P).reshape(self.size, self.size)
+        L33 = np.linalg.cholesky(S33)
+        return Factorization(logdet_z, None, L33, np.zeros((0, 1, 1)), [], None, None)
+
+
+def factorize_profiled(cp: CrossProducts, theta: np.ndarray) -> Factorization:
+    """:func:`factorize` when only ``logdet_z`` and ``L33`` are needed (the deviance, σ, β):
+    models with one term of one or two columns take the precomputed fast kernel."""
+    theta = np.asarray(theta, dtype=float)
+    if cp.q2 == 0 and cp.A11.shape[1] <= 2 and isinstance(cp.structures[0], Unstructured):
+        kernel = cp.__dict__.get("_single_term_kernel")
+        if kernel is None or kernel.XyXy is not cp.XyXy:
+            kernel = cp.__dict__["_single_term_kernel"] = _SingleTermKernel(cp)
+        return kernel.factor(theta)
+    return factorize(cp, theta)
+
+
 def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
     """Profiled deviance at θ (β and σ profiled out).
 
@@ -488,7 +558,7 @@ def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
         ``inf`` when θ gives a non-positive-definite system.
     """
     try:
-        fac = factorize(cp, np.asarray(theta, dtype=float))
+        fac = factorize_profiled(cp, theta)
     except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
         return float("inf")
     return objective(cp, fac, reml)

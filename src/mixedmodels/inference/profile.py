@@ -29,7 +29,7 @@ import scipy.linalg as sla
 from scipy import interpolate, stats
 
 from ..errors import MixedModelsError
-from ..lmm import CrossProducts, factorize, objective
+from ..lmm import CrossProducts, factorize, factorize_profiled, objective
 from ._params import VarianceLayout, bounded_minimize, sdcor_to_theta, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,7 +69,7 @@ def ml_fit(model: LinearMixedModel) -> tuple[np.ndarray, float, np.ndarray, floa
 
 def _ml_deviance(cp: CrossProducts, theta: np.ndarray) -> float:
     try:
-        return objective(cp, factorize(cp, theta), False)
+        return objective(cp, factorize_profiled(cp, theta), False)
     except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
         return float("inf")
 
@@ -83,7 +83,7 @@ def _deviance_sdcor(
     if not sigma > 0:
         return float("inf"), np.full(cp.p, np.nan)
     try:
-        fac = factorize(cp, sdcor_to_theta(cp, pars))
+        fac = factorize_profiled(cp, sdcor_to_theta(cp, pars))
     except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
         return float("inf"), np.full(cp.p, np.nan)
     p = cp.p
@@ -236,7 +236,7 @@ class Profiler:
             theta, fval = bounded_minimize(f, self.theta_ml, lower, np.full(lower.size, np.inf))
         except FloatingPointError:
             return np.full(1 + self.nptot, np.nan)
-        fac = factorize(cp, theta)
+        fac = factorize_profiled(cp, theta)
         p = cp.p
         sigma = float(abs(fac.L33[p, p]) / np.sqrt(cp.n))
         beta_rest = (
