@@ -238,3 +238,44 @@ def test_families_with_a_dispersion_are_refused_not_fitted_wrongly(binary_data):
         mm.glmer("z ~ 1 + (1 | g)", positive, family="Gamma", link="log")
     with pytest.raises(ValueError, match=r"'inverse_gaussian' is not supported"):
         mm.glmer("z ~ 1 + (1 | g)", positive, family="inverse_gaussian")
+
+
+@pytest.fixture(scope="module")
+def cbpp(glmm_fixture):
+    frame = fixture_frame(glmm_fixture, "cbpp")
+    return mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", frame)
+
+
+def test_glmm_likelihood_ratio_test_matches_lme4(glmm_fixture, cbpp):
+    expected = glmm_fixture["anova"]["cbpp_period"]
+    null = mm.glmer(expected["null"], fixture_frame(glmm_fixture, "cbpp"))
+    table = mm.anova(null, cbpp)
+    assert list(table["npar"]) == expected["npar"]
+    # lme4's Laplace criterion sits up to ~6e-4 above the exact one on cbpp (see above)
+    np.testing.assert_allclose(table["logLik"], expected["loglik"], atol=1e-3)
+    assert table["Chisq"].iloc[1] == pytest.approx(expected["chisq"], abs=2e-3)
+    assert table["p"].iloc[1] == pytest.approx(expected["p"], rel=1e-3)
+
+
+def test_glmm_bootstrap_is_reproducible_and_centred(cbpp):
+    one = cbpp.bootstrap(24, seed=3, n_jobs=1, progress=False)
+    two = cbpp.bootstrap(24, seed=3, n_jobs=2, progress=False)
+    pd.testing.assert_frame_equal(one.replicates, two.replicates)
+    assert one.n_failed == 0
+    assert list(one.replicates.columns) == ["sd_(Intercept)|herd"] + list(cbpp.fixef.index)
+    # the replicates scatter around the estimates by about their standard errors
+    spread = one.replicates[list(cbpp.fixef.index)].std()
+    se = cbpp.fixed_effects().set_index("term")["se"]
+    assert np.all((spread / se).between(0.5, 2.0))
+    ci = cbpp.confint(method="boot", nsim=24, seed=3, progress=False)
+    assert ci.loc["period2", "lower"] < cbpp.fixef["period2"] < ci.loc["period2", "upper"]
+
+
+def test_glmm_inference_refusals(cbpp):
+    with pytest.raises(mm.MixedModelsError, match=r"Profile likelihood for glmer fits"):
+        cbpp.confint(method="profile")
+    with pytest.raises(ValueError, match=r"glmer's tests are Wald z tests"):
+        cbpp.fixed_effects(ddf="satterthwaite")
+    wald = cbpp.confint(method="wald")
+    fe = cbpp.fixed_effects().set_index("term")
+    np.testing.assert_allclose(wald.loc[fe.index, "lower"], fe["lower_2.5"])

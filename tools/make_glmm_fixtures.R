@@ -297,6 +297,22 @@ for (nm in names(used_cols)) {
   data_out[[nm]] <- export_data(datasets[[nm]], used_cols[[nm]])
 }
 
+# Likelihood-ratio test of nested glmer fits (anova.merMod on two GLMMs)
+cbpp_null <- suppressWarnings(glmer(cbind(incidence, size - incidence) ~ 1 + (1 | herd),
+                                    data = cbpp, family = binomial))
+cbpp_full <- suppressWarnings(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd),
+                                    data = cbpp, family = binomial))
+lrt <- anova(cbpp_null, cbpp_full)
+anova_out <- list(
+  cbpp_period = list(
+    null = "cbind(incidence, size - incidence) ~ 1 + (1 | herd)",
+    full = "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    npar = as.numeric(lrt$npar), aic = as.numeric(lrt$AIC), loglik = as.numeric(lrt$logLik),
+    chisq = as.numeric(lrt$Chisq[2]), df = as.numeric(lrt$Df[2]),
+    p = as.numeric(lrt[["Pr(>Chisq)"]][2])
+  )
+)
+
 ver <- function(p) as.character(packageVersion(p))
 out <- list(
   meta = list(
@@ -310,7 +326,8 @@ out <- list(
     generated_by = "tools/make_glmm_fixtures.R"
   ),
   data = data_out,
-  models = results
+  models = results,
+  anova = anova_out
 )
 
 jsonlite::write_json(json_num(out), outfile, digits = I(17), auto_unbox = TRUE,

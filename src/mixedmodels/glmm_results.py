@@ -79,6 +79,11 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
 
     def fixed_effects(self, ddf: str = "normal") -> pd.DataFrame:
         """Fixed effects with Wald z statistics and p-values, as mixedup for glmer fits."""
+        if ddf != "normal":
+            raise ValueError(
+                f"ddf={ddf!r} applies to linear mixed models; glmer's tests are Wald z tests "
+                "(ddf='normal')."
+            )
         return super().fixed_effects(ddf).rename(columns={"t": "z"})
 
     # -- prediction ------------------------------------------------------------------------

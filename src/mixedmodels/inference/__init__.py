@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..errors import MixedModelsError
+
 ConfintMethod = Literal["profile", "wald", "boot"]
 BootType = Literal["percentile", "basic", "normal"]
 _METHODS = ("profile", "wald", "boot")
@@ -87,6 +89,7 @@ class InferenceMixin:
             raise ValueError(f"method: expecting one of {set(_METHODS)}. Got {method!r}.")
         level = _check_level(level)
         if method == "profile":
+            self._refuse_glmm("Profile likelihood")
             return profile_confint(self, parm=parm, level=level)
         names = self._parameter_names()
         nvp = len(names) - len(self.design.fixed_names)
@@ -111,7 +114,20 @@ class InferenceMixin:
         """lme4's ``oldNames = FALSE`` names: variance parameters, sigma, fixed effects."""
         from ._params import VarianceLayout
 
-        return list(VarianceLayout.of(self.crossprods).names) + list(self.design.fixed_names)
+        names = list(VarianceLayout.of(self.crossprods).names)
+        if self._is_glmm():  # binomial/poisson: no residual scale
+            names.remove("sigma")
+        return names + list(self.design.fixed_names)
+
+    def _is_glmm(self) -> bool:
+        return getattr(self, "family", None) is not None
+
+    def _refuse_glmm(self, what: str) -> None:
+        if self._is_glmm():
+            raise MixedModelsError(
+                f"{what} for glmer fits is not available yet; use confint(method='wald') or "
+                "confint(method='boot') (parametric bootstrap), which support them."
+            )
 
     def profile(self, parm: Any = None, *, alphamax: float = 0.01, maxpts: int = 100):
         """Likelihood profiles: ζ (signed square root of the ML deviance change) along each
@@ -142,6 +158,8 @@ class InferenceMixin:
         True
         """
         from .profile import Profiler, profile_table, select_parameters
+
+        self._refuse_glmm("Profile likelihood")
 
         profiler = Profiler(self, alphamax=alphamax, maxpts=maxpts)
         which = select_parameters(profiler.names, profiler.nvp, parm)
@@ -239,7 +257,6 @@ class InferenceMixin:
         >>> list(m.anova().index)
         ['occasion']
         """
-        from ..errors import MixedModelsError
         from .ddf import term_columns
 
         if type != 3:

@@ -157,6 +157,51 @@ class _Simulator:
         return out
 
 
+class _GlmmSimulator(_Simulator):
+    """Replicates of a glmer fit: responses from ``model.simulate`` (new random effects),
+    refitted by the second stage only, warm-started at (θ̂, β̂), with the same family,
+    weights and offset.  No σ for binomial and Poisson fits."""
+
+    def __init__(self, model: Any, func: Callable[[Any], Any] | None):
+        self.model = model
+        self.func = func
+        self.cp = model.crossprods
+        self.theta = model.theta
+        self.beta = model.fixef.to_numpy()
+        self.lower = np.concatenate([self.cp.lower_bounds(), np.full(self.beta.size, -np.inf)])
+        self.names = list(VarianceLayout.of(self.cp).names[:-1]) + list(model.design.fixed_names)
+
+    def statistics(self, cp, theta: np.ndarray, beta: np.ndarray | None = None) -> np.ndarray:
+        beta = self.beta if beta is None else beta
+        return np.concatenate([theta_to_sdcor(cp, theta, 1.0)[:-1], beta])
+
+    def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
+        from ..glmm import GlmmProblem
+        from ..optimize import Control, minimize
+
+        y = self.model.simulate(1, seed=np.random.default_rng(seed))[0]
+        old = self.model.problem
+        problem = GlmmProblem(
+            y=y,
+            X=old.X,
+            terms=old.terms,
+            prior_weights=old.prior_weights,
+            offset=old.offset,
+            family=old.family,
+            nagq=old.nagq,
+        )
+        x0 = np.concatenate([self.theta, self.beta])
+        se = np.sqrt(np.diag(self.model.vcov.to_numpy()))
+        step = np.concatenate([np.maximum(0.1 * np.abs(self.theta), 0.05), 0.3 * se])
+        opt = minimize(problem.deviance_theta_beta, x0, self.lower, Control(), step)
+        n_theta = self.theta.size
+        theta, beta = opt.final[:n_theta], opt.final[n_theta:]
+        extra = None
+        if self.func is not None:
+            raise ValueError("func= is not supported for glmer bootstraps yet.")
+        return self.statistics(self.cp, theta, beta), extra
+
+
 _WORKER: _Simulator | None = None  # set in the parent before forking
 
 
@@ -189,7 +234,14 @@ def bootstrap(
     if n_jobs < 0:
         n_jobs = os.cpu_count() or 1
     n_jobs = int(min(n_jobs, nsim))
-    simulator = _Simulator(model, func)
+    from ..glmm_results import GeneralizedLinearMixedModel
+
+    if isinstance(model, GeneralizedLinearMixedModel):
+        if func is not None:
+            raise ValueError("func= is not supported for glmer bootstraps yet.")
+        simulator: _Simulator = _GlmmSimulator(model, func)
+    else:
+        simulator = _Simulator(model, func)
     seeds = np.random.SeedSequence(seed).spawn(int(nsim))
     from tqdm.auto import tqdm
 
