@@ -31,8 +31,6 @@ from .optimize import (
 )
 
 _RESPONSE = "__response__"
-_THETA_STEP = 0.1
-_BETA_STEP = 0.3  # first BOBYQA steps in stage 2: 0.3 stage-1 SE for β, 10% for θ
 _OFFSET = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
 
 
@@ -286,9 +284,7 @@ def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> Generaliz
         # steps on each coordinate's own scale: β by its stage-1 standard error, so that
         # coefficients of badly scaled covariates (age² in years) are not overshot
         stage1_se = np.sqrt(np.diag(_solution(problem, theta, beta, state, None).vcov_unscaled))
-        step = np.concatenate(
-            [np.maximum(_THETA_STEP * np.abs(theta), 0.05), _BETA_STEP * stage1_se]
-        )
+        step = stage2_step(theta, stage1_se)
         full = minimize(problem.deviance_theta_beta, x0, lower, control, initial_step=step)
         theta, beta = full.final[:n_theta], full.final[n_theta:]
         state = problem.pirls(theta, beta)
@@ -327,6 +323,12 @@ def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> Generaliz
     )
     warn_if_singular(theta, lower_theta, stacklevel=3)
     return model
+
+
+def stage2_step(theta: np.ndarray, beta_se: np.ndarray) -> np.ndarray:
+    """First BOBYQA steps of a (θ, β) search started near the optimum: 10% of θ (at least
+    0.05) and 0.3 standard errors of β, so that badly scaled coefficients are not overshot."""
+    return np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), 0.3 * beta_se])
 
 
 def _hessian_vcov(full: OptSummary, n_theta: int) -> np.ndarray | None:

@@ -187,6 +187,18 @@ class GlmmProblem:
     def n_theta(self) -> int:
         return self.template.n_theta
 
+    def with_response(self, y: np.ndarray) -> GlmmProblem:
+        """The same model for a new response (e.g. a bootstrap draw), warm starts cleared."""
+        return GlmmProblem(
+            y=y,
+            X=self.X,
+            terms=self.terms,
+            prior_weights=self.prior_weights,
+            offset=self.offset,
+            family=self.family,
+            nagq=self.nagq,
+        )
+
     def reset(self) -> None:
         self._u = [np.zeros((t.n_levels, t.n_columns)) for t in self.ordered_terms]
         self._beta = None

@@ -176,23 +176,14 @@ class _GlmmSimulator(_Simulator):
         return np.concatenate([theta_to_sdcor(cp, theta, 1.0)[:-1], beta])
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
-        from ..glmm import GlmmProblem
+        from ..fit_glmm import stage2_step
         from ..optimize import Control, minimize
 
         y = self.model.simulate(1, seed=np.random.default_rng(seed))[0]
-        old = self.model.problem
-        problem = GlmmProblem(
-            y=y,
-            X=old.X,
-            terms=old.terms,
-            prior_weights=old.prior_weights,
-            offset=old.offset,
-            family=old.family,
-            nagq=old.nagq,
-        )
+        problem = self.model.problem.with_response(y)
         x0 = np.concatenate([self.theta, self.beta])
         se = np.sqrt(np.diag(self.model.vcov.to_numpy()))
-        step = np.concatenate([np.maximum(0.1 * np.abs(self.theta), 0.05), 0.3 * se])
+        step = stage2_step(self.theta, se)
         opt = minimize(problem.deviance_theta_beta, x0, self.lower, Control(), step)
         n_theta = self.theta.size
         theta, beta = opt.final[:n_theta], opt.final[n_theta:]
