@@ -29,6 +29,12 @@ suppressPackageStartupMessages({
 })
 
 args <- commandArgs(trailingOnly = TRUE)
+
+## Shared helpers (arr, named, na_null, with_conditions, export_data, varcorr_records,
+## ranef_records, unorder), looked up next to this script.
+script_dir <- dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1]))
+source(file.path(script_dir, "fixture_helpers.R"))
+
 outdir <- if (length(args) >= 1) args[[1]] else "tests/fixtures"
 dir.create(outdir, recursive = TRUE, showWarnings = FALSE)
 outfile <- file.path(outdir, "lme4_lmm.json")
@@ -55,9 +61,6 @@ plain_df <- function(d) {
   rownames(out) <- NULL
   out
 }
-
-## Convert an (ordered) factor to an unordered factor with sorted levels.
-unorder <- function(x) factor(as.character(x))
 
 datasets <- list()
 datasets$sleepstudy <- plain_df(lme4::sleepstudy)
@@ -117,74 +120,6 @@ models <- list(
 ## -----------------------------------------------------------------------------
 ## Helpers
 ## -----------------------------------------------------------------------------
-
-## Keep a vector as a JSON array even if it has length 1 (auto_unbox = TRUE
-## would otherwise turn it into a scalar).
-arr <- function(x) I(unname(x))
-
-## Named numeric vector -> JSON object {name: value}.
-named <- function(x) as.list(x)
-
-## NA -> NULL (written as JSON null) for scalar character fields.
-na_null <- function(x) if (length(x) == 0 || is.na(x)) NULL else x
-
-## Evaluate `expr`, collecting warnings and messages instead of printing them.
-with_conditions <- function(expr) {
-  warns <- character(0)
-  msgs <- character(0)
-  value <- withCallingHandlers(
-    expr,
-    warning = function(w) {
-      warns <<- c(warns, conditionMessage(w))
-      invokeRestart("muffleWarning")
-    },
-    message = function(m) {
-      msgs <<- c(msgs, trimws(conditionMessage(m)))
-      invokeRestart("muffleMessage")
-    })
-  list(value = value, warnings = warns, messages = msgs)
-}
-
-## Export one data set: only the columns in `cols`, factors as strings.
-export_data <- function(d, cols) {
-  cols <- intersect(names(d), cols)      # keep the data set's column order
-  columns <- list()
-  levs <- list()
-  for (cl in cols) {
-    x <- d[[cl]]
-    if (is.factor(x)) {
-      columns[[cl]] <- arr(as.character(x))
-      levs[[cl]] <- arr(levels(x))
-    } else {
-      columns[[cl]] <- arr(as.numeric(x))
-    }
-  }
-  ## An empty named list is written as {} rather than [].
-  if (length(levs) == 0) levs <- structure(list(), names = character(0))
-  list(columns = columns, levels = levs)
-}
-
-## VarCorr as a list of records.
-varcorr_records <- function(m) {
-  vc <- as.data.frame(VarCorr(m))
-  lapply(seq_len(nrow(vc)), function(i) list(
-    grp = vc$grp[i],
-    var1 = na_null(vc$var1[i]),
-    var2 = na_null(vc$var2[i]),
-    vcov = vc$vcov[i],
-    sdcor = vc$sdcor[i]))
-}
-
-## Conditional modes and conditional SDs as a list of records.
-ranef_records <- function(m) {
-  re <- as.data.frame(ranef(m, condVar = TRUE))
-  lapply(seq_len(nrow(re)), function(i) list(
-    grpvar = as.character(re$grpvar[i]),
-    term = as.character(re$term[i]),
-    grp = as.character(re$grp[i]),
-    condval = re$condval[i],
-    condsd = re$condsd[i]))
-}
 
 ## Fit one model and collect everything the fixtures need.
 fit_model <- function(name, s) {
