@@ -20,6 +20,8 @@ from .errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarn
 from .families import Family, get_family
 from .formula import parse_formula
 from .glmm import GlmmProblem
+from .glmm_gradient import has_beta_gradient
+from .glmm_optimize import fit_profiled, laplace_derivatives
 from .glmm_results import GeneralizedLinearMixedModel
 from .lmm import CrossProducts, Solution, solve
 from .optimize import (
@@ -271,33 +273,25 @@ def _success_level(response: str, frame: pd.DataFrame, family: Family) -> str | 
 def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> GeneralizedLinearMixedModel:
     n_theta = problem.n_theta
     lower_theta = problem.template.lower_bounds()
-    stage1 = minimize(
-        problem.deviance_theta, problem.template.initial_theta(), lower_theta, control
-    )
-    state = problem.pirls(stage1.final, None)
-    theta, beta = stage1.final, state.beta
-    full = stage1
-    if nagq >= 1:
-        problem.nagq = nagq
-        x0 = np.concatenate([theta, beta])
-        lower = np.concatenate([lower_theta, np.full(beta.size, -np.inf)])
-        # steps on each coordinate's own scale: β by its stage-1 standard error, so that
-        # coefficients of badly scaled covariates (age² in years) are not overshot
-        stage1_se = np.sqrt(np.diag(_solution(problem, theta, beta, state, None).vcov_unscaled))
-        step = stage2_step(theta, stage1_se)
-        full = minimize(problem.deviance_theta_beta, x0, lower, control, initial_step=step)
-        theta, beta = full.final[:n_theta], full.final[n_theta:]
-        state = problem.pirls(theta, beta)
     derivs = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
+    if nagq == 1 and has_beta_gradient(problem):
+        full, theta, beta = _fit_with_gradient(problem, lower_theta, control)
+        derivatives = laplace_derivatives(problem, theta, beta, lower_theta) if derivs else None
+    else:
+        full, theta, beta = _fit_derivative_free(problem, nagq, lower_theta, control)
+        derivatives = None
+    state = problem.pirls(theta, beta)
     converged = True
     vcov_source = "pirls"
     vcov = None
     if nagq >= 1 and derivs:
-        converged = check_convergence(problem.deviance_theta_beta, full, stacklevel=3)
+        converged = check_convergence(
+            problem.deviance_theta_beta, full, stacklevel=3, derivatives=derivatives
+        )
         vcov = _hessian_vcov(full, n_theta)
         if vcov is not None:
             vcov_source = "hessian"
-        problem.pirls(theta, beta)  # restore the warm start at the optimum
+        state = problem.pirls(theta, beta)  # restore the warm start at the optimum
     if problem.pirls_failures:
         warnings.warn(
             f"PIRLS did not converge in {problem.pirls_failures} evaluation(s); the estimates "
@@ -323,6 +317,39 @@ def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> Generaliz
     )
     warn_if_singular(theta, lower_theta, stacklevel=3)
     return model
+
+
+def _fit_with_gradient(
+    problem: GlmmProblem, lower_theta: np.ndarray, control: Control
+) -> tuple[OptSummary, np.ndarray, np.ndarray]:
+    """Laplace fit with the β gradient: BOBYQA over θ from the identity, β profiled out
+    by Newton steps from the GLM fit (no separate nAGQ = 0 stage is needed)."""
+    theta0 = problem.template.initial_theta()
+    full, beta = fit_profiled(problem, theta0, problem._starting_beta(), lower_theta, control)
+    return full, full.final[: problem.n_theta], beta
+
+
+def _fit_derivative_free(
+    problem: GlmmProblem, nagq: int, lower_theta: np.ndarray, control: Control
+) -> tuple[OptSummary, np.ndarray, np.ndarray]:
+    """lme4's two stages: θ with β inside PIRLS (nAGQ = 0), then (θ, β) by BOBYQA."""
+    stage1 = minimize(
+        problem.deviance_theta, problem.template.initial_theta(), lower_theta, control
+    )
+    state = problem.pirls(stage1.final, None)
+    theta, beta = stage1.final, state.beta
+    if nagq == 0:
+        return stage1, theta, beta
+    problem.nagq = nagq
+    x0 = np.concatenate([theta, beta])
+    lower = np.concatenate([lower_theta, np.full(beta.size, -np.inf)])
+    # steps on each coordinate's own scale: β by its stage-1 standard error, so that
+    # coefficients of badly scaled covariates (age² in years) are not overshot
+    stage1_se = np.sqrt(np.diag(_solution(problem, theta, beta, state, None).vcov_unscaled))
+    step = stage2_step(theta, stage1_se)
+    full = minimize(problem.deviance_theta_beta, x0, lower, control, initial_step=step)
+    n_theta = problem.n_theta
+    return full, full.final[:n_theta], full.final[n_theta:]
 
 
 def stage2_step(theta: np.ndarray, beta_se: np.ndarray) -> np.ndarray:

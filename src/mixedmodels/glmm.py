@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from .design import ReTerm
 from .families import Family
-from .lmm import CrossProducts, _term_sparse, conditional_modes, factorize
+from .lmm import CrossProducts, Factorization, _term_sparse, conditional_modes, factorize
 
 PIRLS_TOLERANCE = 1e-9  # largest change of a conditional mode (or β) in the last step
 PIRLS_MAX_ITERATIONS = 100
@@ -138,6 +138,8 @@ class PirlsResult:
     deviance: float  # Laplace (or AGQ) deviance
     iterations: int
     converged: bool
+    #: the blocks of [Z X z] at the mode's weights and their factor (``keep_factor=True``)
+    factorization: tuple[CrossProducts, Factorization] | None = None
 
 
 @dataclass
@@ -161,6 +163,17 @@ class GlmmProblem:
         self.template = CrossProducts.build(self.y, self.X, self.terms)
         self._joint_blocks: WeightedCrossProducts | None = None
         self._mode_blocks: WeightedCrossProducts | None = None
+        family = self.family
+        self._canonical = family.observed_information_weights
+        # PIRLS works with −2 log p(y | μ) up to a constant of y (the family's kernel);
+        # the Laplace deviance adds the constant back, computed here once
+        mu0 = family.starting_mu(self.y, self.prior_weights)
+        kernel = family.loglik_kernel(self.y, mu0, self.prior_weights)
+        self._kernel_constant = (
+            None
+            if kernel is None
+            else float(np.sum(family.minus_two_loglik(self.y, mu0, self.prior_weights)) - kernel)
+        )
         self.reset()
 
     def _blocks(self, with_beta: bool) -> WeightedCrossProducts:
@@ -214,15 +227,23 @@ class GlmmProblem:
         return total
 
     def _moments(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """μ, dμ/dη and the working weights at η."""
         link = self.family.link
         mu = link.inverse(eta)
+        if self._canonical:  # dμ/dη = V(μ), so w = prior · V(μ): one transcendental pass
+            mu_eta = self.family.variance(mu)
+            return mu, mu_eta, self.prior_weights * mu_eta
         mu_eta = link.mu_eta(eta)
         weights = self.prior_weights * mu_eta**2 / self.family.variance(mu)
         return mu, mu_eta, weights
 
     def _penalized(self, mu: np.ndarray, u: list[np.ndarray]) -> float:
-        dev = self.family.deviance_residuals(self.y, mu, self.prior_weights)
-        return float(np.sum(dev) + sum(np.sum(x**2) for x in u))
+        """−2 log p(y | μ) + ‖u‖², up to the constant ``_kernel_constant`` when known."""
+        penalty = sum(float(x.ravel() @ x.ravel()) for x in u)
+        if self._kernel_constant is not None:
+            return self.family.loglik_kernel(self.y, mu, self.prior_weights) + penalty
+        deviance = self.family.deviance_residuals(self.y, mu, self.prior_weights)
+        return float(np.sum(deviance)) + penalty
 
     # -- PIRLS ------------------------------------------------------------------------
     def _pls_step(
@@ -254,8 +275,13 @@ class GlmmProblem:
         )
         return (score / hess)[:, None], hess
 
-    def pirls(self, theta: np.ndarray, beta: np.ndarray | None) -> PirlsResult:
-        """Conditional modes at θ with β fixed, or with β free when ``beta`` is None."""
+    def pirls(
+        self, theta: np.ndarray, beta: np.ndarray | None, keep_factor: bool = False
+    ) -> PirlsResult:
+        """Conditional modes at θ with β fixed, or with β free when ``beta`` is None.
+
+        ``keep_factor`` keeps the blocks of [Z X z] at the mode and their factor in the
+        result (for the β gradient), at the cost of forming the X columns once more."""
         with_beta = beta is None
         if with_beta:
             beta = self._beta if self._beta is not None else self._starting_beta()
@@ -269,11 +295,7 @@ class GlmmProblem:
         moved = np.inf
         # with a canonical link the step is Newton's: quadratic convergence, so a step
         # below 1e-6 leaves an error of ~1e-12 and the confirming iteration can be skipped
-        canonical = (self.family.name, self.family.link.name) in (
-            ("binomial", "logit"),
-            ("poisson", "log"),
-        )
-        tolerance = 1e-6 if canonical else PIRLS_TOLERANCE
+        tolerance = 1e-6 if self._canonical else PIRLS_TOLERANCE
         lam = float(self.template.factors(theta)[0][0, 0]) if self.scalar_single else 0.0
         for iterations in range(1, PIRLS_MAX_ITERATIONS + 1):  # noqa: B007 (reported)
             if self.scalar_single and not with_beta:
@@ -321,19 +343,28 @@ class GlmmProblem:
             if moved > 1e-6:
                 self.pirls_failures += 1
         # log|L|² at the weights of the mode itself
+        factorization = None
         if self.scalar_single:
             _, hess = self._scalar_step(lam, eta, u[0])
             logdet = float(np.sum(np.log(hess)))
+        elif keep_factor:
+            mu_k, mu_eta, weights = self._moments(eta)
+            working = eta - self.offset + (self.y - mu_k) / mu_eta
+            cp = self._blocks(True).evaluate(working, weights)
+            fac = factorize(cp, theta)
+            factorization, logdet = (cp, fac), fac.logdet_z
         else:
             _, _, logdet = self._pls_step(theta, eta, fixed - self.offset, False)
         _, _, weights = self._moments(eta)
         self._u = u
         if with_beta:
             self._beta = beta
-        deviance = self._laplace(mu, u, logdet)
+        deviance = self._laplace(mu, u, logdet, pdev)
         if self.nagq > 1:
             deviance = self._agq(theta, beta, u, eta)
-        return PirlsResult(beta, u, eta, mu, weights, logdet, deviance, iterations, converged)
+        return PirlsResult(
+            beta, u, eta, mu, weights, logdet, deviance, iterations, converged, factorization
+        )
 
     def _starting_beta(self) -> np.ndarray:
         """β of the GLM fit without random effects (IRLS), lme4's starting point."""
@@ -353,7 +384,9 @@ class GlmmProblem:
             beta = new_beta
         return beta
 
-    def _laplace(self, mu: np.ndarray, u: list[np.ndarray], logdet: float) -> float:
+    def _laplace(self, mu: np.ndarray, u: list[np.ndarray], logdet: float, pdev: float) -> float:
+        if self._kernel_constant is not None:
+            return pdev + self._kernel_constant + logdet
         conditional = self.family.minus_two_loglik(self.y, mu, self.prior_weights)
         return float(np.sum(conditional) + sum(np.sum(x**2) for x in u) + logdet)
 

@@ -579,25 +579,35 @@ def conditional_modes(cp: CrossProducts, fac: Factorization) -> tuple[np.ndarray
         else np.zeros(0)
     )
     xb = np.concatenate([-beta, [1.0]])  # C @ xb = Zᵀ W (y − Xβ)
+    return beta, [u[:, :, 0] for u in solve_modes(cp, fac, xb[:, None])]
+
+
+def solve_modes(cp: CrossProducts, fac: Factorization, combination: np.ndarray) -> list[np.ndarray]:
+    """``(ΛᵀZᵀZΛ + I)⁻¹ΛᵀZᵀ[X y] c`` for each column c of ``combination`` ((p+1) x m):
+    the spherical modes of m responses that are linear combinations of [X y], per
+    internal term as (ℓ, k, m) arrays."""
+    m = combination.shape[1]
     T1 = fac.factors[0]
     first = cp.terms[0]
-    r1 = (cp.C1 @ xb) @ T1  # rows: T₁ᵀ Z₁ᵀW(y − Xβ) per level
+    ell1, k1 = first.n_levels, first.n_columns
+    r1 = cp.C1 @ combination  # (ℓ, k, m): Z₁ᵀ[X y]c per level
     modes = []
     if cp.q2:
-        u2 = sla.cho_solve((fac.L22, True), fac.tail_rhs @ xb, check_finite=False)
+        u2 = sla.cho_solve((fac.L22, True), fac.tail_rhs @ combination, check_finite=False)
         lam2 = fac.lam2
-        lam_u2 = lam2 * u2 if isinstance(lam2, np.ndarray) else lam2 @ u2
-        r1 = r1 - (cp.A21.T @ lam_u2).reshape(first.n_levels, first.n_columns) @ T1
+        lam_u2 = lam2[:, None] * u2 if isinstance(lam2, np.ndarray) else lam2 @ u2
+        r1 = r1 - np.asarray(cp.A21.T @ lam_u2).reshape(ell1, k1, m)
         for index, term in enumerate(cp.terms[1:]):
             start, stop = cp.tail_offsets[index], cp.tail_offsets[index + 1]
-            modes.append(u2[start:stop].reshape(term.n_levels, term.n_columns))
-    if first.n_columns == 1:
-        u1 = r1 / (1.0 + T1[0, 0] ** 2 * cp.A11[:, 0, :])
+            modes.append(u2[start:stop].reshape(term.n_levels, term.n_columns, m))
+    r1 = T1.T[None] @ r1  # Λ₁ᵀ per level
+    if k1 == 1:
+        u1 = r1 / (1.0 + T1[0, 0] ** 2 * cp.A11)
     else:
         M = T1.T @ cp.A11 @ T1
-        M[:, np.arange(first.n_columns), np.arange(first.n_columns)] += 1.0
-        u1 = np.linalg.solve(M, r1[:, :, None])[:, :, 0]
-    return beta, [u1, *modes]
+        M[:, np.arange(k1), np.arange(k1)] += 1.0
+        u1 = np.linalg.solve(M, r1)
+    return [u1, *modes]
 
 
 @dataclass

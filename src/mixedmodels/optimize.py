@@ -201,12 +201,22 @@ def boundary_mask(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
 
 
 def check_convergence(
-    func: Callable[[np.ndarray], float], summary: OptSummary, *, stacklevel: int = 3
+    func: Callable[[np.ndarray], float],
+    summary: OptSummary,
+    *,
+    stacklevel: int = 3,
+    derivatives: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> bool:
     """lme4's post-fit checks: scaled gradient below 2e-3 and a positive-definite Hessian
-    (on the parameters not at a bound).  Warns and returns False on failure."""
+    (on the parameters not at a bound).  Warns and returns False on failure.
+
+    ``derivatives`` (gradient, Hessian) at ``summary.final`` replaces the finite
+    differences of ``func`` when the caller has better ones."""
     x = summary.final
-    grad, hess = finite_difference_derivatives(func, x, summary.lower)
+    if derivatives is None:
+        grad, hess = finite_difference_derivatives(func, x, summary.lower)
+    else:
+        grad, hess = derivatives
     summary.gradient, summary.hessian = grad, hess
     free = ~boundary_mask(x, summary.lower)
     ok = True

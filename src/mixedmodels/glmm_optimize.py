@@ -1,0 +1,184 @@
+"""Optimizing the Laplace deviance with its β gradient: θ by BOBYQA, β profiled out by
+Newton steps, and the (θ, β) Hessian for lme4's ``vcov`` from gradient differences.
+
+lme4 searches (θ, β) together without derivatives, a few hundred deviance evaluations
+and 4 per pair of parameters for the Hessian.  With the exact β gradient of
+:mod:`mixedmodels.glmm_gradient`, β is cheap to optimize for each θ (Newton on the
+marginal information, a handful of steps from the previous β), so the derivative-free
+search runs over θ alone; the Hessian needs two gradients per β and four deviances
+per pair of θs.  The optimum is the same (the Laplace deviance's, in θ and β).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from .glmm import GlmmProblem, PirlsResult
+from .glmm_gradient import beta_gradient
+from .optimize import Control, OptSummary, minimize
+
+#: Newton decrement gᵀH⁻¹g (≈ twice the deviance still to gain) that ends the β search
+NEWTON_DECREMENT = 1e-11
+#: a full step taken from a decrement below this ends the search without confirming:
+#: each step shrinks the decrement ~10⁴-fold (the curvature left out is the small
+#: log-determinant's), so the deviance left is below ~1e-11
+LAST_STEP_DECREMENT = 1e-7
+MAX_NEWTON_STEPS = 50
+
+
+@dataclass
+class BetaOptimum:
+    """β minimizing the Laplace deviance at one θ, with the gradient and information there."""
+
+    beta: np.ndarray
+    state: PirlsResult
+    gradient: np.ndarray
+    information: np.ndarray
+    steps: int
+
+
+def optimize_beta(
+    problem: GlmmProblem, theta: np.ndarray, beta: np.ndarray, confirm: bool = True
+) -> BetaOptimum:
+    """Newton steps on β at fixed θ, each with PIRLS for the modes, step-halved on the
+    deviance.  The curvature is 2·XᵀWX̃ (the log-determinant's own curvature is left
+    out), so convergence is fast-linear: a few steps from a warm start.  Without
+    ``confirm`` the gradient after a last small full step is not evaluated (the
+    returned gradient and information are then those before it)."""
+    state = problem.pirls(theta, beta, keep_factor=True)
+    for steps in range(MAX_NEWTON_STEPS):  # noqa: B007 (reported)
+        gradient, information = beta_gradient(problem, theta, state)
+        try:
+            factor = sla.cho_factor(information, lower=True, check_finite=False)
+            step = -0.5 * sla.cho_solve(factor, gradient, check_finite=False)
+        except (np.linalg.LinAlgError, sla.LinAlgError):
+            step = -0.5 * np.linalg.lstsq(information, gradient, rcond=None)[0]
+        decrement = -float(gradient @ step)
+        if not np.isfinite(decrement) or decrement < NEWTON_DECREMENT:
+            break
+        t = 1.0
+        while True:
+            trial = problem.pirls(theta, beta + t * step, keep_factor=True)
+            if trial.deviance <= state.deviance + 1e-12 * abs(state.deviance) or t < 1e-4:
+                break
+            t *= 0.5
+        if trial.deviance > state.deviance:
+            problem.pirls(theta, beta)  # restore the modes of the kept β
+            break
+        beta, state = beta + t * step, trial
+        if not confirm and t == 1.0 and decrement < LAST_STEP_DECREMENT:
+            break
+    return BetaOptimum(beta, state, gradient, information, steps)
+
+
+class ProfiledLaplace:
+    """The Laplace deviance as a function of θ alone, β optimized inside (warm-started)."""
+
+    def __init__(self, problem: GlmmProblem, beta: np.ndarray):
+        self.problem = problem
+        self.beta = np.asarray(beta, dtype=float)
+        self.evaluations = 0
+
+    def __call__(self, theta: np.ndarray) -> float:
+        self.evaluations += 1
+        self.problem.evaluations += 1
+        try:
+            theta = np.asarray(theta, dtype=float)
+            optimum = optimize_beta(self.problem, theta, self.beta, confirm=False)
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return float("inf")
+        if np.all(np.isfinite(optimum.beta)):
+            self.beta = optimum.beta
+        return optimum.state.deviance
+
+
+def fit_profiled(
+    problem: GlmmProblem,
+    theta0: np.ndarray,
+    beta0: np.ndarray,
+    lower: np.ndarray,
+    control: Control,
+    initial_step: np.ndarray | None = None,
+) -> tuple[OptSummary, np.ndarray]:
+    """Minimize the Laplace deviance over (θ, β): BOBYQA on θ with β profiled.
+
+    Returns the optimizer's summary over (θ, β) (θ's search, β appended) and β."""
+    profiled = ProfiledLaplace(problem, beta0)
+    summary = minimize(profiled, theta0, lower, control, initial_step=initial_step)
+    theta = summary.final
+    optimum = optimize_beta(problem, theta, profiled.beta)
+    beta = optimum.beta
+    summary.initial = np.concatenate([summary.initial, beta0])
+    summary.lower = np.concatenate([lower, np.full(beta.size, -np.inf)])
+    summary.final = np.concatenate([theta, beta])
+    summary.objective = optimum.state.deviance
+    return summary, beta
+
+
+def laplace_derivatives(
+    problem: GlmmProblem,
+    theta: np.ndarray,
+    beta: np.ndarray,
+    lower: np.ndarray,
+    delta: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian of the Laplace deviance in (θ, β), as lme4's ``deriv12`` but
+    from the analytic β gradient: central differences of it for the β rows, of the
+    deviance for the θ block (one-sided at a bound, as lme4)."""
+    n_theta, p = theta.size, beta.size
+    n = n_theta + p
+
+    def evaluate(th: np.ndarray, be: np.ndarray) -> tuple[float, np.ndarray]:
+        state = problem.pirls(th, be, keep_factor=True)
+        return state.deviance, beta_gradient(problem, th, state)[0]
+
+    f0, g0 = evaluate(theta, beta)
+    grad = np.zeros(n)
+    hess = np.zeros((n, n))
+    grad[n_theta:] = g0
+    forward = theta - delta < lower
+    plus, minus = {}, {}
+    for k in range(n_theta):
+        e = np.zeros(n_theta)
+        e[k] = delta
+        fp, gp = evaluate(theta + e, beta)
+        plus[k] = fp
+        if forward[k]:
+            fpp, _ = evaluate(theta + 2 * e, beta)
+            grad[k] = (-3 * f0 + 4 * fp - fpp) / (2 * delta)
+            hess[k, k] = (f0 - 2 * fp + fpp) / delta**2
+            cross = (gp - g0) / delta
+        else:
+            fm, gm = evaluate(theta - e, beta)
+            minus[k] = fm
+            grad[k] = (fp - fm) / (2 * delta)
+            hess[k, k] = (fp - 2 * f0 + fm) / delta**2
+            cross = (gp - gm) / (2 * delta)
+        hess[k, n_theta:] = hess[n_theta:, k] = cross
+    for k in range(n_theta):
+        for m in range(k):
+            ek, em = np.zeros(n_theta), np.zeros(n_theta)
+            ek[k], em[m] = delta, delta
+            if forward[k] or forward[m]:
+                value = (evaluate(theta + ek + em, beta)[0] - plus[k] - plus[m] + f0) / delta**2
+            else:
+                value = (
+                    evaluate(theta + ek + em, beta)[0]
+                    - evaluate(theta + ek - em, beta)[0]
+                    - evaluate(theta - ek + em, beta)[0]
+                    + evaluate(theta - ek - em, beta)[0]
+                ) / (4 * delta**2)
+            hess[k, m] = hess[m, k] = value
+    for j in range(p):
+        e = np.zeros(p)
+        e[j] = delta
+        _, gp = evaluate(theta, beta + e)
+        _, gm = evaluate(theta, beta - e)
+        hess[n_theta:, n_theta + j] = (gp - gm) / (2 * delta)
+    block = hess[n_theta:, n_theta:]
+    hess[n_theta:, n_theta:] = 0.5 * (block + block.T)
+    problem.pirls(theta, beta)  # leave the warm start at the optimum
+    return grad, hess

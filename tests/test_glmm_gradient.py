@@ -1,0 +1,114 @@
+"""The analytic β gradient of the Laplace deviance and the Hessian built from it,
+against central differences of the deviance itself, on every block layout."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.glmm_gradient import beta_gradient
+from mixedmodels.glmm_optimize import laplace_derivatives, optimize_beta
+from mixedmodels.optimize import finite_difference_derivatives
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    n = 900
+    g = np.repeat(np.arange(45), 20)
+    h = rng.integers(0, 6, n)
+    x = rng.normal(size=n)
+    eta = (
+        0.2
+        + 0.6 * x
+        + rng.normal(0, 0.8, 45)[g]
+        + rng.normal(0, 0.4, 45)[g] * x
+        + rng.normal(0, 0.5, 6)[h]
+    )
+    trials = rng.integers(1, 6, n)
+    return pd.DataFrame(
+        {
+            "y": rng.binomial(1, 1 / (1 + np.exp(-eta))),
+            "k": rng.binomial(trials, 1 / (1 + np.exp(-eta))),
+            "trials": trials,
+            "c": rng.poisson(np.exp(0.5 * eta)),
+            "x": x,
+            "g": g.astype(str),
+            "h": h.astype(str),
+        }
+    )
+
+
+CASES = [
+    ("y ~ x + (1 | g)", "binomial"),  # one scalar term: the per-level path
+    ("y ~ x + (1 | g) + (1 | h)", "binomial"),  # crossed scalar terms: diagonal + dense tail
+    ("cbind(k, trials - k) ~ x + (1 + x | g) + (1 | h)", "binomial"),  # vector first term
+    ("c ~ x + (1 | h) + (1 + x | g)", "poisson"),
+    ("c ~ x + (1 + x | g)", "poisson"),
+]
+
+
+def _fit(formula: str, family: str, data: pd.DataFrame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mm.glmer(formula, data, family=family)
+
+
+@pytest.mark.parametrize(("formula", "family"), CASES)
+def test_beta_gradient_matches_differences_of_the_deviance(formula, family, data):
+    model = _fit(formula, family, data)
+    problem = model.problem
+    theta = model.theta * 1.2 + 0.05  # away from the optimum: a gradient that is not ~0
+    beta = model.fixef.to_numpy() + 0.1
+    state = problem.pirls(theta, beta, keep_factor=True)
+    gradient, information = beta_gradient(problem, theta, state)
+    fresh, _ = beta_gradient(problem, theta, problem.pirls(theta, beta))  # own factor
+    np.testing.assert_allclose(fresh, gradient, rtol=1e-9, atol=1e-9)
+    h = 1e-5
+    numeric = np.array(
+        [
+            (
+                problem.pirls(theta, beta + h * e).deviance
+                - problem.pirls(theta, beta - h * e).deviance
+            )
+            / (2 * h)
+            for e in np.eye(beta.size)
+        ]
+    )
+    assert np.max(np.abs(gradient - numeric)) < 1e-6 * max(1.0, np.max(np.abs(numeric)))
+    assert np.all(np.linalg.eigvalsh(information) > 0)
+
+
+@pytest.mark.parametrize(("formula", "family"), CASES[1:3])
+def test_hessian_from_the_gradient_matches_lme4s_differences(formula, family, data):
+    model = _fit(formula, family, data)
+    problem = model.problem
+    theta, beta = model.theta, model.fixef.to_numpy()
+    lower = problem.template.lower_bounds()
+    grad, hess = laplace_derivatives(problem, theta, beta, lower)
+    x = np.concatenate([theta, beta])
+    grad_fd, hess_fd = finite_difference_derivatives(
+        problem.deviance_theta_beta, x, np.concatenate([lower, np.full(beta.size, -np.inf)])
+    )
+    np.testing.assert_allclose(hess, hess_fd, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(grad, grad_fd, atol=1e-4)
+    assert np.max(np.abs(grad[theta.size :])) < 1e-4  # β at its optimum
+
+
+def test_newton_on_beta_reaches_the_laplace_optimum(data):
+    model = _fit("y ~ x + (1 | g) + (1 | h)", "binomial", data)
+    problem = model.problem
+    theta = model.theta * 0.8
+    start = model.fixef.to_numpy() - 0.3
+    optimum = optimize_beta(problem, theta, start)
+    assert optimum.steps <= 8
+    assert np.max(np.abs(optimum.gradient)) < 1e-5
+    # no direction lowers the deviance
+    for e in np.eye(start.size):
+        for sign in (-1, 1):
+            moved = problem.pirls(theta, optimum.beta + sign * 1e-3 * e).deviance
+            assert moved >= optimum.state.deviance - 1e-10
