@@ -112,3 +112,16 @@ def test_newton_on_beta_reaches_the_laplace_optimum(data):
         for sign in (-1, 1):
             moved = problem.pirls(theta, optimum.beta + sign * 1e-3 * e).deviance
             assert moved >= optimum.state.deviance - 1e-10
+
+
+@pytest.mark.parametrize(("formula", "family"), CASES)
+def test_joint_laplace_steps_reach_the_newton_optimum(formula, family, data):
+    model = _fit(formula, family, data)
+    problem = model.problem
+    theta = model.theta * 0.9 + 0.02
+    start = model.fixef.to_numpy()
+    state = problem.laplace_pirls(theta, start)
+    assert state is not None and state.converged
+    newton = optimize_beta(problem, theta, start)
+    np.testing.assert_allclose(state.beta, newton.beta, atol=2e-6)
+    assert state.deviance == pytest.approx(newton.state.deviance, abs=1e-8)

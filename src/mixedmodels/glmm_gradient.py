@@ -21,12 +21,14 @@ term's per-level blocks and the dense tail, never a dense q x q inverse.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg as sla
 
-from .lmm import factorize, solve_modes
+from .families import Family
+from .lmm import CrossProducts, Factorization, factorize, solve_modes
 
 if TYPE_CHECKING:
     from .glmm import GlmmProblem, PirlsResult
@@ -37,9 +39,9 @@ def has_beta_gradient(problem: GlmmProblem) -> bool:
     return problem.family.observed_information_weights and problem.nagq == 1
 
 
-def _weight_derivative(problem: GlmmProblem, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def weight_derivative(family: Family, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """dw/dη for a canonical link: w = prior · V(μ) and dμ/dη = V(μ), so w′ = w · V′(μ)."""
-    if problem.family.name == "binomial":
+    if family.name == "binomial":
         return weights * (1.0 - 2.0 * mu)
     return weights  # poisson: V′ = 1
 
@@ -65,14 +67,17 @@ def beta_gradient(
     mu, weights = state.mu, state.weights
     X = problem.X
     score = problem.prior_weights * (problem.y - mu)  # w (y − μ)/μ_η, canonical link
+    w_prime = weight_derivative(problem.family, mu, weights)
     if problem.scalar_single:
         x_tilde, h = _scalar_pieces(problem, theta, weights)
         information = X.T @ (weights[:, None] * x_tilde)
         information = 0.5 * (information + information.T)
+        log_det_gradient = x_tilde.T @ (w_prime * h)
     else:
-        x_tilde, h, information = _blocked_pieces(problem, theta, state)
-    gradient = -2.0 * (X.T @ score) + x_tilde.T @ (_weight_derivative(problem, mu, weights) * h)
-    return gradient, information
+        pieces = _blocked_pieces(problem, theta, state)
+        information = pieces.information
+        log_det_gradient = pieces.log_determinant_gradient(w_prime)
+    return -2.0 * (X.T @ score) + log_det_gradient, information
 
 
 def _scalar_pieces(
@@ -95,18 +100,22 @@ def _scalar_pieces(
     return x_tilde, h
 
 
-def _blocked_pieces(
-    problem: GlmmProblem, theta: np.ndarray, state: PirlsResult
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """X̃, h and XᵀWX̃ on the blocked factor (the first term's per-level blocks and the
-    tail), reusing PIRLS's factor at the mode when it kept one."""
-    if state.factorization is None:
-        link = problem.family.link
-        working = state.eta - problem.offset + (problem.y - state.mu) / link.mu_eta(state.eta)
-        cp = problem._blocks(True).evaluate(working, state.weights)
-        fac = factorize(cp, theta)
-    else:
-        cp, fac = state.factorization
+@dataclass
+class GradientPieces:
+    """What the β gradient is made of, from one factor of the [Z X z] blocks."""
+
+    x_tilde: np.ndarray  # X − ZΛP⁻¹ΛᵀZᵀWX, (n, p)
+    leverages: np.ndarray  # h = diag(ZΛP⁻¹ΛᵀZᵀ), (n,)
+    information: np.ndarray  # XᵀWX̃ = RXᵀRX, (p, p)
+    modes_x: list[np.ndarray]  # P⁻¹ΛᵀZᵀWX per internal term, (ℓ, k, p): dû/dβ = −modes_x
+
+    def log_determinant_gradient(self, weight_derivative: np.ndarray) -> np.ndarray:
+        """∂ log|P| / ∂β = X̃ᵀ(w′ ∘ h)."""
+        return self.x_tilde.T @ (weight_derivative * self.leverages)
+
+
+def gradient_pieces(problem: GlmmProblem, cp: CrossProducts, fac: Factorization) -> GradientPieces:
+    """X̃, h, XᵀWX̃ and dû/dβ on the blocked factor of the joint [Z X z] blocks."""
     p = cp.p
     selector = np.vstack([np.eye(p), np.zeros((1, p))])  # the X columns of [X y]
     modes = solve_modes(cp, fac, selector)
@@ -115,7 +124,19 @@ def _blocked_pieces(
         b = np.einsum("ab,lbm->lam", T, u)  # Λ per level
         x_tilde -= np.einsum("nk,nkm->nm", term.matrix, b[term.codes])
     RX = fac.L33[:p, :p]
-    return x_tilde, _leverages(cp, fac), RX @ RX.T
+    return GradientPieces(x_tilde, _leverages(cp, fac), RX @ RX.T, modes)
+
+
+def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) -> GradientPieces:
+    """:func:`gradient_pieces` at a PIRLS state, reusing its factor when it kept one."""
+    if state.factorization is None:
+        link = problem.family.link
+        working = state.eta - problem.offset + (problem.y - state.mu) / link.mu_eta(state.eta)
+        cp = problem._blocks(True).evaluate(working, state.weights)
+        fac = factorize(cp, theta)
+    else:
+        cp, fac = state.factorization
+    return gradient_pieces(problem, cp, fac)
 
 
 def _row_entries(cp) -> list[tuple[np.ndarray, np.ndarray, bool]]:

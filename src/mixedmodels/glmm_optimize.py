@@ -87,12 +87,15 @@ class ProfiledLaplace:
         self.problem.evaluations += 1
         try:
             theta = np.asarray(theta, dtype=float)
-            optimum = optimize_beta(self.problem, theta, self.beta, confirm=False)
+            state = self.problem.laplace_pirls(theta, self.beta)
+            if state is None:
+                self.problem.reset()
+                state = optimize_beta(self.problem, theta, self.beta, confirm=False).state
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return float("inf")
-        if np.all(np.isfinite(optimum.beta)):
-            self.beta = optimum.beta
-        return optimum.state.deviance
+        if np.all(np.isfinite(state.beta)):
+            self.beta = state.beta
+        return state.deviance
 
 
 def fit_profiled(

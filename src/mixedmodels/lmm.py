@@ -436,7 +436,12 @@ def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
         if cp.pair_map is not None:
             D = cp.A22 - (cp.pair_map.matrix @ W[:, 0, 0]).reshape(cp.q2, cp.q2)
         elif cp.dense_A21 is not None:
-            S = cp.dense_A21 * np.sqrt(W[:, 0, 0])[None, :]
+            if V is None:
+                S = cp.dense_A21 * np.sqrt(W[:, 0, 0])[None, :]
+            else:  # A₂₁ blockdiag(V_lᵀ), dense
+                k1 = V.shape[1]
+                S = np.einsum("qla,lba->qlb", cp.dense_A21.reshape(cp.q2, -1, k1), V)
+                S = S.reshape(cp.q2, -1)
             D = cp.A22 - sla.blas.dsyrk(1.0, S, lower=1)
         else:
             if V is None:
