@@ -21,7 +21,6 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import stats
 
-from .. import _formulaic_compat as fc
 from ..errors import DataError
 from ..lmm import CrossProducts, factorize
 
@@ -307,21 +306,3 @@ def fixed_effects_table(model: LinearMixedModel, ddf: str, level: float = 0.95) 
             f"upper_{100 * (1 - alpha):g}": beta + q * se,
         }
     )
-
-
-def term_columns(model: LinearMixedModel) -> dict[str, list[int]]:
-    """Fixed-effects term → positions of its (kept) columns, intercept excluded."""
-    spec = model.design.fixed_model_spec
-    names = list(model.design.fixed_names)
-    out: dict[str, list[int]] = {}
-    if not hasattr(spec, "term_slices"):  # intercept and numeric columns: one term each
-        return {c: [names.index(c)] for c in spec.columns if c in names}
-    for term, sl in spec.term_slices.items():
-        label = str(term)
-        if label == "1":
-            continue
-        columns = [fc.r_name(str(c)) for c in spec.column_names[sl]]
-        kept = [names.index(c) for c in columns if c in names]
-        if kept:
-            out[label] = kept
-    return out
