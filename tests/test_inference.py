@@ -177,7 +177,7 @@ def test_anova_lrt_matches_lme4_on_gpa(gpa, inference_fixture):
     expected = inference_fixture["anova_gpa"]
     m1 = mm.lmer(expected["formulas"][0], gpa)
     m2 = mm.lmer(expected["formulas"][1], gpa)
-    with pytest.warns(mm.inference.anova.RefitWarning, match="with ML \\(instead of REML\\)"):
+    with pytest.warns(mm.RefitWarning, match="with ML \\(instead of REML\\)"):
         table = mm.anova(m2, m1, names=["slopes", "intercepts"])
     assert list(table.index) == ["intercepts", "slopes"]
     assert table.attrs["refitted"] == ["intercepts", "slopes"]
@@ -433,3 +433,15 @@ def test_type3_does_not_depend_on_reference_levels(kr_type3_fixture, unbalanced_
     }
     table = model.anova(type=3)
     assert abs(coefficients["N"] / table.loc["N", "F"] - 1) > 0.1
+
+
+def test_inference_warnings_live_with_the_others():
+    """ProfileWarning and RefitWarning are in mixedmodels.errors, still importable where
+    they were, and filterable from the top level."""
+    from mixedmodels import errors
+    from mixedmodels.inference.anova import RefitWarning
+    from mixedmodels.inference.profile import ProfileWarning
+
+    assert ProfileWarning is errors.ProfileWarning is mm.ProfileWarning
+    assert RefitWarning is errors.RefitWarning is mm.RefitWarning
+    assert issubclass(ProfileWarning, UserWarning) and issubclass(RefitWarning, UserWarning)

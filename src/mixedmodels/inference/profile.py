@@ -28,17 +28,13 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import interpolate, stats
 
-from ..errors import MixedModelsError
+from ..errors import MixedModelsError, ProfileWarning
 from ..lmm import CrossProducts, factorize, factorize_profiled, objective
 from ..optimize import REFIT_CONTROL, minimize, relative_step
 from ._params import VarianceLayout, sdcor_to_theta, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import LinearMixedModel
-
-
-class ProfileWarning(UserWarning):
-    """A likelihood profile could not bracket an interval bound or was not monotone."""
 
 
 def ml_fit(model: LinearMixedModel) -> tuple[np.ndarray, float, np.ndarray, float, np.ndarray]:
