@@ -17,7 +17,9 @@ from .errors import (
     FormulaError,
     MissingDataWarning,
     MixedModelsError,
+    ProfileWarning,
     RankDeficiencyWarning,
+    RefitWarning,
     SingularFitWarning,
 )
 from .fit import deviance_function, lmer, lmer_design
@@ -56,7 +58,9 @@ __all__ = [
     "LinearModel",
     "MissingDataWarning",
     "MixedModelsError",
+    "ProfileWarning",
     "RankDeficiencyWarning",
+    "RefitWarning",
     "SingularFitWarning",
     "VarExp",
     "VarFixed",

@@ -161,3 +161,46 @@ def encode(model_spec: Any, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(model_spec.get_model_matrix(frame, na_action="ignore"), dtype=float)
     except Exception as exc:
         raise DataError(f"Could not encode the new data as the fit did: {exc}") from None
+
+
+@dataclass(frozen=True)
+class FixedTerm:
+    """One term of a fixed-effects formula, as R's ``terms()`` describes it.
+
+    Attributes
+    ----------
+    label : str
+        ``"Variety:N"``; ``"1"`` for the intercept.
+    variables : tuple of str
+        The term's variables (formulaic's factor expressions, e.g. ``"np.log(x)"``).
+    numeric : tuple of bool
+        Whether each variable is numeric (R's ``dataClasses == "numeric"``), else a factor.
+    columns : tuple of str
+        The term's columns in R's names (before any rank-deficient column is dropped).
+    """
+
+    label: str
+    variables: tuple[str, ...]
+    numeric: tuple[bool, ...]
+    columns: tuple[str, ...]
+
+
+def fixed_terms(model_spec: Any) -> list[FixedTerm]:
+    """The terms of a fixed-effects spec, in column order (the intercept, if any, first)."""
+    if isinstance(model_spec, SimpleSpec):
+        out = [FixedTerm("1", (), (), ("Intercept",))] if model_spec.intercept else []
+        return out + [FixedTerm(c, (c,), (True,), (c,)) for c in model_spec.columns]
+    names = [r_name(str(c)) for c in model_spec.column_names]
+    out = []
+    for term, columns in model_spec.term_slices.items():
+        variables = tuple(str(f.expr) for f in term.factors if str(f.expr) != "1")
+        kinds = [model_spec.encoder_state.get(v, (None,))[0] for v in variables]
+        numeric = tuple(getattr(k, "value", k) != "categorical" for k in kinds)
+        out.append(FixedTerm(str(term), variables, numeric, tuple(names[columns])))
+    return out
+
+
+def full_coding(variable: str, frame: pd.DataFrame) -> np.ndarray:
+    """A variable's columns without contrasts: a factor as one indicator per level (R's
+    ``model.matrix(~ 0 + f)``), a numeric variable as its value(s)."""
+    return np.asarray(_materialize(f"0 + {variable}", frame), dtype=float)

@@ -52,3 +52,11 @@ class RankDeficiencyWarning(UserWarning):
 
 class MissingDataWarning(UserWarning):
     """Rows with missing values were dropped before fitting."""
+
+
+class ProfileWarning(UserWarning):
+    """A likelihood profile could not bracket an interval bound or was not monotone."""
+
+
+class RefitWarning(UserWarning):
+    """REML fits were refitted by maximum likelihood before a likelihood-ratio test."""

@@ -78,6 +78,40 @@ class Control:
 
 _ALGORITHMS = {"bobyqa": "LN_BOBYQA", "nelder_mead": "LN_NELDERMEAD"}
 
+#: lme4's ``nloptwrap`` defaults, used for refits from an estimate (profiles, bootstrap):
+#: absolute tolerances of 1e-8 on x and f, no relative one.
+REFIT_CONTROL = Control(ftol_rel=0.0, ftol_abs=1e-8, xtol_abs=1e-8)
+
+
+def relative_step(x0: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """First BOBYQA step for a search started at an estimate (profile and bootstrap refits).
+
+    Parameters
+    ----------
+    x0 : array
+        The estimate (moved inside the bounds first).
+    lower, upper : array
+        Bounds; infinite for none.
+
+    Returns
+    -------
+    array
+        10% of each coordinate (at least 0.02), at most half the distance to the farther
+        bound, to pass as :func:`minimize`'s ``initial_step``.
+    """
+    x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
+    return _within_bounds(np.maximum(0.1 * np.abs(x0), 0.02), x0, lower, upper)
+
+
+def _within_bounds(
+    step: np.ndarray, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
+    """Cap a first step at half the distance to the farther bound (BOBYQA refuses steps
+    wider than its box allows); a coordinate with no room keeps 0.02."""
+    room = np.maximum(upper - x0, x0 - lower)
+    step = np.minimum(step, np.where(np.isfinite(room), 0.5 * room, step))
+    return np.where(step > 0, step, 0.02)
+
 
 def minimize(
     func: Callable[[np.ndarray], float],
@@ -85,17 +119,41 @@ def minimize(
     lower: np.ndarray,
     control: Control,
     initial_step: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
 ) -> OptSummary:
-    """Minimize ``func`` from ``x0`` subject to ``x >= lower`` with nlopt.
+    """Minimize ``func`` from ``x0`` subject to ``lower <= x <= upper`` with nlopt.
 
-    ``initial_step`` defaults to 0.75 per coordinate (θ starts at the identity)."""
+    Parameters
+    ----------
+    func : callable
+        The objective; a non-finite value counts as the starting value, so BOBYQA's
+        quadratic model survives a failed evaluation.
+    x0 : array
+        Starting point, moved inside the bounds first.
+    lower, upper : array
+        Bounds (``-inf``/``inf`` for none); no upper bounds by default.
+    control : Control
+        Algorithm and stopping tolerances.
+    initial_step : array, optional
+        First step per coordinate; 0.75 by default (θ starts at the identity), capped
+        at half the room to the farther bound when there are upper bounds.
+        :func:`relative_step` suits a refit started at an estimate.
+
+    Returns
+    -------
+    OptSummary
+        ``final`` inside the bounds and ``objective = func(final)``.
+    """
     import nlopt
 
     if control.optimizer not in _ALGORITHMS:
         raise ValueError(
             f"optimizer: expecting one of {set(_ALGORITHMS)}. Got {control.optimizer!r}."
         )
-    x0 = np.asarray(x0, dtype=float)
+    finite_lower = np.where(np.isfinite(lower), lower, -np.inf)
+    finite_upper = np.full(np.size(x0), np.inf) if upper is None else np.asarray(upper, float)
+    finite_upper = np.where(np.isfinite(finite_upper), finite_upper, np.inf)
+    x0 = np.clip(np.asarray(x0, dtype=float), finite_lower, finite_upper)
     n = x0.size
     count = 0
     start_value = func(x0)
@@ -113,21 +171,26 @@ def minimize(
     algorithm = _ALGORITHMS[control.optimizer]
     opt = nlopt.opt(getattr(nlopt, algorithm), n)
     opt.set_min_objective(objective)
-    finite_lower = np.where(np.isfinite(lower), lower, -np.inf)
     opt.set_lower_bounds(finite_lower)
+    if upper is not None:
+        opt.set_upper_bounds(finite_upper)
     opt.set_ftol_rel(control.ftol_rel)
     opt.set_ftol_abs(control.ftol_abs)
     opt.set_xtol_abs(control.xtol_abs)
     opt.set_maxeval(control.maxeval)
-    # a step of 0.75 from θ = identity explores relative SDs of 0.25 to 1.75 first
-    opt.set_initial_step(np.full(n, 0.75) if initial_step is None else initial_step)
+    if initial_step is None:
+        # a step of 0.75 from θ = identity explores relative SDs of 0.25 to 1.75 first
+        initial_step = np.full(n, 0.75)
+        if upper is not None:
+            initial_step = _within_bounds(initial_step, x0, finite_lower, finite_upper)
+    opt.set_initial_step(initial_step)
     try:
         x = opt.optimize(x0)
         code = opt.last_optimize_result()
     except nlopt.RoundoffLimited:
         x = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else x0
         code = nlopt.ROUNDOFF_LIMITED
-    x = np.maximum(np.asarray(x, dtype=float), finite_lower)
+    x = np.clip(np.asarray(x, dtype=float), finite_lower, finite_upper)
     value = func(x)
     names = {
         nlopt.SUCCESS: "SUCCESS",

@@ -3,7 +3,8 @@
 The methods of :class:`InferenceMixin` are thin front ends; the numerics live in
 :mod:`.profile` (likelihood profiles, lme4's ``profile``/``confint``),
 :mod:`.bootstrap` (parametric bootstrap, lme4's ``bootMer``), :mod:`.ddf`
-(Satterthwaite as lmerTest, Kenward-Roger as pbkrtest) and :mod:`.anova`
+(Satterthwaite as lmerTest, Kenward-Roger as pbkrtest), :mod:`.hypotheses` (the
+type I/II/III hypothesis of each term, as lmerTest's ``anova``) and :mod:`.anova`
 (likelihood-ratio tests of nested models, lme4's ``anova``).
 """
 
@@ -17,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MixedModelsError
+from .hypotheses import AnovaType
 
 ConfintMethod = Literal["profile", "wald", "boot"]
 BootType = Literal["percentile", "basic", "normal"]
@@ -233,17 +235,20 @@ class InferenceMixin:
             {"F": [F], "num_df": [q], "den_df": [df], "p_value": [stats.f.sf(F, q, df)]}
         )
 
-    def anova(self, type: int = 3, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """F tests per fixed-effect term, as lmerTest's ``anova(m, type = 3)``.
+    def anova(self, type: AnovaType = 3, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """F tests per fixed-effect term, as lmerTest's ``anova(m, type = type)``.
 
-        Each term's coefficients are tested jointly (lmerTest's ``contestMD``).  That is
-        lmerTest's type III test whenever no term is contained in another (no interaction
-        together with its main effects); models with such interactions are refused for
-        now, since lmerTest's type III contrasts for them are not implemented yet.
+        Each term's hypothesis ``L β = 0`` is tested with :meth:`contrast`'s F test
+        (lmerTest's ``contestMD``); ``L`` comes from :mod:`.hypotheses`.  Type III
+        hypotheses are lmerTest's (SAS's): for a term contained in another (``A`` beside
+        ``A:B``) they average over the other factor's levels with equal weights, so they
+        do not depend on the contrasts or on the cell counts.
 
         Parameters
         ----------
-        type : {3}
+        type : {1, 2, 3}
+            Sequential (I), adjusted for every term not containing the term (II), or
+            marginal with contrast-invariant hypotheses (III, the default, as lmerTest).
         ddf : {"satterthwaite", "kenward-roger"}
 
         Returns
@@ -257,26 +262,13 @@ class InferenceMixin:
         >>> list(m.anova().index)
         ['occasion']
         """
-        from .ddf import term_columns
+        from .hypotheses import term_hypotheses
 
-        if type != 3:
-            raise ValueError(f"type: expecting one of {{3}}. Got {type!r}.")
-        terms = term_columns(self)
-        factors = {t: set(t.split(":")) for t in terms}
-        nested = [(a, b) for a in terms for b in terms if a != b and factors[a] < factors[b]]
-        if nested:
-            a, b = nested[0]
-            raise MixedModelsError(
-                f"anova(type=3) for a term contained in another ({a!r} in {b!r}) needs "
-                "lmerTest's type III contrasts, which are not implemented yet. Use "
-                "m.contrast(L) for the hypothesis you mean."
-            )
+        hypotheses = term_hypotheses(self, type)
         method = self._ddf_method(ddf)
         beta = self.fixef.to_numpy()
-        p = beta.size
         rows = []
-        for term, columns in terms.items():
-            L = np.eye(p)[columns]
+        for term, L in hypotheses.items():
             F, q, df = method.f_test(L, beta)
             rows.append((term, q, df, F, stats.f.sf(F, q, df)))
         table = pd.DataFrame(rows, columns=["term", "num_df", "den_df", "F", "p_value"])

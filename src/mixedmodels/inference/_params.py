@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import nlopt
 import numpy as np
 
 from ..covariance import Diagonal
@@ -132,37 +131,3 @@ def sdcor_to_theta(cp: CrossProducts, pars: np.ndarray) -> np.ndarray:
             L = _semidefinite_cholesky(S)
         theta[sl] = L[rows, cols]
     return theta
-
-
-def bounded_minimize(
-    func, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, *, tol: float = 1e-8
-) -> tuple[np.ndarray, float]:
-    """nlopt BOBYQA with lower and upper bounds, as lme4's ``nloptwrap`` defaults
-    (``xtol_abs = ftol_abs = 1e-8``).  A failed evaluation returns the starting value."""
-    x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
-    n = x0.size
-    start = func(x0)
-    if not np.isfinite(start):
-        raise FloatingPointError("objective is not finite at the start")
-
-    def objective(x: np.ndarray, grad: np.ndarray) -> float:
-        value = func(x)
-        return value if np.isfinite(value) else start
-
-    opt = nlopt.opt(nlopt.LN_BOBYQA, n)
-    opt.set_min_objective(objective)
-    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
-    opt.set_upper_bounds(np.where(np.isfinite(upper), upper, np.inf))
-    opt.set_xtol_abs(tol)
-    opt.set_ftol_abs(tol)
-    opt.set_maxeval(100_000)
-    step = np.maximum(0.1 * np.abs(x0), 0.02)
-    room = np.maximum(upper - x0, x0 - lower)
-    step = np.minimum(step, np.where(np.isfinite(room), 0.5 * room, step))
-    opt.set_initial_step(np.where(step > 0, step, 0.02))
-    try:
-        x = opt.optimize(x0)
-    except nlopt.RoundoffLimited:
-        x = x0 if not hasattr(opt, "last_optimum_x") else opt.last_optimum_x()
-    x = np.clip(np.asarray(x, dtype=float), lower, upper)
-    return x, float(func(x))

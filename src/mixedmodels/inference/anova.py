@@ -10,16 +10,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import DataError, MixedModelsError
+from ..errors import DataError, MixedModelsError, RefitWarning
 from ..lmm import deviance
 from ..optimize import Control, check_convergence, minimize
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import LinearMixedModel
-
-
-class RefitWarning(UserWarning):
-    """REML fits were refitted by maximum likelihood before a likelihood-ratio test."""
 
 
 def refit_ml(model: LinearMixedModel) -> LinearMixedModel:

@@ -23,7 +23,8 @@ import scipy.linalg as sla
 from scipy import stats
 
 from ..lmm import deviance, factorize
-from ._params import VarianceLayout, bounded_minimize, theta_to_sdcor
+from ..optimize import REFIT_CONTROL, minimize, relative_step
+from ._params import VarianceLayout, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import LinearMixedModel
@@ -124,7 +125,8 @@ class _Simulator:
         def objective(theta: np.ndarray) -> float:
             return deviance(cp, theta, reml)
 
-        theta, _ = bounded_minimize(objective, self.theta, self.lower, self.upper)
+        step = relative_step(self.theta, self.lower, self.upper)
+        theta = minimize(objective, self.theta, self.lower, REFIT_CONTROL, step, self.upper).final
         stats_ = self.statistics(cp, theta)
         extra = None
         if self.func is not None:
@@ -177,7 +179,7 @@ class _GlmmSimulator(_Simulator):
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
         from ..fit_glmm import stage2_step
-        from ..optimize import Control, minimize
+        from ..optimize import Control
 
         y = self.model.simulate(1, seed=np.random.default_rng(seed))[0]
         problem = self.model.problem.with_response(y)

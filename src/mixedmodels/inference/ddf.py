@@ -21,7 +21,6 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import stats
 
-from .. import _formulaic_compat as fc
 from ..errors import DataError
 from ..lmm import CrossProducts, factorize
 
@@ -225,9 +224,8 @@ class KenwardRoger:
         self.P = P
         self.W = W
 
-    def df(self, L: np.ndarray) -> float:
-        """pbkrtest's ``Lb_ddf`` for the hypothesis ``L β = 0``."""
-        L = np.atleast_2d(L)
+    def _moments(self, L: np.ndarray) -> tuple[float, float]:
+        """Kenward and Roger's A₁ and A₂ for the hypothesis ``L β = 0``."""
         V0 = self.vcov
         Theta = L.T @ np.linalg.solve(L @ V0 @ L.T, L)
         ThetaV0 = Theta @ V0
@@ -239,6 +237,15 @@ class KenwardRoger:
                 e = 1.0 if i == j else 2.0
                 A1 += e * self.W[i, j] * np.trace(u[i]) * np.trace(u[j])
                 A2 += e * self.W[i, j] * float(np.sum(u[i] * u[j].T))
+        return A1, A2
+
+    def df(self, L: np.ndarray) -> float:
+        """pbkrtest's ``Lb_ddf`` for the hypothesis ``L β = 0``."""
+        return self._df_and_scale(np.atleast_2d(L))[0]
+
+    def _df_and_scale(self, L: np.ndarray) -> tuple[float, float]:
+        """Denominator df and the F scaling λ of Kenward and Roger (1997), as pbkrtest."""
+        A1, A2 = self._moments(L)
         q = L.shape[0]
         B = (A1 + 6 * A2) / (2 * q)
         g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
@@ -252,15 +259,24 @@ class KenwardRoger:
         x = 1 - A2 / q
         ratio = 1.0 if abs(x) < 1e-14 and abs(v1) < 1e-14 else x / v1
         rho = ratio**2 * v0 / v2 / q
-        return float(4 + (q + 2) / (q * rho - 1))
+        df = float(4 + (q + 2) / (q * rho - 1))
+        # E(F*) = 1/(1 - A2/q) matched to the F(q, df) mean df/(df - 2); pbkrtest skips
+        # the scaling when df is within 0.01 of 2, where that mean is unbounded
+        scale = 1.0 if abs(df - 2) < 0.01 else df * x / (df - 2)
+        return df, scale
 
     def f_test(self, L: np.ndarray, beta: np.ndarray) -> tuple[float, int, float]:
-        """pbkrtest's scaled F test of ``L β = 0`` (F, numerator df, denominator df)."""
+        """pbkrtest's scaled F test of ``L β = 0`` (F, numerator df, denominator df).
+
+        The Wald statistic uses the adjusted covariance and is multiplied by Kenward
+        and Roger's scaling λ, as ``KRmodcomp`` (and so lmerTest's ``anova``) reports it.
+        """
         L = np.atleast_2d(L)
         q = L.shape[0]
         Lb = L @ beta
-        Wald = float(Lb @ np.linalg.solve(L @ self.vcov_adjusted @ L.T, Lb)) / q
-        return Wald, q, self.df(L)
+        wald = float(Lb @ np.linalg.solve(L @ self.vcov_adjusted @ L.T, Lb)) / q
+        df, scale = self._df_and_scale(L)
+        return scale * wald, q, df
 
 
 def fixed_effects_table(model: LinearMixedModel, ddf: str, level: float = 0.95) -> pd.DataFrame:
@@ -290,21 +306,3 @@ def fixed_effects_table(model: LinearMixedModel, ddf: str, level: float = 0.95) 
             f"upper_{100 * (1 - alpha):g}": beta + q * se,
         }
     )
-
-
-def term_columns(model: LinearMixedModel) -> dict[str, list[int]]:
-    """Fixed-effects term → positions of its (kept) columns, intercept excluded."""
-    spec = model.design.fixed_model_spec
-    names = list(model.design.fixed_names)
-    out: dict[str, list[int]] = {}
-    if not hasattr(spec, "term_slices"):  # intercept and numeric columns: one term each
-        return {c: [names.index(c)] for c in spec.columns if c in names}
-    for term, sl in spec.term_slices.items():
-        label = str(term)
-        if label == "1":
-            continue
-        columns = [fc.r_name(str(c)) for c in spec.column_names[sl]]
-        kept = [names.index(c) for c in columns if c in names]
-        if kept:
-            out[label] = kept
-    return out

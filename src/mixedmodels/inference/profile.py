@@ -28,16 +28,13 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import interpolate, stats
 
-from ..errors import MixedModelsError
+from ..errors import MixedModelsError, ProfileWarning
 from ..lmm import CrossProducts, factorize, factorize_profiled, objective
-from ._params import VarianceLayout, bounded_minimize, sdcor_to_theta, theta_to_sdcor
+from ..optimize import REFIT_CONTROL, minimize, relative_step
+from ._params import VarianceLayout, sdcor_to_theta, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import LinearMixedModel
-
-
-class ProfileWarning(UserWarning):
-    """A likelihood profile could not bracket an interval bound or was not monotone."""
 
 
 def ml_fit(model: LinearMixedModel) -> tuple[np.ndarray, float, np.ndarray, float, np.ndarray]:
@@ -53,7 +50,9 @@ def ml_fit(model: LinearMixedModel) -> tuple[np.ndarray, float, np.ndarray, floa
         def ml(theta: np.ndarray) -> float:
             return _ml_deviance(cp, theta)
 
-        theta, _ = bounded_minimize(ml, model.theta, lower, upper, tol=1e-10)
+        control = dataclasses.replace(REFIT_CONTROL, ftol_abs=1e-10, xtol_abs=1e-10)
+        step = relative_step(model.theta, lower, upper)
+        theta = minimize(ml, model.theta, lower, control, step, upper).final
     else:
         theta = model.theta
     fac = factorize(cp, theta)
@@ -213,29 +212,32 @@ class Profiler:
             pars[others] = x
             return _deviance_sdcor(cp, pars, with_beta=False)[0]
 
+        lower, upper = self.layout.lower[others], self.layout.upper[others]
+        x0 = start[1 + others]
         try:
-            x, fval = bounded_minimize(
-                f, start[1 + others], self.layout.lower[others], self.layout.upper[others]
-            )
+            opt = minimize(f, x0, lower, REFIT_CONTROL, relative_step(x0, lower, upper), upper)
         except FloatingPointError:
             return np.full(1 + self.nptot, np.nan)
-        pars[others] = x
+        pars[others] = opt.final
         _, beta = _deviance_sdcor(cp, pars)
-        devdiff = self._devdiff(fval)
+        devdiff = self._devdiff(opt.objective)
         zeta = np.sign(value - self.opt[w]) * np.sqrt(devdiff)
         return np.concatenate([[zeta], pars, beta])
 
     def _zeta_fixed(self, j: int, value: float, start: np.ndarray) -> np.ndarray:
         cp = drop_fixed_column(self.cp, j, value)
         lower = cp.lower_bounds()
+        upper = np.full(lower.size, np.inf)
 
         def f(theta: np.ndarray) -> float:
             return _ml_deviance(cp, theta)
 
+        x0 = self.theta_ml
         try:  # lme4 restarts every fixed-effect point from the ML θ
-            theta, fval = bounded_minimize(f, self.theta_ml, lower, np.full(lower.size, np.inf))
+            opt = minimize(f, x0, lower, REFIT_CONTROL, relative_step(x0, lower, upper), upper)
         except FloatingPointError:
             return np.full(1 + self.nptot, np.nan)
+        theta, fval = opt.final, opt.objective
         fac = factorize_profiled(cp, theta)
         p = cp.p
         sigma = float(abs(fac.L33[p, p]) / np.sqrt(cp.n))
