@@ -19,6 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .design import ReTerm
@@ -219,6 +220,23 @@ class GlmmProblem:
 
     def reset(self) -> None:
         self._u = [np.zeros((t.n_levels, t.n_columns)) for t in self.ordered_terms]
+        self._u_theta: np.ndarray | None = None  # the θ the warm start was found at
+
+    def _warm_modes(self, theta: np.ndarray) -> list[np.ndarray]:
+        """The stored modes as a start at θ: the same b = Λu (so the same η) when the
+        θ they were found at differs; a term whose new Λ is singular keeps its u."""
+        old_theta = self._u_theta
+        if old_theta is None or np.array_equal(old_theta, theta):
+            return [x.copy() for x in self._u]
+        modes = []
+        for u, T_old, T_new in zip(
+            self._u, self.template.factors(old_theta), self.template.factors(theta), strict=True
+        ):
+            diagonal = np.abs(np.diag(T_new))
+            if np.all(diagonal > 1e-8 * max(1.0, float(np.max(np.abs(T_old))))):
+                u = sla.solve_triangular(T_new, T_old @ u.T, lower=True).T
+            modes.append(np.array(u, copy=True))
+        return modes
         self._beta = None
 
     def random_part(self, theta: np.ndarray, u: list[np.ndarray]) -> np.ndarray:
@@ -290,7 +308,7 @@ class GlmmProblem:
         with_beta = beta is None
         if with_beta:
             beta = self._beta if self._beta is not None else self._starting_beta()
-        u = [x.copy() for x in self._u]
+        u = self._warm_modes(theta)
         fixed = self.X @ beta + self.offset
         eta = fixed + self.random_part(theta, u)
         mu = self.family.link.inverse(eta)
@@ -361,7 +379,7 @@ class GlmmProblem:
         else:
             _, _, logdet = self._pls_step(theta, eta, fixed - self.offset, False)
         _, _, weights = self._moments(eta)
-        self._u = u
+        self._u, self._u_theta = u, np.array(theta, dtype=float)
         if with_beta:
             self._beta = beta
         deviance = self._laplace(mu, u, logdet, pdev)
@@ -379,15 +397,18 @@ class GlmmProblem:
         with it (dû/dβ = −P⁻¹ΛᵀZᵀWX), so β converges to the Laplace optimum, not to
         the penalized-deviance one, in a few steps from a warm start.
 
-        Returns the converged state (its factor kept), or None when the steps do not
-        settle (the caller falls back to Newton on β with PIRLS for u)."""
+        The deviance is only the Laplace deviance once û is the mode (when the steps
+        have settled); before that it is no merit function, so the steps are watched
+        instead: they must shrink.  Returns the converged state (its factor kept), or
+        None when they do not (the caller falls back to Newton on β with PIRLS for u)."""
         from .glmm_gradient import gradient_pieces, weight_derivative
 
-        u = [x.copy() for x in self._u]
+        u = self._warm_modes(theta)
         blocks = self._blocks(True)
         fixed = self.X @ beta + self.offset
         eta = fixed + self.random_part(theta, u)
         previous = np.inf
+        settled = False
         for iterations in range(1, max_iterations + 1):
             mu, mu_eta, weights = self._moments(eta)
             working = eta - self.offset + (self.y - mu) / mu_eta
@@ -395,24 +416,33 @@ class GlmmProblem:
             fac = factorize(cp, theta)
             pdev = self._penalized(mu, u)
             deviance = self._laplace(mu, u, fac.logdet_z, pdev)
-            if not np.isfinite(deviance) or deviance > previous + 1e-6 * abs(previous):
+            if not np.isfinite(deviance):
                 return None
-            previous = deviance
-            beta_pls, u_pls = conditional_modes(cp, fac)
+            if settled:  # the step that led here was predicted to be the last
+                self._u, self._beta, self._u_theta = u, beta, np.array(theta, dtype=float)
+                return PirlsResult(
+                    beta, u, eta, mu, weights, fac.logdet_z, deviance, iterations, True, (cp, fac)
+                )
             pieces = gradient_pieces(self, cp, fac)
             gradient = pieces.log_determinant_gradient(weight_derivative(self.family, mu, weights))
-            delta = -0.5 * np.linalg.solve(pieces.information, gradient)
-            new_beta = beta_pls + delta
-            new_u = [
-                up - (mx @ delta)[..., None].reshape(up.shape)
-                for up, mx in zip(u_pls, pieces.modes_x, strict=True)
-            ]
+            L33, p = fac.L33, self.X.shape[1]
+            new_beta = beta
+            if p:  # the PLS β, moved by half a Newton step on log|P|
+                beta_pls = sla.solve_triangular(L33[:p, :p].T, L33[p, :p], lower=False)
+                new_beta = beta_pls - 0.5 * sla.cho_solve((L33[:p, :p], True), gradient)
+            new_u = pieces.modes_at(new_beta)
             moved = max(
                 float(np.max(np.abs(new_beta - beta))),
                 max(float(np.max(np.abs(a - b))) for a, b in zip(new_u, u, strict=True)),
             )
+            if iterations > 2 and moved > previous:  # steps not shrinking: no contraction
+                return None
+            # the steps contract at least linearly: when the next one is predicted below
+            # a tenth of the tolerance, take this one and only evaluate where it lands
+            settled = iterations > 1 and moved * moved / previous < LAPLACE_TOLERANCE
+            previous = moved
             if moved < LAPLACE_TOLERANCE:
-                self._u, self._beta = u, beta
+                self._u, self._beta, self._u_theta = u, beta, np.array(theta, dtype=float)
                 return PirlsResult(
                     beta, u, eta, mu, weights, fac.logdet_z, deviance, iterations, True, (cp, fac)
                 )

@@ -107,22 +107,29 @@ class GradientPieces:
     x_tilde: np.ndarray  # X − ZΛP⁻¹ΛᵀZᵀWX, (n, p)
     leverages: np.ndarray  # h = diag(ZΛP⁻¹ΛᵀZᵀ), (n,)
     information: np.ndarray  # XᵀWX̃ = RXᵀRX, (p, p)
-    modes_x: list[np.ndarray]  # P⁻¹ΛᵀZᵀWX per internal term, (ℓ, k, p): dû/dβ = −modes_x
+    #: P⁻¹ΛᵀZᵀW[X z] per internal term, (ℓ, k, p + 1): dû/dβ is minus the X columns,
+    #: and the modes at β are ``modes[..., p] − modes[..., :p] @ β``
+    modes: list[np.ndarray]
 
     def log_determinant_gradient(self, weight_derivative: np.ndarray) -> np.ndarray:
         """∂ log|P| / ∂β = X̃ᵀ(w′ ∘ h)."""
         return self.x_tilde.T @ (weight_derivative * self.leverages)
 
+    def modes_at(self, beta: np.ndarray) -> list[np.ndarray]:
+        """The PLS modes of the working response with the fixed effects at ``beta``."""
+        p = beta.size
+        return [m[..., p] - m[..., :p] @ beta for m in self.modes]
+
 
 def gradient_pieces(problem: GlmmProblem, cp: CrossProducts, fac: Factorization) -> GradientPieces:
-    """X̃, h, XᵀWX̃ and dû/dβ on the blocked factor of the joint [Z X z] blocks."""
+    """X̃, h, XᵀWX̃ and the modes of [X z] on the blocked factor of the joint blocks."""
     p = cp.p
-    selector = np.vstack([np.eye(p), np.zeros((1, p))])  # the X columns of [X y]
-    modes = solve_modes(cp, fac, selector)
-    x_tilde = problem.X.copy()
+    modes = solve_modes(cp, fac, np.eye(p + 1))
+    x_tilde = np.array(problem.X, order="C")
     for term, T, u in zip(cp.terms, fac.factors, modes, strict=True):
-        b = np.einsum("ab,lbm->lam", T, u)  # Λ per level
-        x_tilde -= np.einsum("nk,nkm->nm", term.matrix, b[term.codes])
+        b = np.einsum("ab,lbm->alm", T, u[..., :p])  # Λ per level, (k, ℓ, p) contiguous
+        for a in range(term.n_columns):
+            x_tilde -= term.matrix[:, a : a + 1] * np.take(b[a], term.codes, axis=0)
     RX = fac.L33[:p, :p]
     return GradientPieces(x_tilde, _leverages(cp, fac), RX @ RX.T, modes)
 
