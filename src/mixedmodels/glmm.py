@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ._kernels import HAVE_NUMBA, scalar_term_blocks
 from .design import ReTerm
 from .families import Family
 from .lmm import CrossProducts, Factorization, _term_sparse, conditional_modes, factorize
@@ -51,8 +52,10 @@ class WeightedCrossProducts:
             (a, b): first.matrix[:, a] * first.matrix[:, b] for a in range(k1) for b in range(a, k1)
         }
         self.q2 = self.template.q2
+        self.kernel_inputs = None
         if not tail:
             self.Z2T = None
+            self._prepare_kernel(first, tail)
             return
         Z2 = sp.hstack([_term_sparse(t, None) for t in tail], format="csr")
         self.Z2T = Z2.T.tocsr()
@@ -81,8 +84,30 @@ class WeightedCrossProducts:
         self.dense = self.template.tail_scalar and (
             (k1 == 1 and self.q2 * q1 <= 4_000_000) or self.q2 * self.q2 * q1 <= 20_000_000
         )
+        if self.dense:
+            self._prepare_kernel(first, tail)
+
+    def _prepare_kernel(self, first: ReTerm, tail: list[ReTerm]) -> None:
+        """Inputs of the compiled one-pass kernel, when every term is scalar."""
+        if not (HAVE_NUMBA and first.n_columns == 1 and all(t.n_columns == 1 for t in tail)):
+            return
+        n = len(first.codes)
+        offsets = self.template.tail_offsets
+        columns = np.empty((n, len(tail)), dtype=np.int64)
+        values = np.empty((n, len(tail)))
+        for index, term in enumerate(tail):
+            columns[:, index] = offsets[index] + term.codes
+            values[:, index] = term.matrix[:, 0]
+        self.kernel_inputs = (
+            np.ascontiguousarray(first.codes, dtype=np.int64),
+            np.ascontiguousarray(first.matrix[:, 0], dtype=float),
+            columns,
+            values,
+        )
 
     def evaluate(self, response: np.ndarray, weights: np.ndarray) -> CrossProducts:
+        if self.kernel_inputs is not None:
+            return self._evaluate_compiled(response, weights)
         Xz = np.column_stack([self.X, response])
         WXz = Xz * weights[:, None]
         first = self.first
@@ -104,6 +129,26 @@ class WeightedCrossProducts:
             changes["C2"] = np.asarray(self.Z2T @ WXz)
             if self.dense:
                 changes["dense_A21"] = np.asfortranarray(A21.toarray())
+        return dataclasses.replace(self.template, **changes)
+
+    def _evaluate_compiled(self, response: np.ndarray, weights: np.ndarray) -> CrossProducts:
+        """:meth:`evaluate` for scalar terms in one compiled pass; the tail's A₂₁ is
+        dense only (``A21`` is None: the factorization reads ``dense_A21``)."""
+        codes1, z1, columns, values = self.kernel_inputs
+        Xz = np.column_stack([self.X, response])
+        ell1 = self.first.n_levels
+        A11, C1, A21, A22, C2 = scalar_term_blocks(
+            codes1, z1, columns, values, Xz, np.ascontiguousarray(weights), ell1, self.q2
+        )
+        changes = {
+            "A11": A11.reshape(ell1, 1, 1),
+            "C1": C1.reshape(ell1, 1, Xz.shape[1]),
+            "XyXy": Xz.T @ (Xz * weights[:, None]),
+            "pair_map": None,
+            "dense_A21": None,
+        }
+        if self.q2:
+            changes.update(A21=None, A22=A22, C2=C2, dense_A21=np.asfortranarray(A21))
         return dataclasses.replace(self.template, **changes)
 
 

@@ -129,8 +129,8 @@ def laplace_derivatives(
     delta: float = 1e-4,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and Hessian of the Laplace deviance in (θ, β), as lme4's ``deriv12`` but
-    from the analytic β gradient: central differences of it for the β rows, of the
-    deviance for the θ block (one-sided at a bound, as lme4)."""
+    from the analytic β gradient: differences of it for the β rows (central in θ, forward
+    in β), of the deviance for the θ block (one-sided at a bound, as lme4)."""
     n_theta, p = theta.size, beta.size
     n = n_theta + p
 
@@ -175,12 +175,15 @@ def laplace_derivatives(
                     + evaluate(theta - ek - em, beta)[0]
                 ) / (4 * delta**2)
             hess[k, m] = hess[m, k] = value
+    # the β block by forward differences of the exact gradient: with a step of 1e-5 the
+    # truncation error (~1e-5 relative) is below that of lme4's central differences of
+    # the deviance, at half the evaluations
+    beta_step = 0.1 * delta
     for j in range(p):
         e = np.zeros(p)
-        e[j] = delta
+        e[j] = beta_step
         _, gp = evaluate(theta, beta + e)
-        _, gm = evaluate(theta, beta - e)
-        hess[n_theta:, n_theta + j] = (gp - gm) / (2 * delta)
+        hess[n_theta:, n_theta + j] = (gp - g0) / beta_step
     block = hess[n_theta:, n_theta:]
     hess[n_theta:, n_theta:] = 0.5 * (block + block.T)
     problem.pirls(theta, beta)  # leave the warm start at the optimum

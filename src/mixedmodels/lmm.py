@@ -454,7 +454,8 @@ def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
         M22[np.diag_indices_from(M22)] += 1.0
         L22 = sla.cholesky(M22, lower=True, overwrite_a=True, check_finite=False)
         logdet += 2.0 * float(np.sum(np.log(np.diag(L22))))
-        G = cp.A21 @ WC1.reshape(-1, C1.shape[2])
+        A21 = cp.dense_A21 if cp.dense_A21 is not None else cp.A21
+        G = A21 @ WC1.reshape(-1, C1.shape[2])
         tail_rhs = _scale_rows(cp.C2 - G, lam2)
         L32T = _triangular_solve_columns(L22, tail_rhs)
         S33 = S33 - L32T.T @ L32T
@@ -601,7 +602,8 @@ def solve_modes(cp: CrossProducts, fac: Factorization, combination: np.ndarray) 
         u2 = sla.cho_solve((fac.L22, True), fac.tail_rhs @ combination, check_finite=False)
         lam2 = fac.lam2
         lam_u2 = lam2[:, None] * u2 if isinstance(lam2, np.ndarray) else lam2 @ u2
-        r1 = r1 - np.asarray(cp.A21.T @ lam_u2).reshape(ell1, k1, m)
+        A21 = cp.dense_A21 if cp.dense_A21 is not None else cp.A21
+        r1 = r1 - np.asarray(A21.T @ lam_u2).reshape(ell1, k1, m)
         for index, term in enumerate(cp.terms[1:]):
             start, stop = cp.tail_offsets[index], cp.tail_offsets[index + 1]
             modes.append(u2[start:stop].reshape(term.n_levels, term.n_columns, m))

@@ -1,0 +1,46 @@
+"""The compiled kernels against the numpy code they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixedmodels import glmm
+from mixedmodels._kernels import HAVE_NUMBA
+from mixedmodels.design import ReTerm
+
+
+def _term(name: str, codes: np.ndarray, values: np.ndarray, levels: int) -> ReTerm:
+    return ReTerm(
+        group=name,
+        codes=codes,
+        levels=np.array([str(i) for i in range(levels)]),
+        matrix=values[:, None],
+        columns=("(Intercept)",),
+        structure="us",
+        expr="1",
+        factors=(name,),
+    )
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_blocks_equal_the_sparse_maps():
+    rng = np.random.default_rng(3)
+    n = 500
+    terms = (
+        _term("a", rng.integers(0, 40, n), np.ones(n), 40),
+        _term("b", rng.integers(0, 7, n), rng.normal(size=n), 7),
+        _term("c", rng.integers(0, 5, n), np.ones(n), 5),
+    )
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    blocks = glmm.WeightedCrossProducts(X, terms)
+    assert blocks.kernel_inputs is not None
+    z, w = rng.normal(size=n), rng.uniform(0.1, 1.0, n)
+    compiled = blocks.evaluate(z, w)
+    blocks.kernel_inputs, saved = None, blocks.kernel_inputs
+    sparse = blocks.evaluate(z, w)
+    blocks.kernel_inputs = saved
+    for name in ("A11", "C1", "A22", "C2", "XyXy"):
+        np.testing.assert_allclose(getattr(compiled, name), getattr(sparse, name), atol=1e-10)
+    np.testing.assert_allclose(compiled.dense_A21, sparse.A21.toarray(), atol=1e-12)
+    assert compiled.A21 is None  # the factorization must read the dense copy
