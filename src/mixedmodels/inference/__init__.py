@@ -157,11 +157,11 @@ class InferenceMixin:
         >>> bool(prof["zeta"].is_monotonic_increasing)
         True
         """
-        from .profile import Profiler, profile_table, select_parameters
+        from .profile import make_profiler, profile_table, select_parameters
 
         self._refuse_glmm("Profile likelihood")
 
-        profiler = Profiler(self, alphamax=alphamax, maxpts=maxpts)
+        profiler = make_profiler(self, alphamax=alphamax, maxpts=maxpts)
         which = select_parameters(profiler.names, profiler.nvp, parm)
         table = profile_table(profiler, which)
         table["parameter"] = table["parameter"].replace({"(Intercept)": "Intercept"})

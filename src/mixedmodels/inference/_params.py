@@ -135,10 +135,18 @@ def sdcor_to_theta(cp: CrossProducts, pars: np.ndarray) -> np.ndarray:
 
 
 def bounded_minimize(
-    func, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, *, tol: float = 1e-8
+    func,
+    x0: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    *,
+    tol: float = 1e-8,
+    initial_step: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """nlopt BOBYQA with lower and upper bounds, as lme4's ``nloptwrap`` defaults
-    (``xtol_abs = ftol_abs = 1e-8``).  A failed evaluation returns the starting value."""
+    (``xtol_abs = ftol_abs = 1e-8``).  A failed evaluation returns the starting value.
+
+    ``initial_step`` (per coordinate) defaults to 10% of each start (at least 0.02)."""
     x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
     n = x0.size
     start = func(x0)
@@ -156,7 +164,7 @@ def bounded_minimize(
     opt.set_xtol_abs(tol)
     opt.set_ftol_abs(tol)
     opt.set_maxeval(100_000)
-    step = np.maximum(0.1 * np.abs(x0), 0.02)
+    step = np.maximum(0.1 * np.abs(x0), 0.02) if initial_step is None else initial_step
     room = np.maximum(upper - x0, x0 - lower)
     step = np.minimum(step, np.where(np.isfinite(room), 0.5 * room, step))
     opt.set_initial_step(np.where(step > 0, step, 0.02))
