@@ -16,7 +16,8 @@ natural cubic spline and inverted as splines' ``backSpline``, so the intervals a
 with lme4's ``confint(method = "profile")``.
 
 That walk is model-independent (:class:`Profiler`); a model class supplies only the
-refit with one parameter held fixed (:class:`LmmProfiler` here).
+refit with one parameter held fixed: :class:`LmmProfiler` here, and
+:class:`~.glmm_profile.GlmmProfiler` for glmer fits.
 """
 
 from __future__ import annotations
@@ -501,7 +502,12 @@ def profile_table(profiler: Profiler, which: list[int]) -> pd.DataFrame:
 
 
 def make_profiler(model: LinearMixedModel, alphamax: float = 0.01, maxpts: int = 100) -> Profiler:
-    """The profiler of a fitted model."""
+    """The profiler of a fitted model: :class:`LmmProfiler` for lmer fits,
+    :class:`~.glmm_profile.GlmmProfiler` for glmer fits."""
+    if getattr(model, "family", None) is not None:
+        from .glmm_profile import GlmmProfiler
+
+        return GlmmProfiler(model, alphamax=alphamax, maxpts=maxpts)  # type: ignore[arg-type]
     return LmmProfiler(model, alphamax=alphamax, maxpts=maxpts)
 
 
