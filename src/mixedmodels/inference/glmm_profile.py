@@ -25,6 +25,13 @@ from .profile import Profiler
 if TYPE_CHECKING:  # pragma: no cover
     from ..glmm_results import GeneralizedLinearMixedModel
 
+#: BOBYQA's absolute tolerance on the deviance (and the parameters) of each refit.  An
+#: error of 1e-7 in the deviance moves ζ by 3e-8 at |ζ| = 2, far below the 1e-5 lme4's
+#: Nelder-Mead allows itself; it takes 15% fewer evaluations than 1e-8, and the
+#: intervals still match lme4's adaptive Gauss-Hermite ones (free of its Laplace error)
+#: to 2e-6 relative (1e-6: 25% fewer, 2.4e-6).
+REFIT_TOLERANCE = 1e-7
+
 
 class GlmmProfiler(Profiler):
     """Profiles of every parameter of a glmer fit on its Laplace (or AGQ) deviance.
@@ -88,8 +95,9 @@ class GlmmProfiler(Profiler):
         return 0.001 if estimate == 0 else estimate * 1.01
 
     def start_for(self, index: int, value: float, prev: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """The last point's parameters moved along the line through the last two points
-        (a quarter fewer deviance evaluations than lme4's start at the last point)."""
+        """The last point's parameters moved along the line through the last two points:
+        fewer deviance evaluations than lme4's start at the last point (a quarter fewer on
+        grouseticks, 5% on cbpp)."""
         span = last[1 + index] - prev[1 + index]
         if span == 0 or not np.all(np.isfinite(prev)):
             return last
@@ -110,8 +118,12 @@ class GlmmProfiler(Profiler):
             return self.deviance(pars), pars
         args = (self.lower[free], self.upper[free])
         try:
-            x, fval = bounded_minimize(f, start[1 + free], *args, initial_step=self.step[free])
+            x, fval = bounded_minimize(
+                f, start[1 + free], *args, initial_step=self.step[free], tol=REFIT_TOLERANCE
+            )
         except FloatingPointError:  # an extrapolated start PIRLS cannot handle: the estimates
-            x, fval = bounded_minimize(f, self.opt[free], *args, initial_step=self.step[free])
+            x, fval = bounded_minimize(
+                f, self.opt[free], *args, initial_step=self.step[free], tol=REFIT_TOLERANCE
+            )
         pars[free] = x
         return fval, pars

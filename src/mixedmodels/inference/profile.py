@@ -161,7 +161,11 @@ def _fill(
     cutoff: float,
     maxpts: int,
 ) -> list[np.ndarray]:
-    """lme4's ``fillmat``: walk away from the estimate until |ζ| > cutoff or a bound."""
+    """lme4's ``fillmat``: walk away from the estimate until |ζ| > cutoff or a bound.
+
+    A point whose |ζ| exceeds that of the next one was a refit that stopped short of
+    the profile (a local minimum on a ridge): it is refitted once from the next point's
+    parameters and kept if that finds a lower deviance."""
     rows = [first, second]
     while len(rows) < maxpts:
         last = rows[-1]
@@ -171,7 +175,12 @@ def _fill(
         if not np.isfinite(z):
             break
         value = _next_value(rows[-2], last, col, delta, lower, upper)
-        rows.append(zeta_at(value, rows[-2], last))
+        new = zeta_at(value, rows[-2], last)
+        if len(rows) > 2 and np.isfinite(new[0]) and abs(new[0]) < z:
+            retry = zeta_at(last[col], new, new)
+            if np.isfinite(retry[0]) and abs(retry[0]) < z:
+                rows[-1] = retry
+        rows.append(new)
     return rows
 
 
