@@ -5,7 +5,10 @@ Gauss-Hermite for ``nAGQ > 1``), every parameter alike: the random-effect SDs an
 correlations (σ = 1, so no σ row for binomial and Poisson fits) and the fixed effects.
 Each point holds one parameter at a value and minimizes the deviance over all the
 others, θ and β together, warm-started from the neighbouring point of the trace; the
-grid, the splines and the intervals are those of :class:`.profile.Profiler`.
+grid, the splines and the intervals are those of :class:`.profile.Profiler`.  A fixed
+effect held at β_j is the model with ``x_j β_j`` in the offset and column j out of X;
+here it is simply a coordinate of (θ, β) the optimizer does not move, the same deviance
+without building a new problem.
 
 The first step from the estimate is 1% of it (0.001 from 0), as lme4 does for every
 parameter of a GLMM, so the grids, and with them the spline interpolation, follow
@@ -48,8 +51,7 @@ class GlmmProfiler(Profiler):
         layout = VarianceLayout.of(cp)
         nvp = len(layout.names) - 1  # the dispersion is fixed: no sigma
         self.nvp = nvp
-        self.problem = model.problem.with_response(model.problem.y)
-        self.problem.nagq = model.nagq
+        self.problem = model.problem.with_response(model.problem.y)  # same nagq
         theta = model.theta
         beta = model.fixef.to_numpy()
         p = beta.size
