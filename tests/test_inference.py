@@ -91,6 +91,24 @@ def test_profile_subset_and_traces(r_models):
         assert (trace["zeta"].abs() < 1e-8).sum() == 1  # the estimate itself
 
 
+def test_profile_walk_refits_a_point_that_stopped_short():
+    """A refit stuck above the profile (|ζ| larger than at the next point) is redone from
+    the next point's parameters, so the trace stays monotone."""
+    from mixedmodels.inference.profile import _fill
+
+    def zeta_at(value: float, prev: np.ndarray, last: np.ndarray) -> np.ndarray:
+        # the profile is ζ = value; the refit at 1.1 stops short when started below it
+        stuck = np.isclose(value, 1.1) and last[1] < value
+        return np.array([2.0 if stuck else value, value])
+
+    rows = _fill(np.zeros(2), np.array([0.1, 0.1]), 1, -np.inf, np.inf, zeta_at, 0.5, 3.0, 50)
+    zeta = np.array([r[0] for r in rows])
+    values = np.array([r[1] for r in rows])
+    assert np.isclose(values, 1.1).any()
+    np.testing.assert_allclose(zeta, values)  # the stuck point was refitted
+    assert np.all(np.diff(zeta) > 0)
+
+
 def test_profile_singular_fit_reports_the_bound():
     data = fixture_frame(load_fixture(LMM_FIXTURE), "Dyestuff2")
     with pytest.warns(mm.SingularFitWarning):

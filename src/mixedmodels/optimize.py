@@ -181,8 +181,8 @@ def minimize(
     if initial_step is None:
         # a step of 0.75 from θ = identity explores relative SDs of 0.25 to 1.75 first
         initial_step = np.full(n, 0.75)
-        if upper is not None:
-            initial_step = _within_bounds(initial_step, x0, finite_lower, finite_upper)
+    if upper is not None:
+        initial_step = _within_bounds(initial_step, x0, finite_lower, finite_upper)
     opt.set_initial_step(initial_step)
     try:
         x = opt.optimize(x0)

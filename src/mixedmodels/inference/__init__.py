@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import MixedModelsError
 from .hypotheses import AnovaType
 
 ConfintMethod = Literal["profile", "wald", "boot"]
@@ -36,7 +35,8 @@ class InferenceMixin:
     """Methods of fitted mixed models for inference (confint, profile, bootstrap, ddf tests).
 
     Mixed into :class:`mixedmodels.results.LinearMixedModel`; implementations live in
-    the modules of this package.  GLMM fits are not covered yet.
+    the modules of this package.  glmer fits have them all but the ddf tests (their
+    fixed-effect tests are Wald z tests).
     """
 
     def confint(
@@ -55,13 +55,15 @@ class InferenceMixin:
 
         Rows are named as lme4's ``confint(oldNames = FALSE)``: ``sd_(Intercept)|g``,
         ``cor_x.(Intercept)|g``, ``sigma``, then the fixed effects (``Intercept``, ...).
+        glmer fits of binomial and Poisson families have no ``sigma`` row.
 
         Parameters
         ----------
         method : {"profile", "wald", "boot"}
             Likelihood profile (lme4's default; the ML deviance, a REML fit being refitted
-            by ML as lme4 does), Wald (fixed effects only; NaN for variance parameters, as
-            lme4) or parametric bootstrap (:meth:`bootstrap`).
+            by ML as lme4 does; for glmer fits the Laplace or adaptive Gauss-Hermite
+            deviance they were fitted with), Wald (fixed effects only; NaN for variance
+            parameters, as lme4) or parametric bootstrap (:meth:`bootstrap`).
         level : float
             Coverage, 0.95 by default.
         parm : str, int or list, optional
@@ -91,7 +93,6 @@ class InferenceMixin:
             raise ValueError(f"method: expecting one of {set(_METHODS)}. Got {method!r}.")
         level = _check_level(level)
         if method == "profile":
-            self._refuse_glmm("Profile likelihood")
             return profile_confint(self, parm=parm, level=level)
         names = self._parameter_names()
         nvp = len(names) - len(self.design.fixed_names)
@@ -124,16 +125,13 @@ class InferenceMixin:
     def _is_glmm(self) -> bool:
         return getattr(self, "family", None) is not None
 
-    def _refuse_glmm(self, what: str) -> None:
-        if self._is_glmm():
-            raise MixedModelsError(
-                f"{what} for glmer fits is not available yet; use confint(method='wald') or "
-                "confint(method='boot') (parametric bootstrap), which support them."
-            )
-
     def profile(self, parm: Any = None, *, alphamax: float = 0.01, maxpts: int = 100):
         """Likelihood profiles: ζ (signed square root of the ML deviance change) along each
         parameter, the other parameters re-optimized, as lme4's ``profile``.
+
+        For glmer fits the deviance is the Laplace (``nagq=1``) or adaptive Gauss-Hermite
+        one of the fit, and at each point every other parameter, SDs, correlations and
+        fixed effects alike, is re-optimized on it, as lme4 does for ``glmerMod``.
 
         Parameters
         ----------
@@ -159,11 +157,9 @@ class InferenceMixin:
         >>> bool(prof["zeta"].is_monotonic_increasing)
         True
         """
-        from .profile import Profiler, profile_table, select_parameters
+        from .profile import make_profiler, profile_table, select_parameters
 
-        self._refuse_glmm("Profile likelihood")
-
-        profiler = Profiler(self, alphamax=alphamax, maxpts=maxpts)
+        profiler = make_profiler(self, alphamax=alphamax, maxpts=maxpts)
         which = select_parameters(profiler.names, profiler.nvp, parm)
         table = profile_table(profiler, which)
         table["parameter"] = table["parameter"].replace({"(Intercept)": "Intercept"})

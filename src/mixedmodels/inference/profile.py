@@ -14,6 +14,10 @@ lme4 profiles the *ML* deviance (a REML fit is refitted by ML first, in ``devfun
 ``cutoff = √χ²₀.₉₉(#parameters)`` or a bound is met), the ζ trace is interpolated by a
 natural cubic spline and inverted as splines' ``backSpline``, so the intervals agree
 with lme4's ``confint(method = "profile")``.
+
+That walk is model-independent (:class:`Profiler`); a model class supplies only the
+refit with one parameter held fixed: :class:`LmmProfiler` here, and
+:class:`~.glmm_profile.GlmmProfiler` for glmer fits.
 """
 
 from __future__ import annotations
@@ -151,12 +155,16 @@ def _fill(
     col: int,
     lower: float,
     upper: float,
-    zeta_at: Callable[[float, np.ndarray], np.ndarray],
+    zeta_at: Callable[[float, np.ndarray, np.ndarray], np.ndarray],
     delta: float,
     cutoff: float,
     maxpts: int,
 ) -> list[np.ndarray]:
-    """lme4's ``fillmat``: walk away from the estimate until |ζ| > cutoff or a bound."""
+    """lme4's ``fillmat``: walk away from the estimate until |ζ| > cutoff or a bound.
+
+    A point whose |ζ| exceeds that of the next one was a refit that stopped short of
+    the profile (a local minimum on a ridge): it is refitted once from the next point's
+    parameters and kept if that finds a lower deviance."""
     rows = [first, second]
     while len(rows) < maxpts:
         last = rows[-1]
@@ -166,12 +174,119 @@ def _fill(
         if not np.isfinite(z):
             break
         value = _next_value(rows[-2], last, col, delta, lower, upper)
-        rows.append(zeta_at(value, last))
+        new = zeta_at(value, rows[-2], last)
+        if len(rows) > 2 and np.isfinite(new[0]) and abs(new[0]) < z:
+            retry = zeta_at(last[col], new, new)
+            if np.isfinite(retry[0]) and abs(retry[0]) < z:
+                rows[-1] = retry
+        rows.append(new)
     return rows
 
 
 class Profiler:
-    """Profiles of every parameter of one model (ML deviance, lme4's scales)."""
+    """The model-independent part of a likelihood profile (lme4's ``profile.merMod``).
+
+    A subclass says how to refit the model with one parameter held fixed
+    (:meth:`refit`) and where the first step away from the estimate goes
+    (:meth:`first_value`); this class walks the grid, turns deviances into ζ and
+    collects the traces.
+
+    Attributes
+    ----------
+    names : list of str
+        Every parameter on the profile scale: the variance parameters (SDs,
+        correlations and, for linear models, σ), then the fixed effects.
+    nvp : int
+        Number of variance parameters (the first ``nvp`` names).
+    opt : ndarray
+        The estimates on that scale.
+    lower, upper : ndarray
+        Bounds of each parameter.
+    base : float
+        The ML (or Laplace/AGQ) deviance at the estimates.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        nvp: int,
+        opt: np.ndarray,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        base: float,
+        alphamax: float = 0.01,
+        maxpts: int = 100,
+    ):
+        self.names = list(names)
+        self.nvp = nvp
+        self.nptot = len(self.names)
+        self.opt = np.asarray(opt, dtype=float)
+        self.lower = np.asarray(lower, dtype=float)
+        self.upper = np.asarray(upper, dtype=float)
+        self.base = float(base)
+        self.maxpts = maxpts
+        self.cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - alphamax, self.nptot)))
+        self.delta = self.cutoff / 8.0
+
+    # -- what a model class provides -----------------------------------------------------
+    def refit(self, index: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        """Minimum deviance with parameter ``index`` held at ``value``, and every
+        parameter at that minimum.  ``start`` is the neighbouring point of the trace
+        (ζ first, then the parameters), from which the refit may be warm-started.
+        Raises FloatingPointError when the deviance cannot be evaluated."""
+        raise NotImplementedError
+
+    def first_value(self, index: int) -> float:
+        """The first value stepped to from the estimate."""
+        raise NotImplementedError
+
+    def start_for(self, index: int, value: float, prev: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Where the refit at ``value`` starts: the last point of the trace (lme4's
+        ``startmethod = "prev"``); ``prev`` is the point before it."""
+        return last
+
+    # -- one point of a profile ----------------------------------------------------------
+    def zeta_at(self, index: int, value: float, start: np.ndarray) -> np.ndarray:
+        """One row of a trace: ζ, then every parameter at the refit."""
+        try:
+            fval, pars = self.refit(index, value, start)
+        except FloatingPointError:
+            return np.full(1 + self.nptot, np.nan)
+        zeta = np.sign(value - self.opt[index]) * np.sqrt(self._devdiff(fval))
+        return np.concatenate([[zeta], pars])
+
+    def _devdiff(self, fval: float) -> float:
+        devdiff = fval - self.base
+        if devdiff < -1e-6 * max(1.0, abs(self.base)):
+            raise MixedModelsError(
+                f"Profiling found a lower deviance ({fval:.6f}) than the fit "
+                f"({self.base:.6f}): the fit had not converged; refit with tighter tolerances."
+            )
+        return max(0.0, devdiff)
+
+    # -- a whole profile -----------------------------------------------------------------
+    def trace(self, index: int) -> _Trace:
+        """The ζ trace of parameter ``index`` (position in :attr:`names`)."""
+        col = 1 + index
+        center = np.concatenate([[0.0], self.opt])
+        lower, upper = self.lower[index], self.upper[index]
+
+        def zeta_at(value: float, prev: np.ndarray, last: np.ndarray) -> np.ndarray:
+            return self.zeta_at(index, value, self.start_for(index, value, prev, last))
+
+        first = zeta_at(self.first_value(index), center, center)
+        args = (col, lower, upper, zeta_at, self.delta, self.cutoff, self.maxpts)
+        up = _fill(center, first, *args)
+        down = _fill(first, center, *args) if self.opt[index] > lower else [first, center]
+        rows = np.unique(np.array(up + down[2:]), axis=0)
+        rows = rows[np.argsort(rows[:, col], kind="stable")]
+        return _Trace(self.names[index], rows)
+
+
+class LmmProfiler(Profiler):
+    """Profiles of a linear mixed model: the ML deviance on lme4's SD/correlation scale,
+    σ included, β profiled out by least squares for the variance parameters and moved
+    into the offset for the fixed effects."""
 
     def __init__(self, model: LinearMixedModel, alphamax: float = 0.01, maxpts: int = 100):
         self.model = model
@@ -179,21 +294,18 @@ class Profiler:
         self.cp = cp
         self.layout = VarianceLayout.of(cp)
         theta, sigma, beta, base, se = ml_fit(model)
-        self.theta_ml, self.sigma_ml, self.beta_ml, self.base, self.se_ml = (
-            theta,
-            sigma,
-            beta,
-            base,
-            se,
+        self.theta_ml, self.sigma_ml, self.beta_ml, self.se_ml = theta, sigma, beta, se
+        p = beta.size
+        super().__init__(
+            names=list(self.layout.names) + list(model.design.fixed_names),
+            nvp=len(self.layout.names),
+            opt=np.concatenate([theta_to_sdcor(cp, theta, sigma), beta]),
+            lower=np.concatenate([self.layout.lower, np.full(p, -np.inf)]),
+            upper=np.concatenate([self.layout.upper, np.full(p, np.inf)]),
+            base=base,
+            alphamax=alphamax,
+            maxpts=maxpts,
         )
-        self.fixed_names = list(model.design.fixed_names)
-        self.opt = np.concatenate([theta_to_sdcor(cp, theta, sigma), beta])
-        self.names = list(self.layout.names) + self.fixed_names
-        self.nvp = len(self.layout.names)
-        self.nptot = len(self.names)
-        self.maxpts = maxpts
-        self.cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - alphamax, self.nptot)))
-        self.delta = self.cutoff / 8.0
         check, _ = _deviance_sdcor(cp, self.opt[: self.nvp])
         if not abs(check - base) <= 1e-5 * max(1.0, abs(base)):
             raise MixedModelsError(
@@ -201,8 +313,18 @@ class Profiler:
                 f"consistent with the fit (deviance {check:.6f} vs {base:.6f})."
             )
 
-    # -- one point of a profile ----------------------------------------------------------
-    def _zeta_variance(self, w: int, value: float, start: np.ndarray) -> np.ndarray:
+    def first_value(self, index: int) -> float:
+        estimate = self.opt[index]
+        if index < self.nvp:
+            return 0.001 if estimate == 0 else estimate * 1.01
+        return estimate + self.delta * self.se_ml[index - self.nvp]
+
+    def refit(self, index: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        if index < self.nvp:
+            return self._refit_variance(index, value, start)
+        return self._refit_fixed(index - self.nvp, value)
+
+    def _refit_variance(self, w: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
         cp, nvp = self.cp, self.nvp
         others = np.array([i for i in range(nvp) if i != w])
         pars = np.empty(nvp)
@@ -212,31 +334,24 @@ class Profiler:
             pars[others] = x
             return _deviance_sdcor(cp, pars, with_beta=False)[0]
 
-        lower, upper = self.layout.lower[others], self.layout.upper[others]
+        lower, upper = self.lower[others], self.upper[others]
         x0 = start[1 + others]
-        try:
-            opt = minimize(f, x0, lower, REFIT_CONTROL, relative_step(x0, lower, upper), upper)
-        except FloatingPointError:
-            return np.full(1 + self.nptot, np.nan)
+        opt = minimize(f, x0, lower, REFIT_CONTROL, relative_step(x0, lower, upper), upper)
         pars[others] = opt.final
         _, beta = _deviance_sdcor(cp, pars)
-        devdiff = self._devdiff(opt.objective)
-        zeta = np.sign(value - self.opt[w]) * np.sqrt(devdiff)
-        return np.concatenate([[zeta], pars, beta])
+        return opt.objective, np.concatenate([pars, beta])
 
-    def _zeta_fixed(self, j: int, value: float, start: np.ndarray) -> np.ndarray:
+    def _refit_fixed(self, j: int, value: float) -> tuple[float, np.ndarray]:
         cp = drop_fixed_column(self.cp, j, value)
         lower = cp.lower_bounds()
-        upper = np.full(lower.size, np.inf)
 
         def f(theta: np.ndarray) -> float:
             return _ml_deviance(cp, theta)
 
-        x0 = self.theta_ml
-        try:  # lme4 restarts every fixed-effect point from the ML θ
-            opt = minimize(f, x0, lower, REFIT_CONTROL, relative_step(x0, lower, upper), upper)
-        except FloatingPointError:
-            return np.full(1 + self.nptot, np.nan)
+        # lme4 restarts every fixed-effect point from the ML θ
+        upper = np.full(lower.size, np.inf)
+        step = relative_step(self.theta_ml, lower, upper)
+        opt = minimize(f, self.theta_ml, lower, REFIT_CONTROL, step, upper)
         theta, fval = opt.final, opt.objective
         fac = factorize_profiled(cp, theta)
         p = cp.p
@@ -247,46 +362,7 @@ class Profiler:
             else np.zeros(0)
         )
         beta = np.insert(beta_rest, j, value)
-        zeta = np.sign(value - self.beta_ml[j]) * np.sqrt(self._devdiff(fval))
-        return np.concatenate([[zeta], theta_to_sdcor(self.cp, theta, sigma), beta])
-
-    def _devdiff(self, fval: float) -> float:
-        devdiff = fval - self.base
-        if devdiff < -1e-6 * max(1.0, abs(self.base)):
-            raise MixedModelsError(
-                f"Profiling found a lower deviance ({fval:.6f}) than the ML fit "
-                f"({self.base:.6f}): the fit had not converged; refit with tighter tolerances."
-            )
-        return max(0.0, devdiff)
-
-    # -- a whole profile -----------------------------------------------------------------
-    def trace(self, index: int) -> _Trace:
-        """The ζ trace of parameter ``index`` (position in :attr:`names`)."""
-        col = 1 + index
-        center = np.concatenate([[0.0], self.opt])
-        estimate = self.opt[index]
-        if index < self.nvp:
-            lower, upper = self.layout.lower[index], self.layout.upper[index]
-            shift = 0.001 if estimate == 0 else estimate * 1.01
-
-            def zeta_at(value: float, start: np.ndarray) -> np.ndarray:
-                return self._zeta_variance(index, value, start)
-
-            first = zeta_at(shift, center)
-        else:
-            lower, upper = -np.inf, np.inf
-            j = index - self.nvp
-
-            def zeta_at(value: float, start: np.ndarray) -> np.ndarray:
-                return self._zeta_fixed(j, value, start)
-
-            first = zeta_at(estimate + self.delta * self.se_ml[j], center)
-        args = (col, lower, upper, zeta_at, self.delta, self.cutoff, self.maxpts)
-        up = _fill(center, first, *args)
-        down = _fill(first, center, *args) if estimate > lower else [first, center]
-        rows = np.unique(np.array(up + down[2:]), axis=0)
-        rows = rows[np.argsort(rows[:, col], kind="stable")]
-        return _Trace(self.names[index], rows)
+        return fval, np.concatenate([theta_to_sdcor(self.cp, theta, sigma), beta])
 
 
 def _natural_spline_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -438,21 +514,28 @@ def profile_table(profiler: Profiler, which: list[int]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def make_profiler(model: LinearMixedModel, alphamax: float = 0.01, maxpts: int = 100) -> Profiler:
+    """The profiler of a fitted model: :class:`LmmProfiler` for lmer fits,
+    :class:`~.glmm_profile.GlmmProfiler` for glmer fits."""
+    if getattr(model, "family", None) is not None:
+        from .glmm_profile import GlmmProfiler
+
+        return GlmmProfiler(model, alphamax=alphamax, maxpts=maxpts)  # type: ignore[arg-type]
+    return LmmProfiler(model, alphamax=alphamax, maxpts=maxpts)
+
+
 def profile_confint(
     model: LinearMixedModel, parm: object = None, level: float = 0.95
 ) -> pd.DataFrame:
     """Profile intervals for the selected parameters (see ``confint``)."""
-    profiler = Profiler(model)
+    profiler = make_profiler(model)
     which = select_parameters(profiler.names, profiler.nvp, parm)
     alpha = (1.0 - level) / 2.0
     zeta = stats.norm.ppf([alpha, 1.0 - alpha])
     rows = []
     for index in which:
         trace = profiler.trace(index)
-        if index < profiler.nvp:
-            bounds = (profiler.layout.lower[index], profiler.layout.upper[index])
-        else:
-            bounds = (-np.inf, np.inf)
+        bounds = (profiler.lower[index], profiler.upper[index])
         rows.append(interval_from_trace(trace, 1 + index, zeta, bounds))
     names = [_display_name(profiler.names[i]) for i in which]
     return pd.DataFrame(np.array(rows), index=names, columns=["lower", "upper"])
