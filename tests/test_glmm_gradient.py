@@ -125,3 +125,14 @@ def test_joint_laplace_steps_reach_the_newton_optimum(formula, family, data):
     newton = optimize_beta(problem, theta, start)
     np.testing.assert_allclose(state.beta, newton.beta, atol=2e-6)
     assert state.deviance == pytest.approx(newton.state.deviance, abs=1e-8)
+
+
+def test_model_without_fixed_effects_is_fitted_without_the_gradient(data):
+    # no β to profile: the derivative-free stages fit θ (lme4 gives θ = 0.7427 for
+    # this kind of model; here the optimum is checked directly)
+    model = _fit("y ~ 0 + (1 | g)", "binomial", data)
+    assert model.fixef.size == 0
+    problem = model.problem
+    best = problem.deviance_theta_beta(model.theta)
+    for step in (-0.01, 0.01):
+        assert problem.deviance_theta_beta(model.theta + step) > best

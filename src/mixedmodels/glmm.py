@@ -500,6 +500,8 @@ class GlmmProblem:
         mu = self.family.starting_mu(self.y, self.prior_weights)
         eta = self.family.link.link(mu)
         beta = np.zeros(self.X.shape[1])
+        if not beta.size:
+            return beta
         for _ in range(50):
             mu = self.family.link.inverse(eta)
             _, mu_eta, weights = self._moments(eta)

@@ -35,8 +35,11 @@ if TYPE_CHECKING:
 
 
 def has_beta_gradient(problem: GlmmProblem) -> bool:
-    """Whether :func:`beta_gradient` applies: a canonical link and the Laplace deviance."""
-    return problem.family.observed_information_weights and problem.nagq == 1
+    """Whether :func:`beta_gradient` applies: a canonical link, the Laplace deviance and
+    some fixed effects."""
+    return (
+        problem.family.observed_information_weights and problem.nagq == 1 and problem.X.shape[1] > 0
+    )
 
 
 def weight_derivative(family: Family, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
