@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._threads import single_threaded_blas
 from .design import NaAction, as_dataframe, build_design
 from .errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning
 from .families import Family, get_family
@@ -33,6 +34,8 @@ from .optimize import (
 )
 
 _RESPONSE = "__response__"
+#: tails up to this size are factored faster by one BLAS thread than by several
+SMALL_TAIL = 500
 _OFFSET = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
 
 
@@ -249,7 +252,9 @@ def glmer(
         family=fam,
         nagq=1,
     )
-    model = _fit(design, problem, nagq, control)
+    # small dense tails: BLAS's thread hand-off costs more than the products
+    with single_threaded_blas(problem.template.q2 <= SMALL_TAIL):
+        model = _fit(design, problem, nagq, control)
     model.success_level = _success_level(spec.response, frame, fam)
     return model
 
