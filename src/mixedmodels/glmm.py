@@ -25,7 +25,14 @@ import scipy.sparse as sp
 from ._kernels import HAVE_NUMBA, scalar_term_blocks
 from .design import ReTerm
 from .families import Family
-from .lmm import CrossProducts, Factorization, _term_sparse, conditional_modes, factorize
+from .lmm import (
+    CrossProducts,
+    Factorization,
+    _term_sparse,
+    cholesky_solve,
+    conditional_modes,
+    factorize,
+)
 
 PIRLS_TOLERANCE = 1e-9
 #: largest change of β or a mode that ends :meth:`GlmmProblem.laplace_pirls`
@@ -474,7 +481,7 @@ class GlmmProblem:
             new_beta = beta
             if p:  # the PLS β, moved by half a Newton step on log|P|
                 beta_pls = sla.solve_triangular(L33[:p, :p].T, L33[p, :p], lower=False)
-                new_beta = beta_pls - 0.5 * sla.cho_solve((L33[:p, :p], True), gradient)
+                new_beta = beta_pls - 0.5 * cholesky_solve(L33[:p, :p], gradient)
             new_u = pieces.modes_at(new_beta)
             moved = max(
                 float(np.max(np.abs(new_beta - beta))),
