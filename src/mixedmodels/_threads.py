@@ -12,6 +12,9 @@ from __future__ import annotations
 import functools
 from contextlib import AbstractContextManager, nullcontext
 
+#: dense tails up to this size are factored faster by one BLAS thread than by several
+SMALL_TAIL = 500
+
 
 @functools.cache
 def _controller():
@@ -33,3 +36,9 @@ def single_threaded_blas(active: bool = True) -> AbstractContextManager:
     if not active:
         return nullcontext()
     return _controller().limit(limits=1, user_api="blas")
+
+
+def blas_threads_for(q2: int) -> AbstractContextManager:
+    """One BLAS thread for a model whose dense tail has ``q2`` ≤ :data:`SMALL_TAIL`
+    columns (every fit, profile and bootstrap of it is made of small products)."""
+    return single_threaded_blas(q2 <= SMALL_TAIL)

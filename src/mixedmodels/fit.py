@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ._threads import blas_threads_for
 from .design import Design, NaAction, build_design, check_lmm_design
 from .formula import parse_formula
 from .lmm import CrossProducts, deviance
@@ -125,11 +126,14 @@ def lmer(
         )
     design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     func, cp = deviance_function(design, reml)
-    opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
     calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
-    converged = (
-        check_convergence(func, opt, stacklevel=3) if calc else opt.return_code != "MAXEVAL_REACHED"
-    )
+    with blas_threads_for(cp.q2):
+        opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+        converged = (
+            check_convergence(func, opt, stacklevel=3)
+            if calc
+            else opt.return_code != "MAXEVAL_REACHED"
+        )
     model = LinearMixedModel(design, cp, opt, reml, converged)
     warn_if_singular(opt.final, opt.lower, stacklevel=2)
     return model

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._threads import single_threaded_blas
+from ._threads import blas_threads_for
 from .design import NaAction, as_dataframe, build_design
 from .errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning
 from .families import Family, get_family
@@ -34,8 +34,6 @@ from .optimize import (
 )
 
 _RESPONSE = "__response__"
-#: tails up to this size are factored faster by one BLAS thread than by several
-SMALL_TAIL = 500
 _OFFSET = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
 
 
@@ -252,8 +250,7 @@ def glmer(
         family=fam,
         nagq=1,
     )
-    # small dense tails: BLAS's thread hand-off costs more than the products
-    with single_threaded_blas(problem.template.q2 <= SMALL_TAIL):
+    with blas_threads_for(problem.template.q2):
         model = _fit(design, problem, nagq, control)
     model.success_level = _success_level(spec.response, frame, fam)
     return model

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._threads import blas_threads_for
 from .hypotheses import AnovaType
 
 ConfintMethod = Literal["profile", "wald", "boot"]
@@ -161,7 +162,8 @@ class InferenceMixin:
 
         profiler = make_profiler(self, alphamax=alphamax, maxpts=maxpts)
         which = select_parameters(profiler.names, profiler.nvp, parm)
-        table = profile_table(profiler, which)
+        with blas_threads_for(self.crossprods.q2):
+            table = profile_table(profiler, which)
         table["parameter"] = table["parameter"].replace({"(Intercept)": "Intercept"})
         return table
 
@@ -318,4 +320,5 @@ class InferenceMixin:
         """
         from .bootstrap import bootstrap
 
-        return bootstrap(self, nsim, seed=seed, func=func, n_jobs=n_jobs, progress=progress)
+        with blas_threads_for(self.crossprods.q2):
+            return bootstrap(self, nsim, seed=seed, func=func, n_jobs=n_jobs, progress=progress)

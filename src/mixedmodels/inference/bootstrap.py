@@ -179,15 +179,21 @@ class _GlmmSimulator(_Simulator):
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
         from ..fit_glmm import stage2_step
+        from ..glmm_gradient import has_beta_gradient
+        from ..glmm_optimize import fit_profiled
         from ..optimize import Control
 
         y = self.model.simulate(1, seed=np.random.default_rng(seed))[0]
         problem = self.model.problem.with_response(y)
-        x0 = np.concatenate([self.theta, self.beta])
         se = np.sqrt(np.diag(self.model.vcov.to_numpy()))
         step = stage2_step(self.theta, se)
-        opt = minimize(problem.deviance_theta_beta, x0, self.lower, Control(), step)
         n_theta = self.theta.size
+        if has_beta_gradient(problem):  # θ by BOBYQA, β profiled with its exact gradient
+            lower = self.lower[:n_theta]
+            opt, _ = fit_profiled(problem, self.theta, self.beta, lower, Control(), step[:n_theta])
+        else:
+            x0 = np.concatenate([self.theta, self.beta])
+            opt = minimize(problem.deviance_theta_beta, x0, self.lower, Control(), step)
         theta, beta = opt.final[:n_theta], opt.final[n_theta:]
         extra = None
         if self.func is not None:
