@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.glmm_gradient import beta_gradient
-from mixedmodels.glmm_optimize import laplace_derivatives, optimize_beta
-from mixedmodels.optimize import finite_difference_derivatives
+from mixedmodels.glmm_gradient import beta_gradient, theta_gradient
+from mixedmodels.glmm_optimize import ProfiledLaplace, laplace_derivatives, optimize_beta
+from mixedmodels.optimize import Control, finite_difference_derivatives, minimize
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +83,16 @@ def test_beta_gradient_matches_differences_of_the_deviance(formula, family, data
     assert np.all(np.linalg.eigvalsh(information) > 0)
 
 
-@pytest.mark.parametrize(("formula", "family"), CASES[1:3])
+@pytest.mark.parametrize(
+    ("formula", "family"),
+    [("c ~ x + (1 | g) + (1 | h)", "poisson"), CASES[2]],  # exact θ gradient / θ by differences
+)
 def test_hessian_from_the_gradient_matches_lme4s_differences(formula, family, data):
     model = _fit(formula, family, data)
     problem = model.problem
     theta, beta = model.theta, model.fixef.to_numpy()
     lower = problem.template.lower_bounds()
+    assert np.all(theta - lower > 0.05)  # inside the bounds: central differences everywhere
     grad, hess = laplace_derivatives(problem, theta, beta, lower)
     x = np.concatenate([theta, beta])
     grad_fd, hess_fd = finite_difference_derivatives(
@@ -136,3 +140,38 @@ def test_model_without_fixed_effects_is_fitted_without_the_gradient(data):
     best = problem.deviance_theta_beta(model.theta)
     for step in (-0.01, 0.01):
         assert problem.deviance_theta_beta(model.theta + step) > best
+
+
+SCALAR_CASES = [
+    ("y ~ x + (1 | g)", "binomial"),
+    ("c ~ x + (1 | g) + (1 | h)", "poisson"),
+    ("cbind(k, trials - k) ~ x + (1 | g) + (1 | h)", "binomial"),
+]
+
+
+@pytest.mark.parametrize(("formula", "family"), SCALAR_CASES)
+def test_theta_gradient_matches_differences_of_the_deviance(formula, family, data):
+    model = _fit(formula, family, data)
+    problem = model.problem
+    theta = model.theta * 1.2 + 0.05
+    beta = model.fixef.to_numpy() + 0.1
+    gradient = theta_gradient(problem, theta, problem.pirls(theta, beta, keep_factor=True))
+    h = 1e-5
+    numeric = [
+        (problem.pirls(theta + h * e, beta).deviance - problem.pirls(theta - h * e, beta).deviance)
+        / (2 * h)
+        for e in np.eye(theta.size)
+    ]
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("formula", "family"), SCALAR_CASES[1:])
+def test_quasi_newton_on_theta_reaches_the_bobyqa_optimum(formula, family, data):
+    model = _fit(formula, family, data)
+    assert model.opt_summary.optimizer.startswith("scipy L-BFGS-B")
+    problem = model.problem.with_response(model.problem.y)
+    lower = problem.template.lower_bounds()
+    profiled = ProfiledLaplace(problem, model.fixef.to_numpy())
+    bobyqa = minimize(profiled, problem.template.initial_theta(), lower, Control())
+    assert model.deviance <= bobyqa.objective + 1e-8
+    assert model.deviance == pytest.approx(bobyqa.objective, abs=1e-6)

@@ -139,14 +139,19 @@ def gradient_pieces(problem: GlmmProblem, cp: CrossProducts, fac: Factorization)
 
 def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) -> GradientPieces:
     """:func:`gradient_pieces` at a PIRLS state, reusing its factor when it kept one."""
-    if state.factorization is None:
-        link = problem.family.link
-        working = state.eta - problem.offset + (problem.y - state.mu) / link.mu_eta(state.eta)
-        cp = problem._blocks(True).evaluate(working, state.weights)
-        fac = factorize(cp, theta)
-    else:
-        cp, fac = state.factorization
-    return gradient_pieces(problem, cp, fac)
+    return gradient_pieces(problem, *_state_factor(problem, theta, state))
+
+
+def _state_factor(
+    problem: GlmmProblem, theta: np.ndarray, state: PirlsResult
+) -> tuple[CrossProducts, Factorization]:
+    """The [Z X z] blocks at a state's weights and their factor (kept or formed)."""
+    if state.factorization is not None:
+        return state.factorization
+    link = problem.family.link
+    working = state.eta - problem.offset + (problem.y - state.mu) / link.mu_eta(state.eta)
+    cp = problem._blocks(True).evaluate(working, state.weights)
+    return cp, factorize(cp, theta)
 
 
 def _row_entries(cp) -> list[tuple[np.ndarray, np.ndarray, bool]]:
@@ -198,3 +203,98 @@ def _leverages(cp, fac) -> np.ndarray:
                 gram = G22[col_i, col_j]
             h += (1.0 if i == j else 2.0) * val_i * val_j * gram
     return h
+
+
+def has_theta_gradient(problem: GlmmProblem) -> bool:
+    """Whether :func:`theta_gradient` applies: :func:`has_beta_gradient` and every
+    random-effects term scalar (θ is then the relative SD of each term)."""
+    return has_beta_gradient(problem) and all(t.n_columns == 1 for t in problem.ordered_terms)
+
+
+def theta_gradient(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) -> np.ndarray:
+    """∂D/∂θ of the Laplace deviance at fixed β, for scalar terms (θ_t = λ_t), at a
+    converged state that kept its factor.
+
+    With s the score and û = ΛZᵀs, for term t with its block E_t:
+
+    * the penalized deviance at fixed u moves by −2 u_tᵀZ_tᵀs;
+    * log|P| moves directly by (2/λ_t)(ℓ_t − tr_t P⁻¹) (since P⁻¹ΛZᵀWZΛ = I − P⁻¹),
+    * and through the working weights by Σ w′h dη/dλ_t, with
+      dη/dλ_t = Z_tu_t + ZΛ P⁻¹(E_tZ_tᵀs − ΛZᵀW Z_tu_t).
+    """
+    cp, fac = _state_factor(problem, theta, state)
+    terms = cp.terms
+    mu, weights = state.mu, state.weights
+    score = problem.prior_weights * (problem.y - mu)
+    lam = np.array([T[0, 0] for T in fac.factors])
+    pieces = gradient_pieces(problem, cp, fac)
+    w_prime_h = weight_derivative(problem.family, mu, weights) * pieces.leverages
+    inverse = _ScalarInverse(cp, fac, lam)
+    z_score = [
+        np.bincount(t.codes, weights=t.matrix[:, 0] * score, minlength=t.n_levels) for t in terms
+    ]
+    gradient = np.zeros(len(terms))
+    for index, term in enumerate(terms):
+        u_t = state.u[index][:, 0]
+        v = term.matrix[:, 0] * u_t[term.codes]  # Z_t u_t
+        rhs = [
+            -lam[j]
+            * np.bincount(
+                other.codes, weights=other.matrix[:, 0] * weights * v, minlength=other.n_levels
+            )
+            for j, other in enumerate(terms)
+        ]
+        rhs[index] = rhs[index] + z_score[index]
+        r = inverse.solve(rhs)
+        deta = v.copy()
+        for j, other in enumerate(terms):
+            deta += lam[j] * other.matrix[:, 0] * r[j][other.codes]
+        direct = 0.0
+        if lam[index] > 0:
+            direct = 2.0 / lam[index] * (term.n_levels - inverse.trace(index))
+        gradient[index] = -2.0 * float(u_t @ z_score[index]) + direct + float(w_prime_h @ deta)
+    # the engine's internal order to the formula's θ order
+    out = np.empty_like(gradient)
+    for index, sl in enumerate(cp.theta_slices):
+        out[sl] = gradient[index]
+    return out
+
+
+class _ScalarInverse:
+    """Solves with P = ΛZᵀWZΛ + I and its diagonal, for scalar terms, from the blocked
+    factor: the first term's diagonal M₁ and the tail's Schur factor L₂₂."""
+
+    def __init__(self, cp: CrossProducts, fac: Factorization, lam: np.ndarray):
+        self.cp, self.fac = cp, fac
+        self.m1 = 1.0 + lam[0] ** 2 * cp.A11[:, 0, 0]
+        self.B = None
+        if cp.q2:
+            A21 = cp.dense_A21 if cp.dense_A21 is not None else cp.A21.toarray()
+            self.B = fac.lam2[:, None] * A21 * lam[0]  # Λ₂A₂₁Λ₁
+
+    def solve(self, rhs: list[np.ndarray]) -> list[np.ndarray]:
+        cp = self.cp
+        y1 = rhs[0] / self.m1
+        if not cp.q2:
+            return [y1]
+        r2 = np.concatenate(rhs[1:]) - self.B @ y1
+        y2 = sla.cho_solve((self.fac.L22, True), r2, check_finite=False)
+        x1 = y1 - (self.B.T @ y2) / self.m1
+        return [x1] + [
+            y2[cp.tail_offsets[i] : cp.tail_offsets[i + 1]] for i in range(len(cp.terms) - 1)
+        ]
+
+    def trace(self, index: int) -> float:
+        """Σ of P⁻¹'s diagonal over one term's block."""
+        cp, L22 = self.cp, self.fac.L22
+        if index == 0:
+            total = float(np.sum(1.0 / self.m1))
+            if cp.q2:
+                F = sla.solve_triangular(L22, self.B, lower=True, check_finite=False) / self.m1
+                total += float(np.sum(F * F))
+            return total
+        start, stop = cp.tail_offsets[index - 1], cp.tail_offsets[index]
+        Linv = sla.solve_triangular(
+            L22, np.eye(cp.q2)[:, start:stop], lower=True, check_finite=False
+        )
+        return float(np.sum(Linv * Linv))
