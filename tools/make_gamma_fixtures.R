@@ -52,7 +52,8 @@ datasets <- list()
 
 ## (1) 600 rows, 40 groups of unequal sizes, one covariate; two responses:
 ##     y  ~ Gamma(shape 3) with a log link, random intercept SD 0.5;
-##     yi ~ Gamma(shape 5) with an inverse link (mean 1 / (0.5 + 0.1 x + b)), SD 0.05.
+##     yi ~ Gamma(shape 5) with an inverse link (mean 1 / (0.5 + 0.1 x + b)), SD 0.05;
+##     w, prior weights in [0.5, 2] (y was drawn without them).
 set.seed(20240607)
 n <- 600; ng <- 40
 g <- factor(sample(rep(seq_len(ng), length.out = n)))
@@ -63,7 +64,8 @@ y <- rgamma(n, shape = 3, rate = 3 / mu)
 bi <- rnorm(ng, 0, 0.05)
 mui <- 1 / (0.5 + 0.1 * x + bi[g])
 yi <- rgamma(n, shape = 5, rate = 5 / mui)
-datasets$gamma_groups <- data.frame(y = y, yi = yi, x = x, g = g)
+w <- round(runif(n, 0.5, 2), 3)   # prior weights for gamma_weighted
+datasets$gamma_groups <- data.frame(y = y, yi = yi, x = x, g = g, w = w)
 
 ## (2) crossed subjects x items (40 x 20, one row each) with a random slope of x by
 ##     subject: log mean 0.5 + 0.3 x + a_subj + c_subj x + d_item, Gamma shape 4.
@@ -95,9 +97,9 @@ datasets$ig_groups <- data.frame(y = y, yc = yc, x = x, g = g)
 ## Models
 ## -----------------------------------------------------------------------------
 
-spec <- function(dataset, formula, family, link, ranef = FALSE)
+spec <- function(dataset, formula, family, link, ranef = FALSE, weights = NULL)
   list(dataset = dataset, formula = formula, family = family, link = link,
-       ranef = ranef)
+       ranef = ranef, weights = weights)
 
 models <- list(
   gamma_log = spec("gamma_groups", "y ~ x + (1 | g)", "Gamma", "log", ranef = TRUE),
@@ -105,6 +107,7 @@ models <- list(
   gamma_slope = spec("gamma_crossed", "y ~ x + (1 + x | subj)", "Gamma", "log"),
   gamma_inverse = spec("gamma_groups", "yi ~ x + (1 | g)", "Gamma", "inverse"),
   gamma_identity = spec("gamma_groups", "y ~ x + (1 | g)", "Gamma", "identity"),
+  gamma_weighted = spec("gamma_groups", "y ~ x + (1 | g)", "Gamma", "log", weights = "w"),
   ig_log = spec("ig_groups", "y ~ x + (1 | g)", "inverse.gaussian", "log")
 )
 
@@ -120,7 +123,9 @@ canonical_error <- tryCatch({
 fit_once <- function(s, tol, devfun_only = FALSE) {
   fam <- get(s$family)(link = s$link)
   ctrl <- if (is.null(tol)) glmerControl() else glmerControl(tolPwrss = tol)
-  with_conditions(glmer(as.formula(s$formula), data = datasets[[s$dataset]],
+  .fixture_data <- datasets[[s$dataset]]
+  .fixture_data$.weights <- if (is.null(s$weights)) 1 else .fixture_data[[s$weights]]
+  with_conditions(glmer(as.formula(s$formula), data = .fixture_data, weights = .weights,
                         family = fam, control = ctrl, devFunOnly = devfun_only))
 }
 
