@@ -232,14 +232,6 @@ def test_complete_separation_is_reported():
     )
 
 
-def test_families_with_a_dispersion_are_refused_not_fitted_wrongly(binary_data):
-    positive = binary_data.assign(z=np.exp(binary_data["x"]))
-    with pytest.raises(ValueError, match=r"family 'Gamma' is not supported by glmer yet"):
-        mm.glmer("z ~ 1 + (1 | g)", positive, family="Gamma", link="log")
-    with pytest.raises(ValueError, match=r"'inverse_gaussian' is not supported"):
-        mm.glmer("z ~ 1 + (1 | g)", positive, family="inverse_gaussian")
-
-
 @pytest.fixture(scope="module")
 def cbpp(glmm_fixture):
     frame = fixture_frame(glmm_fixture, "cbpp")

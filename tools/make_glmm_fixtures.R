@@ -113,39 +113,7 @@ models <- list(
 ## Helpers
 ## -----------------------------------------------------------------------------
 
-## Shortest %.15g/%.16g/%.17g representation that round-trips to the same
-## double; non-finite values become null.
-fmt_num <- function(x) {
-  x <- as.numeric(x)
-  out <- sprintf("%.15g", x)
-  for (p in 16:17) {
-    bad <- is.finite(x) & as.numeric(out) != x
-    if (any(bad)) out[bad] <- sprintf(paste0("%.", p, "g"), x[bad])
-  }
-  stopifnot(all(!is.finite(x) | as.numeric(out) == x))
-  out[!is.finite(x)] <- "null"
-  out
-}
-
-## Recursively replace doubles by verbatim JSON (arrays stay arrays when
-## wrapped in arr() or of length != 1; length-1 plain doubles become scalars).
-json_num <- function(x) {
-  if (is.list(x) && !is.data.frame(x)) {
-    if (length(x) == 0) return(x)
-    nm <- names(x)
-    x <- lapply(x, json_num)
-    names(x) <- nm
-    return(x)
-  }
-  if (is.double(x)) {
-    s <- fmt_num(x)
-    if (inherits(x, "AsIs") || length(x) != 1)
-      return(structure(paste0("[", paste(s, collapse = ", "), "]"),
-                       class = "json"))
-    return(structure(s, class = "json"))
-  }
-  x
-}
+## fmt_num() and json_num() (exact doubles in the JSON) are in fixture_helpers.R.
 
 ## The fitting call is built as a language object and evaluated in the global
 ## environment with the data set bound to a global name: glmer.nb() re-evaluates

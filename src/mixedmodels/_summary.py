@@ -122,7 +122,7 @@ def glmm_summary(model) -> str:
     )
     lines = [
         f"Generalized linear mixed model fit by maximum likelihood ({method})",
-        f" Family: {model.family.name}  ( {model.family.link.name} )",
+        f" Family: {model.family.r_name}  ( {model.family.link.name} )",
         f"Formula: {model.formula}",
     ]
     if model.design.n_dropped_na:
@@ -135,7 +135,10 @@ def glmm_summary(model) -> str:
         "",
         "Random effects:",
     ]
-    lines.extend(_effects_blocks(model, {"z": "z value", "p_value": "Pr(>|z|)"}))
+    # lme4 heads the statistic "t value" when a scale is estimated (Gamma, inverse
+    # Gaussian), its p-value still from the normal
+    statistic = ("z", "z value") if model.family.scale_free else ("t", "t value")
+    lines.extend(_effects_blocks(model, {statistic[0]: statistic[1], "p_value": "Pr(>|z|)"}))
     if model.is_singular:
         lines.append("boundary (singular) fit: see help('isSingular')")
     if not model.converged:

@@ -57,6 +57,17 @@ def _cloglog_mu_eta(eta: np.ndarray) -> np.ndarray:
     return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
 
 
+def _inverse_sqrt(eta: np.ndarray) -> np.ndarray:
+    # η ≤ 0 has no mean: NaN (without numpy's warning), which PIRLS steps back from
+    positive = eta > 0
+    return np.where(positive, 1.0 / np.sqrt(np.where(positive, eta, 1.0)), np.nan)
+
+
+def _inverse_sqrt_mu_eta(eta: np.ndarray) -> np.ndarray:
+    positive = eta > 0
+    return np.where(positive, -0.5 / np.where(positive, eta, 1.0) ** 1.5, np.nan)
+
+
 LINKS: dict[str, Link] = {
     "logit": Link("logit", special.logit, _logit_inverse, _logit_mu_eta),
     "probit": Link(
@@ -79,6 +90,8 @@ LINKS: dict[str, Link] = {
         "inverse", lambda mu: 1.0 / mu, lambda eta: 1.0 / eta, lambda eta: -1.0 / eta**2
     ),
     "sqrt": Link("sqrt", np.sqrt, lambda eta: eta**2, lambda eta: 2.0 * eta),
+    # the inverse Gaussian's canonical link, R's ``"1/mu^2"``
+    "1/mu^2": Link("1/mu^2", lambda mu: 1.0 / mu**2, _inverse_sqrt, _inverse_sqrt_mu_eta),
 }
 
 
@@ -91,7 +104,8 @@ class Family:
     name : str
     link : Link
     scale_free : bool
-        True when the dispersion is fixed at 1 (binomial, poisson, negative binomial).
+        True when the dispersion is fixed at 1 (binomial, poisson, negative binomial);
+        False for Gamma and inverse Gaussian, whose dispersion is estimated.
     shape : float or None
         The negative binomial's shape (R's ``theta``).
     """
@@ -100,6 +114,18 @@ class Family:
     link: Link
     scale_free: bool = True
     shape: float | None = None
+
+    @property
+    def r_name(self) -> str:
+        """The family's name as R prints it (``inverse.gaussian``)."""
+        return {"inverse_gaussian": "inverse.gaussian"}.get(self.name, self.name)
+
+    @property
+    def aic_offset(self) -> float:
+        """The constant R's ``family$aic`` adds for an estimated dispersion: 2 for Gamma,
+        inverse Gaussian and gaussian, 0 for the others.  lme4's glmer objective keeps
+        it (and its AIC then counts σ once more among the parameters)."""
+        return 0.0 if self.scale_free else 2.0
 
     @property
     def observed_information_weights(self) -> bool:
@@ -130,10 +156,16 @@ class Family:
             return (
                 2.0 * wt * (np.where(y > 0, y * np.log(np.maximum(y, _TINY) / mu), 0.0) - (y - mu))
             )
-        if self.name == "Gamma":
-            return -2.0 * wt * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu)
-        if self.name == "inverse_gaussian":
-            return wt * (y - mu) ** 2 / (y * mu**2)
+        if self.name in ("Gamma", "inverse_gaussian"):
+            # μ ≤ 0 (an identity or inverse link overshooting) is outside the family:
+            # an infinite deviance, so that PIRLS halves its step instead
+            valid = mu > 0
+            safe = np.where(valid, mu, 1.0)
+            if self.name == "Gamma":
+                unit = -2.0 * (np.log(np.where(y == 0, 1.0, y / safe)) - (y - safe) / safe)
+            else:
+                unit = (y - safe) ** 2 / (y * safe**2)
+            return np.where(valid, wt * unit, np.inf)
         if self.name == "negative_binomial":
             k = self.shape
             term = np.where(y > 0, y * np.log(np.maximum(y, _TINY) / mu), 0.0)
@@ -143,7 +175,12 @@ class Family:
     def minus_two_loglik(
         self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray, deviance: float | None = None
     ) -> np.ndarray:
-        """−2 log p(y | μ) per observation, as R's ``family$aic`` (without the 2·npar)."""
+        """−2 log p(y | μ) per observation, as R's ``family$aic`` without the 2·npar and
+        without the +2 R adds for a dispersion (:attr:`aic_offset`).
+
+        Gamma, inverse Gaussian and gaussian take the dispersion as R's ``aic`` does:
+        ``deviance / Σ wt``, the deviance at μ unless given.
+        """
         if self.name == "binomial":
             trials = np.round(np.where(wt > 0, wt, 1.0))
             successes = np.round(trials * y)
@@ -167,7 +204,9 @@ class Family:
         dispersion = max(deviance / n, _TINY)
         if self.name == "Gamma":
             shape = 1.0 / dispersion
-            return -2.0 * wt * stats.gamma.logpdf(y, shape, scale=mu / shape)
+            valid = mu > 0
+            log_p = stats.gamma.logpdf(y, shape, scale=np.where(valid, mu, 1.0) / shape)
+            return np.where(valid, -2.0 * wt * log_p, np.inf)
         if self.name == "inverse_gaussian":
             return wt * (np.log(dispersion * 2 * np.pi * y**3) + 1.0)
         return wt * (np.log(2 * np.pi * dispersion) + 1.0)
@@ -231,7 +270,7 @@ _CANONICAL = {
     "binomial": "logit",
     "poisson": "log",
     "Gamma": "inverse",
-    "inverse_gaussian": "inverse",  # R's canonical is 1/mu^2; lme4 users pick log usually
+    "inverse_gaussian": "1/mu^2",
     "negative_binomial": "log",
     "gaussian": "identity",
 }

@@ -525,8 +525,13 @@ class GlmmProblem:
     def _laplace(self, mu: np.ndarray, u: list[np.ndarray], logdet: float, pdev: float) -> float:
         if self._kernel_constant is not None:
             return pdev + self._kernel_constant + logdet
+        # Gamma and inverse Gaussian: the dispersion in −2 log p(y | û) is R's aic()'s,
+        # deviance / Σ prior weights at û, plus the 2 that aic() adds for it, as lme4's
+        # objective (so the criterion moves with û to first order, unlike the others)
         conditional = self.family.minus_two_loglik(self.y, mu, self.prior_weights)
-        return float(np.sum(conditional) + sum(np.sum(x**2) for x in u) + logdet)
+        return float(
+            np.sum(conditional) + self.family.aic_offset + sum(np.sum(x**2) for x in u) + logdet
+        )
 
     def _agq(
         self, theta: np.ndarray, beta: np.ndarray, u: list[np.ndarray], eta: np.ndarray

@@ -53,6 +53,26 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
 
     # -- scale and counts ----------------------------------------------------------------
     @property
+    def sigma(self) -> float:
+        """The residual scale: 1 for binomial, poisson and negative binomial; for Gamma and
+        inverse Gaussian lme4's ``sigma``, ``sqrt(pwrss / n)`` with pwrss the Pearson χ²
+        (the weighted residual sum of squares of PIRLS) plus ‖û‖², so that σ² estimates
+        the dispersion (1/shape for Gamma)."""
+        if self.family.scale_free:
+            return 1.0
+        return float(np.sqrt(self._solution.pwrss / self.nobs))
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of β̂, as lme4's ``vcov``: the β block of the inverse of half
+        the Hessian of the deviance in (θ, β), not scaled by σ² (for every family);
+        without that Hessian (``calc_derivs=False``, n ≥ 10 000), σ² (RXᵀRX)⁻¹ from the
+        weighted PLS system at the optimum (lme4's ``use.hessian = FALSE``)."""
+        names = list(self.design.fixed_names)
+        scale = self.sigma**2 if self.vcov_source == "pirls" else 1.0
+        return pd.DataFrame(scale * self._solution.vcov_unscaled, index=names, columns=names)
+
+    @property
     def npar(self) -> int:
         # a dispersion (Gamma, inverse Gaussian) or the negative binomial's shape counts
         extra = 0 if self.family.scale_free and self.family.name != "negative_binomial" else 1
@@ -64,7 +84,9 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
 
     # -- tables ----------------------------------------------------------------------------
     def varcorr(self) -> pd.DataFrame:
-        """As lme4's ``as.data.frame(VarCorr(m))``: no residual row for binomial/poisson."""
+        """As lme4's ``as.data.frame(VarCorr(m))``: no residual row for binomial/poisson;
+        for Gamma and inverse Gaussian a ``Residual`` row with σ, and random-effect SDs
+        that are the relative ones (θ) times σ, as lme4 reports them."""
         table = super().varcorr()
         if self.family.scale_free:
             table = table[table["group"] != "Residual"].reset_index(drop=True)
@@ -78,13 +100,19 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
         return table
 
     def fixed_effects(self, ddf: str = "normal") -> pd.DataFrame:
-        """Fixed effects with Wald z statistics and p-values, as mixedup for glmer fits."""
+        """Fixed effects with Wald statistics and normal p-values, as mixedup for glmer fits.
+
+        The statistic column is ``z`` for binomial, poisson and negative binomial fits and
+        ``t`` for Gamma and inverse Gaussian, as lme4 heads it (``t value``) when a scale
+        is estimated; either way the p-value is lme4's ``Pr(>|z|)``, from the normal.
+        """
         if ddf != "normal":
             raise ValueError(
                 f"ddf={ddf!r} applies to linear mixed models; glmer's tests are Wald z tests "
                 "(ddf='normal')."
             )
-        return super().fixed_effects(ddf).rename(columns={"t": "z"})
+        table = super().fixed_effects(ddf)
+        return table.rename(columns={"t": "z"}) if self.family.scale_free else table
 
     # -- prediction ------------------------------------------------------------------------
     def predict(
@@ -138,7 +166,14 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
     def simulate(self, nsim: int = 1, seed: int | None = None) -> np.ndarray:
         """Responses simulated from the fitted model with new random effects (lme4's
         ``simulate(use.u = FALSE)``); shape (nsim, n), on the response's scale
-        (proportions for binomial with trials)."""
+        (proportions for binomial with trials).
+
+        As lme4, the random effects are drawn as Λu with u standard normal.  Gamma
+        responses have shape wt/σ² (mean μ, variance σ²μ²/wt) and inverse Gaussian ones
+        shape parameter λ = wt/σ² (variance σ²μ³/wt): σ² is the dispersion.  lme4 1.1-31
+        passes σ as the Gamma shape and wt/σ as λ, a bug its issue #782 reports (fixed
+        in later lme4 by shape 1/σ²); these draws follow the fixed convention.
+        """
         rng = np.random.default_rng(seed)
         fixed = self.design.X @ self.fixef.to_numpy() + self.problem.offset
         out = np.empty((nsim, self.nobs))
@@ -155,11 +190,19 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
             elif name == "negative_binomial":
                 k = self.family.shape
                 out[s] = rng.negative_binomial(k, k / (k + mu))
-            elif name == "Gamma":
-                shape = 1.0 / self.sigma**2
-                out[s] = rng.gamma(shape, mu / shape)
+            elif name in ("Gamma", "inverse_gaussian"):
+                # an inverse or 1/mu^2 link can give μ ≤ 0 with new random effects: NaN,
+                # as R's rgamma/rinvgauss
+                shape = wt / self.sigma**2
+                valid = np.isfinite(mu) & (mu > 0)
+                draws = np.full(self.nobs, np.nan)
+                if name == "Gamma":
+                    draws[valid] = rng.gamma(shape[valid], mu[valid] / shape[valid])
+                else:
+                    draws[valid] = rng.wald(mu[valid], shape[valid])
+                out[s] = draws
             else:
-                out[s] = rng.normal(mu, self.sigma)
+                raise ValueError(f"simulate() has no draws for the {name} family.")
         return out
 
     # -- display ---------------------------------------------------------------------------

@@ -56,7 +56,8 @@ class InferenceMixin:
 
         Rows are named as lme4's ``confint(oldNames = FALSE)``: ``sd_(Intercept)|g``,
         ``cor_x.(Intercept)|g``, ``sigma``, then the fixed effects (``Intercept``, ...).
-        glmer fits of binomial and Poisson families have no ``sigma`` row.
+        glmer fits of binomial and Poisson families have no ``sigma`` row; Gamma and
+        inverse Gaussian ones have it, and no profile intervals (as lme4).
 
         Parameters
         ----------
@@ -119,7 +120,7 @@ class InferenceMixin:
         from ._params import VarianceLayout
 
         names = list(VarianceLayout.of(self.crossprods).names)
-        if self._is_glmm():  # binomial/poisson: no residual scale
+        if self._is_glmm() and self.family.scale_free:  # binomial/poisson: no scale
             names.remove("sigma")
         return names + list(self.design.fixed_names)
 

@@ -162,7 +162,8 @@ class _Simulator:
 class _GlmmSimulator(_Simulator):
     """Replicates of a glmer fit: responses from ``model.simulate`` (new random effects),
     refitted by the second stage only, warm-started at (θ̂, β̂), with the same family,
-    weights and offset.  No σ for binomial and Poisson fits."""
+    weights and offset.  No σ for binomial and Poisson fits; Gamma and inverse Gaussian
+    replicates report σ and SDs scaled by it, as the fit's ``varcorr``."""
 
     def __init__(self, model: Any, func: Callable[[Any], Any] | None):
         self.model = model
@@ -171,11 +172,18 @@ class _GlmmSimulator(_Simulator):
         self.theta = model.theta
         self.beta = model.fixef.to_numpy()
         self.lower = np.concatenate([self.cp.lower_bounds(), np.full(self.beta.size, -np.inf)])
-        self.names = list(VarianceLayout.of(self.cp).names[:-1]) + list(model.design.fixed_names)
+        self.scaled = not model.family.scale_free
+        variance_names = list(VarianceLayout.of(self.cp).names)
+        if not self.scaled:
+            variance_names = variance_names[:-1]
+        self.names = variance_names + list(model.design.fixed_names)
 
-    def statistics(self, cp, theta: np.ndarray, beta: np.ndarray | None = None) -> np.ndarray:
+    def statistics(
+        self, cp, theta: np.ndarray, beta: np.ndarray | None = None, sigma: float = 1.0
+    ) -> np.ndarray:
         beta = self.beta if beta is None else beta
-        return np.concatenate([theta_to_sdcor(cp, theta, 1.0)[:-1], beta])
+        sdcor = theta_to_sdcor(cp, theta, sigma)
+        return np.concatenate([sdcor if self.scaled else sdcor[:-1], beta])
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
         from ..fit_glmm import stage2_step
@@ -198,7 +206,13 @@ class _GlmmSimulator(_Simulator):
         extra = None
         if self.func is not None:
             raise ValueError("func= is not supported for glmer bootstraps yet.")
-        return self.statistics(self.cp, theta, beta), extra
+        sigma = 1.0
+        if self.scaled:
+            from ..fit_glmm import dispersion_pwrss
+
+            state = problem.pirls(theta, beta)
+            sigma = float(np.sqrt(dispersion_pwrss(problem, state.mu, state.u) / y.size))
+        return self.statistics(self.cp, theta, beta, sigma), extra
 
 
 _WORKER: _Simulator | None = None  # set in the parent before forking
@@ -272,7 +286,10 @@ def bootstrap(
         bar.close()
         _WORKER = None
     names = simulator.names
-    estimates = simulator.statistics(model.crossprods, model.theta)
+    if isinstance(simulator, _GlmmSimulator):
+        estimates = simulator.statistics(model.crossprods, model.theta, sigma=model.sigma)
+    else:
+        estimates = simulator.statistics(model.crossprods, model.theta)
     extra_names: list[str] = []
     if func is not None:
         value = func(model)

@@ -48,6 +48,12 @@ class GlmmProfiler(Profiler):
     def __init__(
         self, model: GeneralizedLinearMixedModel, alphamax: float = 0.01, maxpts: int = 100
     ):
+        if not model.family.scale_free:
+            raise MixedModelsError(
+                f"Profiles of {model.family.r_name} glmer fits are not implemented: their "
+                "dispersion is estimated (lme4 refuses them too). Use "
+                "confint(method='wald') or confint(method='boot')."
+            )
         cp = model.crossprods
         self.cp = cp
         layout = VarianceLayout.of(cp)
