@@ -127,7 +127,7 @@ def lmer(
     design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     func, cp = deviance_function(design, reml)
     calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
-    with blas_threads_for(cp.q2):
+    with blas_threads_for(cp):
         opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
         converged = (
             check_convergence(func, opt, stacklevel=3)

@@ -288,7 +288,7 @@ def glmer(
         family=fam,
         nagq=1,
     )
-    with blas_threads_for(problem.template.q2):
+    with blas_threads_for(problem.template):
         model = _fit(design, problem, nagq, control)
     model.success_level = _success_level(spec.response, frame, fam)
     return model

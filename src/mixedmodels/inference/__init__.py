@@ -163,7 +163,7 @@ class InferenceMixin:
 
         profiler = make_profiler(self, alphamax=alphamax, maxpts=maxpts)
         which = select_parameters(profiler.names, profiler.nvp, parm)
-        with blas_threads_for(self.crossprods.q2):
+        with blas_threads_for(self.crossprods):
             table = profile_table(profiler, which)
         table["parameter"] = table["parameter"].replace({"(Intercept)": "Intercept"})
         return table
@@ -321,5 +321,5 @@ class InferenceMixin:
         """
         from .bootstrap import bootstrap
 
-        with blas_threads_for(self.crossprods.q2):
+        with blas_threads_for(self.crossprods):
             return bootstrap(self, nsim, seed=seed, func=func, n_jobs=n_jobs, progress=progress)
