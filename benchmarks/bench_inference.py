@@ -55,47 +55,36 @@ def _median_time(func, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _lme4_times(data: pd.DataFrame, repeats: int, nsim: int) -> tuple[float, float] | None:
+def _rscript_last_line(script: Path, data: pd.DataFrame, *args: str) -> list[str] | None:
+    """Run an R timing script on ``data`` (written to a temporary CSV, passed first) and
+    return the fields of its last output line; None without Rscript or on failure."""
     if shutil.which("Rscript") is None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.csv"
         data.to_csv(path, index=False)
         run = subprocess.run(
-            ["Rscript", str(R_SCRIPT), str(path), FORMULA, str(repeats), str(nsim)],
-            capture_output=True,
-            text=True,
+            ["Rscript", str(script), str(path), *args], capture_output=True, text=True
         )
     if run.returncode != 0:
-        print("lme4 timing failed:", run.stderr.strip().splitlines()[-1:])
+        print(f"{script.name} failed:", run.stderr.strip().splitlines()[-1:])
         return None
-    profile, boot = (float(v) for v in run.stdout.strip().splitlines()[-1].split())
+    return run.stdout.strip().splitlines()[-1].split()
+
+
+def _lme4_times(data: pd.DataFrame, repeats: int, nsim: int) -> tuple[float, float] | None:
+    fields = _rscript_last_line(R_SCRIPT, data, FORMULA, str(repeats), str(nsim))
+    if fields is None:
+        return None
+    profile, boot = (float(v) for v in fields)
     return profile, boot
 
 
 def _lme4_glmer_profile(data: pd.DataFrame, repeats: int) -> float | None:
-    if shutil.which("Rscript") is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "data.csv"
-        data.to_csv(path, index=False)
-        run = subprocess.run(
-            [
-                "Rscript",
-                str(R_GLMER_SCRIPT),
-                str(path),
-                CBPP_FORMULA,
-                "binomial",
-                str(repeats),
-                "herd,period",
-            ],
-            capture_output=True,
-            text=True,
-        )
-    if run.returncode != 0:
-        print("lme4 glmer profile timing failed:", run.stderr.strip().splitlines()[-1:])
-        return None
-    return float(run.stdout.strip().splitlines()[-1])
+    fields = _rscript_last_line(
+        R_GLMER_SCRIPT, data, CBPP_FORMULA, "binomial", str(repeats), "herd,period"
+    )
+    return None if fields is None else float(fields[0])
 
 
 def _row(case: str, seconds: float, reference: float | None) -> None:

@@ -182,6 +182,13 @@ def glmer(
 
     Notes
     -----
+    The estimates are the optimum of lme4's Laplace (or AGQ) deviance in (θ, β).  For
+    binomial-logit and poisson-log fits with ``nagq=1`` it is found with the exact
+    gradient: β profiled out by joint Laplace steps, θ by L-BFGS-B when every term is
+    scalar (BOBYQA otherwise, or with ``control={"optimizer": "nelder_mead"}``
+    Nelder-Mead), and the Hessian for the standard errors from differences of the
+    gradient.  Other families, links and ``nagq`` take lme4's two derivative-free stages.
+
     For Gamma and inverse Gaussian families the estimates are lme4's (``glmer(...,
     family = Gamma(link = "log"))``), including its conventions: the objective is
     ``log|L|² + ‖û‖² + family$aic(y, n, μ̂, wt, dev)`` with the dispersion taken as
@@ -362,8 +369,8 @@ def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> Generaliz
 def _fit_with_gradient(
     problem: GlmmProblem, lower_theta: np.ndarray, control: Control
 ) -> tuple[OptSummary, np.ndarray, np.ndarray]:
-    """Laplace fit with the β gradient: BOBYQA over θ from the identity, β profiled out
-    by Newton steps from the GLM fit (no separate nAGQ = 0 stage is needed)."""
+    """Laplace fit with the exact gradient: θ searched from the identity (L-BFGS-B or
+    BOBYQA), β profiled out from the GLM fit (no separate nAGQ = 0 stage is needed)."""
     theta0 = problem.template.initial_theta()
     full, beta = fit_profiled(problem, theta0, problem._starting_beta(), lower_theta, control)
     return full, full.final[: problem.n_theta], beta

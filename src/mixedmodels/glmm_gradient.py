@@ -1,4 +1,5 @@
-"""The gradient of the Laplace deviance in β, for GLMMs with a canonical link.
+"""The exact gradient of the Laplace deviance, for GLMMs with a canonical link: in β
+always, in θ when every random-effects term is scalar (:func:`theta_gradient`).
 
 At fixed θ the Laplace deviance is
 
@@ -34,11 +35,20 @@ if TYPE_CHECKING:
     from .glmm import GlmmProblem, PirlsResult
 
 
+#: the leverages form q₂ x q₁ dense arrays (the tail against the first term): above this
+#: many entries (80 MB) the derivative-free path is taken instead
+MAX_DENSE_ENTRIES = 10_000_000
+
+
 def has_beta_gradient(problem: GlmmProblem) -> bool:
-    """Whether :func:`beta_gradient` applies: a canonical link, the Laplace deviance and
-    some fixed effects."""
+    """Whether :func:`beta_gradient` applies: a canonical link, the Laplace deviance, some
+    fixed effects, and a tail small enough for dense q₂ x q₁ arrays."""
+    cp = problem.template
     return (
-        problem.family.observed_information_weights and problem.nagq == 1 and problem.X.shape[1] > 0
+        problem.family.observed_information_weights
+        and problem.nagq == 1
+        and problem.X.shape[1] > 0
+        and cp.q1 * cp.q2 <= MAX_DENSE_ENTRIES
     )
 
 

@@ -1,13 +1,14 @@
-"""Optimizing the Laplace deviance with its β gradient: θ by BOBYQA, β profiled out by
-Newton steps, and the (θ, β) Hessian for lme4's ``vcov`` from gradient differences.
+"""Optimizing the Laplace deviance with its exact gradient: β profiled out, θ by
+L-BFGS-B (scalar terms) or BOBYQA, and the (θ, β) Hessian for lme4's ``vcov`` from
+differences of gradients.
 
 lme4 searches (θ, β) together without derivatives, a few hundred deviance evaluations
 and 4 per pair of parameters for the Hessian.  With the exact β gradient of
-:mod:`mixedmodels.glmm_gradient`, β is cheap to optimize for each θ (Newton on the
-marginal information, a handful of steps from the previous β), so the derivative-free
-search runs over θ alone; the Hessian needs two gradients per β and four deviances
-per pair of θs.  The optimum is the same (the Laplace deviance's, in θ and β).
-"""
+:mod:`mixedmodels.glmm_gradient`, β is cheap to optimize for each θ (joint Laplace
+steps of :meth:`GlmmProblem.laplace_pirls`, Newton steps on the marginal information
+as the fallback), so the search runs over θ alone, by quasi-Newton when the θ gradient
+is exact too; the Hessian needs one gradient per β and two per θ.  The optimum is the
+same (the Laplace deviance's, in θ and β)."""
 
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ def fit_profiled(
     control: Control,
     initial_step: np.ndarray | None = None,
 ) -> tuple[OptSummary, np.ndarray]:
-    """Minimize the Laplace deviance over (θ, β): BOBYQA on θ with β profiled.
+    """Minimize the Laplace deviance over (θ, β) with β profiled: L-BFGS-B on θ when its
+    gradient is exact (scalar terms), else (or if that fails) BOBYQA.
 
     Returns the optimizer's summary over (θ, β) (θ's search, β appended) and β."""
     profiled = ProfiledLaplace(problem, beta0)
