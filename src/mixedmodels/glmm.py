@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
@@ -198,6 +199,8 @@ class PirlsResult:
     converged: bool
     #: the blocks of [Z X z] at the mode's weights and their factor (``keep_factor=True``)
     factorization: tuple[CrossProducts, Factorization] | None = None
+    #: the gradient's pieces from that factor, once computed (see glmm_gradient)
+    pieces: Any = None
 
 
 @dataclass
@@ -490,14 +493,16 @@ class GlmmProblem:
             if iterations > 2 and moved > previous:  # steps not shrinking: no contraction
                 return None
             # the steps contract at least linearly: when the next one is predicted below
-            # a tenth of the tolerance, take this one and only evaluate where it lands
+            # the tolerance, take this one and only evaluate where it lands
             settled = iterations > 1 and moved * moved / previous < LAPLACE_TOLERANCE
             previous = moved
             if moved < LAPLACE_TOLERANCE:
                 self._u, self._beta, self._u_theta = u, beta, np.array(theta, dtype=float)
-                return PirlsResult(
+                state = PirlsResult(
                     beta, u, eta, mu, weights, fac.logdet_z, deviance, iterations, True, (cp, fac)
                 )
+                state.pieces = pieces
+                return state
             beta, u = new_beta, new_u
             eta = self.X @ beta + self.offset + self.random_part(theta, u)
         return None

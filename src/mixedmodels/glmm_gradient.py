@@ -148,8 +148,11 @@ def gradient_pieces(problem: GlmmProblem, cp: CrossProducts, fac: Factorization)
 
 
 def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) -> GradientPieces:
-    """:func:`gradient_pieces` at a PIRLS state, reusing its factor when it kept one."""
-    return gradient_pieces(problem, *_state_factor(problem, theta, state))
+    """:func:`gradient_pieces` at a PIRLS state, reusing its factor when it kept one and
+    keeping them on the state (the θ and β gradients share them)."""
+    if state.pieces is None:
+        state.pieces = gradient_pieces(problem, *_state_factor(problem, theta, state))
+    return state.pieces
 
 
 def _state_factor(
@@ -237,7 +240,7 @@ def theta_gradient(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) 
     mu, weights = state.mu, state.weights
     score = problem.prior_weights * (problem.y - mu)
     lam = np.array([T[0, 0] for T in fac.factors])
-    pieces = gradient_pieces(problem, cp, fac)
+    pieces = _blocked_pieces(problem, theta, state)
     w_prime_h = weight_derivative(problem.family, mu, weights) * pieces.leverages
     inverse = _ScalarInverse(cp, fac, lam)
     z_score = [
