@@ -112,3 +112,22 @@ def test_poisson_glmm_equation():
     text = mm.glmer("y ~ x + (1 | g)", data, family="poisson").to_latex()
     assert r"\operatorname{y}_{i}  &\sim \operatorname{Poisson}(\lambda_{i}) \\" in text
     assert r"\log(\lambda_{i}) &=\alpha_{j[i]} + \beta_{1}(\operatorname{x})" in text
+
+
+def test_gamma_glmm_equation():
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(2)
+    group = np.repeat(np.arange(20), 15)
+    x = rng.normal(size=300)
+    mean = np.exp(1 + 0.4 * x + 0.3 * rng.normal(size=20)[group])
+    data = pd.DataFrame({"y": rng.gamma(4.0, mean / 4.0), "x": x, "g": group})
+    model = mm.glmer("y ~ x + (1 | g)", data, family="Gamma", link="log")
+    text = model.to_latex()
+    dispersion = f"{model.sigma**2:.3g}"
+    assert (
+        rf"\operatorname{{y}}_{{i}}  &\sim \operatorname{{Gamma}}(\mu_{{i}}, "
+        rf"\sigma^{{2}} = {dispersion}) \\"
+    ) in text
+    assert r"\log(\mu_{i}) &=\alpha_{j[i]} + \beta_{1}(\operatorname{x})" in text

@@ -89,6 +89,7 @@ _LINK_LHS = {
     "log": "\\log({m})",
     "identity": "{m}",
     "inverse": "1 / {m}",
+    "1/mu^2": "1 / {m}^{{2}}",
     "sqrt": "\\sqrt{{{m}}}",
 }
 
@@ -113,7 +114,15 @@ def _glmm_lines(model: Any, family: Any, linear: str) -> list[str]:
         name = "Poisson" if family.name == "poisson" else "NegBinomial"
         extra = "" if family.name == "poisson" else f", \\theta = {family.shape:.3g}"
         first = f"  {response}_{{i}}  &\\sim \\operatorname{{{name}}}({mean}{extra})"
-    else:  # pragma: no cover - glmer refuses the other families
+    elif family.name in ("Gamma", "inverse_gaussian"):
+        # the mean and lme4's dispersion σ² (1/shape for Gamma)
+        mean = "\\mu_{i}"
+        name = "Gamma" if family.name == "Gamma" else "InverseGaussian"
+        first = (
+            f"  {response}_{{i}}  &\\sim \\operatorname{{{name}}}"
+            f"({mean}, \\sigma^{{2}} = {model.sigma**2:.3g})"
+        )
+    else:
         raise ValueError(f"to_latex has no form for the {family.name} family.")
     template = _LINK_LHS.get(family.link.name, "g({m})")
     return [first, f"    {template.format(m=mean)} &={linear}"]
