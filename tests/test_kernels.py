@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedmodels import glmm
+from mixedmodels import glmm_blocks
 from mixedmodels._kernels import HAVE_NUMBA
 from mixedmodels.design import ReTerm
 
@@ -33,7 +33,7 @@ def test_compiled_blocks_equal_the_sparse_maps():
         _term("c", rng.integers(0, 5, n), np.ones(n), 5),
     )
     X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
-    blocks = glmm.WeightedCrossProducts(X, terms)
+    blocks = glmm_blocks.WeightedCrossProducts(X, terms)
     assert blocks.kernel_inputs is not None
     z, w = rng.normal(size=n), rng.uniform(0.1, 1.0, n)
     compiled = blocks.evaluate(z, w)
