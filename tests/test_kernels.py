@@ -44,3 +44,29 @@ def test_compiled_blocks_equal_the_sparse_maps():
         np.testing.assert_allclose(getattr(compiled, name), getattr(sparse, name), atol=1e-10)
     np.testing.assert_allclose(compiled.dense_A21, sparse.A21.toarray(), atol=1e-12)
     assert compiled.A21 is None  # the factorization must read the dense copy
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"])
+def test_compiled_single_term_factor_equals_numpy(formula, monkeypatch):
+    import pandas as pd
+
+    import mixedmodels as mm
+    from mixedmodels import lmm
+
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(15), 8)
+    x = rng.normal(size=g.size)
+    y = 1 + x + rng.normal(size=15)[g] + 0.5 * rng.normal(size=15)[g] * x + rng.normal(size=g.size)
+    cp = mm.lmer(formula, pd.DataFrame({"y": y, "x": x, "g": g})).crossprods
+    kernel = lmm._SingleTermKernel(cp)
+    for theta in (cp.initial_theta(), cp.initial_theta() * 0.3 + 0.1):
+        compiled = kernel.factor(theta)
+        monkeypatch.setattr(lmm, "HAVE_NUMBA", False)
+        reference = kernel.factor(theta)
+        monkeypatch.setattr(lmm, "HAVE_NUMBA", True)
+        assert compiled.logdet_z == pytest.approx(reference.logdet_z, rel=1e-12)
+        np.testing.assert_allclose(compiled.L33, reference.L33, rtol=1e-10, atol=1e-12)
+    if theta.size == 3:  # a singular block is refused like numpy's Cholesky refuses it
+        with pytest.raises(np.linalg.LinAlgError):
+            kernel.factor(np.array([1.0, 0.0, np.nan]))

@@ -42,6 +42,7 @@ from scipy.linalg.blas import dtrsm as _dtrsm
 from scipy.linalg.lapack import dpotrf as _dpotrf
 from scipy.linalg.lapack import dpotrs as _dpotrs
 
+from ._kernels import HAVE_NUMBA, single_term_factor
 from .covariance import CovarianceStructure, Unstructured, structure_for
 from .design import ReTerm
 from .errors import DataError
@@ -521,9 +522,21 @@ class _SingleTermKernel:
         self.k = k
         self.XyXy = cp.XyXy
         self.size = cp.XyXy.shape[0]
+        self._A2 = np.ascontiguousarray(self.A.reshape(1, -1) if k == 1 else self.A)
+        self._P = np.ascontiguousarray(self.P)
+        self._XyXy = np.ascontiguousarray(cp.XyXy, dtype=float)
 
     def factor(self, theta: np.ndarray) -> Factorization:
-        """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite."""
+        """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite.
+
+        One compiled loop when numba is there (~5 µs instead of ~50 µs of numpy calls)."""
+        if HAVE_NUMBA:
+            logdet_z, L33 = single_term_factor(
+                np.asarray(theta, dtype=float), self._A2, self._P, self._XyXy
+            )
+            if not np.isfinite(logdet_z):
+                raise np.linalg.LinAlgError("not positive definite")
+            return Factorization(float(logdet_z), None, L33, np.zeros((0, 1, 1)), [], None, None)
         if self.k == 1:
             t2 = theta[0] * theta[0]
             m = 1.0 + t2 * self.A
