@@ -86,26 +86,63 @@ def evaluate_response(response: str, frame: pd.DataFrame) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class SimpleSpec:
-    """Encoder for a right-hand side made only of an intercept and numeric columns.
+class SimpleTerm:
+    """One main effect of a :class:`SimpleSpec`: a numeric column (``levels`` None) or a
+    factor, treatment-coded against its first level unless ``full`` (R's coding of the
+    first factor of a model without intercept)."""
 
-    formulaic costs milliseconds per call; ``(1 | g)`` and ``(x | g)`` need none of it.
-    It offers the two members of formulaic's ModelSpec that this package uses.
-    """
-
-    intercept: bool
-    columns: tuple[str, ...]
+    name: str
+    levels: tuple[Any, ...] | None = None
+    full: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        return (("Intercept",) if self.intercept else ()) + self.columns
+        if self.levels is None:
+            return (self.name,)
+        kept = self.levels if self.full else self.levels[1:]
+        return tuple(f"{self.name}{level}" for level in kept)
+
+    def encode(self, frame: pd.DataFrame) -> list[np.ndarray]:
+        if self.name not in frame.columns:
+            raise DataError(f"newdata has no column '{self.name}'.")
+        column = frame[self.name]
+        if self.levels is None:
+            return [pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)]
+        codes = pd.Index(list(self.levels)).get_indexer(column.astype(object))
+        unseen = (codes < 0) & column.notna().to_numpy()
+        if unseen.any():
+            raise DataError(
+                f"newdata has levels of '{self.name}' the fit did not see: "
+                f"{sorted(map(str, pd.unique(column[unseen])))}."
+            )
+        missing = codes < 0
+        out = []
+        for code in range(0 if self.full else 1, len(self.levels)):
+            indicator = (codes == code).astype(float)
+            indicator[missing] = np.nan
+            out.append(indicator)
+        return out
+
+
+@dataclass(frozen=True)
+class SimpleSpec:
+    """Encoder for a right-hand side of an intercept and main effects only (numeric
+    columns and factors): formulaic costs milliseconds per call, and ``(1 | g)``,
+    ``(x | g)`` or ``y ~ x + sex`` need none of it.  It offers the members of formulaic's
+    ModelSpec that this package uses."""
+
+    intercept: bool
+    terms: tuple[SimpleTerm, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        names = [n for term in self.terms for n in term.column_names]
+        return (("Intercept",) if self.intercept else ()) + tuple(names)
 
     def get_model_matrix(self, frame: pd.DataFrame, na_action: str = "ignore") -> np.ndarray:
         parts = [np.ones(len(frame))] if self.intercept else []
-        for name in self.columns:
-            if name not in frame.columns:
-                raise DataError(f"newdata has no column '{name}'.")
-            parts.append(pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float))
+        for term in self.terms:
+            parts.extend(term.encode(frame))
         return np.column_stack(parts) if parts else np.zeros((len(frame), 0))
 
 
@@ -113,29 +150,44 @@ _SIMPLE_TEXT = re.compile(r"[A-Za-z0-9_.+\-]*")
 
 
 def _simple_spec(rhs: str, frame: pd.DataFrame) -> SimpleSpec | None:
-    """A :class:`SimpleSpec` when ``rhs`` is only ``1``/``0``/``-1`` and numeric columns."""
+    """A :class:`SimpleSpec` when ``rhs`` is only ``1``/``0``/``-1``, numeric columns and
+    factors (pandas Categoricals whose every level occurs, labels without brackets)."""
     text = rhs.replace(" ", "")
     if not _SIMPLE_TEXT.fullmatch(text):
         return None
     intercept = True
-    names: list[str] = []
+    tokens: list[str] = []
     for sign, token in re.findall(r"([+-]?)([^+-]+)", text):
         if token == "1":
             intercept = sign != "-"
         elif token == "0" and sign != "-":
             intercept = False
-        elif sign == "-" or token not in frame.columns or token in names:
+        elif sign == "-" or token not in frame.columns or token in tokens:
             return None
         else:
-            column = frame[token]
+            tokens.append(token)
+    terms: list[SimpleTerm] = []
+    full_coding_left = not intercept  # R codes the first factor fully without intercept
+    for token in tokens:
+        column = frame[token]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            levels = tuple(column.cat.categories)
+            counts = np.bincount(column.cat.codes[column.cat.codes >= 0], minlength=len(levels))
             if (
-                not pd.api.types.is_numeric_dtype(column.dtype)
-                or pd.api.types.is_bool_dtype(column.dtype)
-                or isinstance(column.dtype, pd.CategoricalDtype)
+                not levels
+                or np.any(counts == 0)
+                or any("[" in str(v) or "]" in str(v) for v in levels)
             ):
                 return None
-            names.append(token)
-    return SimpleSpec(intercept, tuple(names))
+            terms.append(SimpleTerm(token, levels, full_coding_left))
+            full_coding_left = False
+        elif pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+            column.dtype
+        ):
+            terms.append(SimpleTerm(token))
+        else:
+            return None
+    return SimpleSpec(intercept, tuple(terms))
 
 
 def fixed_matrix(rhs: str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str], Any]:
@@ -189,7 +241,10 @@ def fixed_terms(model_spec: Any) -> list[FixedTerm]:
     """The terms of a fixed-effects spec, in column order (the intercept, if any, first)."""
     if isinstance(model_spec, SimpleSpec):
         out = [FixedTerm("1", (), (), ("Intercept",))] if model_spec.intercept else []
-        return out + [FixedTerm(c, (c,), (True,), (c,)) for c in model_spec.columns]
+        return out + [
+            FixedTerm(t.name, (t.name,), (t.levels is None,), t.column_names)
+            for t in model_spec.terms
+        ]
     names = [r_name(str(c)) for c in model_spec.column_names]
     out = []
     for term, columns in model_spec.term_slices.items():
