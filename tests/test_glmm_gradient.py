@@ -175,3 +175,13 @@ def test_quasi_newton_on_theta_reaches_the_bobyqa_optimum(formula, family, data)
     bobyqa = minimize(profiled, problem.template.initial_theta(), lower, Control())
     assert model.deviance <= bobyqa.objective + 1e-8
     assert model.deviance == pytest.approx(bobyqa.objective, abs=1e-6)
+
+
+def test_reset_clears_every_warm_start(data):
+    model = _fit("y ~ x + (1 | g) + (1 | h)", "binomial", data)
+    problem = model.problem
+    problem.pirls(model.theta, None)  # β free: leaves a β and modes to start from
+    assert problem._beta is not None
+    problem.reset()
+    assert problem._beta is None and problem._u_theta is None
+    assert all(not np.any(u) for u in problem._u)

@@ -131,6 +131,7 @@ class GlmmProblem:
     def reset(self) -> None:
         self._u = [np.zeros((t.n_levels, t.n_columns)) for t in self.ordered_terms]
         self._u_theta: np.ndarray | None = None  # the θ the warm start was found at
+        self._beta = None
 
     def _warm_modes(self, theta: np.ndarray) -> list[np.ndarray]:
         """The stored modes as a start at θ: the same b = Λu (so the same η) when the
@@ -147,7 +148,6 @@ class GlmmProblem:
                 u = sla.solve_triangular(T_new, T_old @ u.T, lower=True).T
             modes.append(np.array(u, copy=True))
         return modes
-        self._beta = None
 
     def random_part(self, theta: np.ndarray, u: list[np.ndarray]) -> np.ndarray:
         """Z Λ u on the rows."""
