@@ -1,8 +1,9 @@
 """Compiled (numba) kernels for the per-step passes over the rows that PIRLS repeats.
 
-Each kernel has a numpy twin elsewhere in the package (used when numba is missing); the
-kernels only fuse loops, they change no arithmetic, so tests compare the two paths.
-numba compiles on first use and caches the machine code beside this file.
+Each kernel has a numpy twin elsewhere in the package (used when numba is missing): the
+kernels fuse the twin's array calls into one loop with the same formulas, so the two
+agree to rounding, and tests/test_kernels.py compares them.  numba compiles on first
+use and caches the machine code beside this file.
 """
 
 from __future__ import annotations
