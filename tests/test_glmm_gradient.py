@@ -144,6 +144,7 @@ def test_model_without_fixed_effects_is_fitted_without_the_gradient(data):
 
 SCALAR_CASES = [
     ("y ~ x + (1 | g)", "binomial"),
+    ("y ~ x + (1 | g) + (1 | h)", "binomial"),  # the search passes θ_h = 0, a ridge top
     ("c ~ x + (1 | g) + (1 | h)", "poisson"),
     ("cbind(k, trials - k) ~ x + (1 | g) + (1 | h)", "binomial"),
 ]
@@ -169,6 +170,7 @@ def test_theta_gradient_matches_differences_of_the_deviance(formula, family, dat
 def test_quasi_newton_on_theta_reaches_the_bobyqa_optimum(formula, family, data):
     model = _fit(formula, family, data)
     assert model.opt_summary.optimizer.startswith("scipy L-BFGS-B")
+    assert np.all(model.theta > 0.05)
     problem = model.problem.with_response(model.problem.y)
     lower = problem.template.lower_bounds()
     profiled = ProfiledLaplace(problem, model.fixef.to_numpy())

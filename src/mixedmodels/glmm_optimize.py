@@ -19,7 +19,7 @@ import scipy.linalg as sla
 
 from .glmm import GlmmProblem, PirlsResult
 from .glmm_gradient import beta_gradient, has_theta_gradient, theta_gradient
-from .optimize import Control, OptSummary, minimize
+from .optimize import Control, OptSummary, boundary_mask, minimize
 
 #: largest |∂D/∂θ| that ends the quasi-Newton search on θ (the deviance is then within
 #: ~g²/(2H) ≈ 1e-10 of its minimum for curvatures H of order 1)
@@ -131,6 +131,20 @@ def fit_profiled(
     summary = None
     if has_theta_gradient(problem) and control.optimizer == "bobyqa":
         summary = _quasi_newton(profiled, theta0, lower, control)
+        if summary is not None and boundary_mask(summary.final, lower).any():
+            # D is even in each scalar θ, so a θ at 0 is stationary whatever the curvature:
+            # the quasi-Newton search can stop there on a ridge top.  BOBYQA from that point
+            # (steps of 0.05 off the bound) moves away when it is not a minimum.
+            polish = minimize(
+                profiled,
+                summary.final,
+                lower,
+                control,
+                initial_step=np.maximum(0.1 * np.abs(summary.final), 0.05),
+            )
+            polish.evaluations += summary.evaluations
+            polish.optimizer = f"{summary.optimizer}, then nlopt LN_BOBYQA from the bound"
+            summary = polish
     if summary is None:
         summary = minimize(profiled, theta0, lower, control, initial_step=initial_step)
     theta = summary.final
