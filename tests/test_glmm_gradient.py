@@ -187,3 +187,55 @@ def test_reset_clears_every_warm_start(data):
     problem.reset()
     assert problem._beta is None and problem._u_theta is None
     assert all(not np.any(u) for u in problem._u)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_gradient_fits_are_never_worse_than_lme4s_derivative_free_stages(seed):
+    # random designs, some with a variance near zero: the exact-gradient path must end
+    # at least as low as the two derivative-free stages lme4 uses
+    from mixedmodels.fit_glmm import _fit_derivative_free
+
+    rng = np.random.default_rng(100 + seed)
+    n_g, n_h = int(rng.integers(8, 40)), int(rng.integers(3, 9))
+    n = int(rng.integers(200, 600))
+    g, h = rng.integers(0, n_g, n), rng.integers(0, n_h, n)
+    x = rng.normal(size=n)
+    sd_g, sd_h = rng.choice([0.0, 0.2, 1.0]), rng.choice([0.0, 0.3, 0.8])
+    eta = -0.3 + 0.7 * x + sd_g * rng.normal(size=n_g)[g] + sd_h * rng.normal(size=n_h)[h]
+    family = "binomial" if seed % 2 == 0 else "poisson"
+    if family == "binomial":
+        y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    else:
+        y = rng.poisson(np.exp(eta))
+    frame = pd.DataFrame({"y": y, "x": x, "g": g.astype(str), "h": h.astype(str)})
+    model = _fit("y ~ x + (1 | g) + (1 | h)", family, frame)
+    problem = model.problem.with_response(model.problem.y)
+    full, _, _ = _fit_derivative_free(problem, 1, problem.template.lower_bounds(), Control())
+    assert model.deviance <= full.objective + 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [518, 519, 520])  # 519: BOBYQA on θ alone stopped at SD 0
+def test_random_slope_fits_are_never_worse_than_the_derivative_free_stages(seed):
+    from mixedmodels.fit_glmm import _fit_derivative_free
+
+    rng = np.random.default_rng(seed)
+    n_g, n = int(rng.integers(8, 30)), int(rng.integers(200, 500))
+    g, x = rng.integers(0, n_g, n), rng.normal(size=n)
+    eta = (
+        -0.2
+        + 0.5 * x
+        + rng.choice([0.0, 0.5, 1.0]) * rng.normal(size=n_g)[g]
+        + rng.choice([0.0, 0.3, 0.6]) * rng.normal(size=n_g)[g] * x
+    )
+    family = "binomial" if seed % 2 == 0 else "poisson"
+    if family == "binomial":
+        y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    else:
+        y = rng.poisson(np.exp(eta))
+    frame = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    model = _fit("y ~ x + (1 + x | g)", family, frame)
+    problem = model.problem.with_response(model.problem.y)
+    full, _, _ = _fit_derivative_free(problem, 1, problem.template.lower_bounds(), Control())
+    assert model.deviance <= full.objective + 1e-6

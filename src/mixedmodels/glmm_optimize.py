@@ -131,22 +131,24 @@ def fit_profiled(
     summary = None
     if has_theta_gradient(problem) and control.optimizer == "bobyqa":
         summary = _quasi_newton(profiled, theta0, lower, control)
-        if summary is not None and boundary_mask(summary.final, lower).any():
-            # D is even in each scalar θ, so a θ at 0 is stationary whatever the curvature:
-            # the quasi-Newton search can stop there on a ridge top.  BOBYQA from that point
-            # (steps of 0.05 off the bound) moves away when it is not a minimum.
-            polish = minimize(
-                profiled,
-                summary.final,
-                lower,
-                control,
-                initial_step=np.maximum(0.1 * np.abs(summary.final), 0.05),
-            )
+    if summary is None:
+        summary = minimize(profiled, theta0, lower, control, initial_step=initial_step)
+    if boundary_mask(summary.final, lower).any():
+        # the deviance is even in each relative SD, so an SD at 0 is stationary whatever
+        # the curvature, and both searches can stop there on a ridge top (L-BFGS-B on a
+        # crossed binomial, BOBYQA on a Poisson random slope).  A second BOBYQA from that
+        # point, steps of 0.05 off the bound, moves away when it is not a minimum.
+        polish = minimize(
+            profiled,
+            summary.final,
+            lower,
+            control,
+            initial_step=np.maximum(0.1 * np.abs(summary.final), 0.05),
+        )
+        if polish.objective < summary.objective:
             polish.evaluations += summary.evaluations
             polish.optimizer = f"{summary.optimizer}, then nlopt LN_BOBYQA from the bound"
             summary = polish
-    if summary is None:
-        summary = minimize(profiled, theta0, lower, control, initial_step=initial_step)
     theta = summary.final
     optimum = optimize_beta(problem, theta, profiled.beta)
     beta = optimum.beta
