@@ -216,7 +216,7 @@ def test_gradient_fits_are_never_worse_than_lme4s_derivative_free_stages(seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [518, 519, 520])  # 519: BOBYQA on θ alone stopped at SD 0
+@pytest.mark.parametrize("seed", [518, 519, 579])  # 519, 579: stopped at an SD of 0
 def test_random_slope_fits_are_never_worse_than_the_derivative_free_stages(seed):
     from mixedmodels.fit_glmm import _fit_derivative_free
 

@@ -28,6 +28,7 @@ from .lmm import CrossProducts, Solution, solve
 from .optimize import (
     Control,
     OptSummary,
+    boundary_mask,
     check_convergence,
     minimize,
     warn_if_singular,
@@ -373,7 +374,18 @@ def _fit_with_gradient(
     BOBYQA), β profiled out from the GLM fit (no separate nAGQ = 0 stage is needed)."""
     theta0 = problem.template.initial_theta()
     full, beta = fit_profiled(problem, theta0, problem._starting_beta(), lower_theta, control)
-    return full, full.final[: problem.n_theta], beta
+    theta = full.final[: problem.n_theta]
+    if boundary_mask(theta, lower_theta).any():
+        # a singular fit can sit in another basin than lme4's (a random slope's SD at 0
+        # where lme4 finds a ±1 correlation, deviance 1.3 lower): lme4's own two stages
+        # are run too, and the lower deviance kept
+        problem.reset()
+        alternative = _fit_derivative_free(problem, 1, lower_theta, control)
+        if alternative[0].objective < full.objective - 1e-10:
+            alternative[0].evaluations += full.evaluations
+            return alternative
+        problem.pirls(theta, beta)  # restore the warm start at our optimum
+    return full, theta, beta
 
 
 def _fit_derivative_free(
