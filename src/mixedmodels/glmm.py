@@ -319,20 +319,25 @@ class GlmmProblem:
         eta = fixed + self.random_part(theta, u)
         previous = np.inf
         settled = False
+
+        def converged_state(pieces=None) -> PirlsResult:
+            self._u, self._beta, self._u_theta = u, beta, np.array(theta, dtype=float)
+            deviance = self._laplace(mu, u, fac.logdet_z, self._penalized(mu, u))
+            state = PirlsResult(
+                beta, u, eta, mu, weights, fac.logdet_z, deviance, iterations, True, (cp, fac)
+            )
+            state.pieces = pieces
+            return state
+
         for iterations in range(1, max_iterations + 1):
             mu, mu_eta, weights = self._moments(eta)
             working = eta - self.offset + (self.y - mu) / mu_eta
             cp = blocks.evaluate(working, weights)
             fac = factorize(cp, theta)
-            pdev = self._penalized(mu, u)
-            deviance = self._laplace(mu, u, fac.logdet_z, pdev)
-            if not np.isfinite(deviance):
+            if not np.isfinite(fac.logdet_z):
                 return None
             if settled:  # the step that led here was predicted to be the last
-                self._u, self._beta, self._u_theta = u, beta, np.array(theta, dtype=float)
-                return PirlsResult(
-                    beta, u, eta, mu, weights, fac.logdet_z, deviance, iterations, True, (cp, fac)
-                )
+                return converged_state()
             pieces = gradient_pieces(self, cp, fac)
             gradient = pieces.log_determinant_gradient(weight_derivative(self.family, mu, weights))
             L33, p = fac.L33, self.X.shape[1]
@@ -345,19 +350,14 @@ class GlmmProblem:
                 float(np.max(np.abs(new_beta - beta))),
                 max(float(np.max(np.abs(a - b))) for a, b in zip(new_u, u, strict=True)),
             )
-            if iterations > 2 and moved > previous:  # steps not shrinking: no contraction
-                return None
+            if not np.isfinite(moved) or (iterations > 2 and moved > previous):
+                return None  # steps not shrinking: no contraction
             # the steps contract at least linearly: when the next one is predicted below
             # the tolerance, take this one and only evaluate where it lands
             settled = iterations > 1 and moved * moved / previous < LAPLACE_TOLERANCE
             previous = moved
             if moved < LAPLACE_TOLERANCE:
-                self._u, self._beta, self._u_theta = u, beta, np.array(theta, dtype=float)
-                state = PirlsResult(
-                    beta, u, eta, mu, weights, fac.logdet_z, deviance, iterations, True, (cp, fac)
-                )
-                state.pieces = pieces
-                return state
+                return converged_state(pieces)
             beta, u = new_beta, new_u
             eta = self.X @ beta + self.offset + self.random_part(theta, u)
         return None

@@ -93,7 +93,7 @@ class ProfiledLaplace:
         try:
             theta = np.asarray(theta, dtype=float)
             state = self.problem.laplace_pirls(theta, self.beta)
-            if state is None:
+            if state is None or not np.isfinite(state.deviance):
                 self.problem.reset()
                 state = optimize_beta(self.problem, theta, self.beta, confirm=False).state
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
