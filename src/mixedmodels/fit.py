@@ -16,7 +16,7 @@ from ._threads import blas_threads_for
 from .design import Design, NaAction, build_design, check_lmm_design
 from .formula import parse_formula
 from .lmm import CrossProducts, deviance
-from .optimize import Control, check_convergence, minimize, warn_if_singular
+from .optimize import Control, check_convergence, escape_boundary, minimize, warn_if_singular
 from .residual import CorrelationStructure, VarianceFunction
 from .results import LinearMixedModel
 
@@ -129,6 +129,7 @@ def lmer(
     calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
     with blas_threads_for(cp):
         opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+        opt = escape_boundary(func, opt, control)
         converged = (
             check_convergence(func, opt, stacklevel=3)
             if calc

@@ -217,6 +217,53 @@ def minimize(
     return summary
 
 
+def escape_boundary(
+    func: Callable[[np.ndarray], float], summary: OptSummary, control: Control
+) -> OptSummary:
+    """Restarts for a search that ended with θ on a bound (a singular fit), keeping the
+    lowest deviance: from the end point itself (lme4's ``restart_edge``, here whatever
+    the sign of the gradient off the bound), and, when θ has unbounded entries (the
+    correlations of vector terms), from the identity with those entries at +0.5 and at
+    −0.5.  A singular random slope has rank-one optima in several basins (the intercept's
+    SD at 0, or a ±1 correlation); one start from the identity finds one of them, and
+    on random designs lme4's different first step found a lower one in 2 of 60.
+
+    Parameters
+    ----------
+    func : callable
+    summary : OptSummary
+        The search to check.
+    control : Control
+
+    Returns
+    -------
+    OptSummary
+        ``summary`` itself when θ is inside the bounds or no restart does better;
+        otherwise the best restart, with the evaluations of all counted.
+    """
+    lower = summary.lower
+    if not boundary_mask(summary.final, lower).any():
+        return summary
+    unbounded = ~np.isfinite(lower)
+    starts = [summary.final]
+    if unbounded.any():
+        starts += [np.where(unbounded, sign * 0.5, 1.0) for sign in (1.0, -1.0)]
+    best, evaluations = summary, summary.evaluations
+    for start in starts:
+        try:
+            trial = minimize(func, start, lower, control)
+        except FloatingPointError:
+            continue
+        evaluations += trial.evaluations
+        if trial.objective < best.objective - 1e-10 * max(1.0, abs(best.objective)):
+            best = trial
+    if best is not summary:
+        best.initial = summary.initial
+        best.messages = summary.messages + best.messages
+    best.evaluations = evaluations
+    return best
+
+
 def finite_difference_derivatives(
     func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, delta: float = 1e-4
 ) -> tuple[np.ndarray, np.ndarray]:
