@@ -19,7 +19,7 @@ import scipy.linalg as sla
 
 from .glmm import GlmmProblem, PirlsResult
 from .glmm_gradient import beta_gradient, has_theta_gradient, theta_gradient
-from .optimize import Control, OptSummary, boundary_mask, minimize
+from .optimize import Control, OptSummary, escape_boundary, minimize
 
 #: largest |∂D/∂θ| that ends the quasi-Newton search on θ (the deviance is then within
 #: ~g²/(2H) ≈ 1e-10 of its minimum for curvatures H of order 1)
@@ -133,22 +133,10 @@ def fit_profiled(
         summary = _quasi_newton(profiled, theta0, lower, control)
     if summary is None:
         summary = minimize(profiled, theta0, lower, control, initial_step=initial_step)
-    if boundary_mask(summary.final, lower).any():
-        # the deviance is even in each relative SD, so an SD at 0 is stationary whatever
-        # the curvature, and both searches can stop there on a ridge top (L-BFGS-B on a
-        # crossed binomial, BOBYQA on a Poisson random slope).  A second BOBYQA from that
-        # point, steps of 0.05 off the bound, moves away when it is not a minimum.
-        polish = minimize(
-            profiled,
-            summary.final,
-            lower,
-            control,
-            initial_step=np.maximum(0.1 * np.abs(summary.final), 0.05),
-        )
-        if polish.objective < summary.objective:
-            polish.evaluations += summary.evaluations
-            polish.optimizer = f"{summary.optimizer}, then nlopt LN_BOBYQA from the bound"
-            summary = polish
+    # the deviance is even in each relative SD, so an SD at 0 is stationary whatever the
+    # curvature, and the search can stop there on a ridge top (L-BFGS-B on a crossed
+    # binomial) or in a worse basin: restarts as for lmer
+    summary = escape_boundary(profiled, summary, control)
     theta = summary.final
     optimum = optimize_beta(problem, theta, profiled.beta)
     beta = optimum.beta

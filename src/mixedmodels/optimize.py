@@ -260,6 +260,7 @@ def escape_boundary(
     if best is not summary:
         best.initial = summary.initial
         best.messages = summary.messages + best.messages
+        best.optimizer = f"{summary.optimizer}, restarted off the bound by {best.optimizer}"
     best.evaluations = evaluations
     return best
 
