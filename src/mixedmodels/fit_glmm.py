@@ -318,7 +318,15 @@ def _success_level(response: str, frame: pd.DataFrame, family: Family) -> str | 
     return str(levels[1]) if len(levels) == 2 else None
 
 
-def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> GeneralizedLinearMixedModel:
+def _fit(
+    design,
+    problem: GlmmProblem,
+    nagq: int,
+    control: Control,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+) -> GeneralizedLinearMixedModel:
+    """Fit ``problem``; ``start`` = (θ, β) in internal order warm-starts the derivative-free
+    path at stage 2 (refits of a nearby model, as glmer_nb's over the shape)."""
     n_theta = problem.n_theta
     lower_theta = problem.template.lower_bounds()
     derivs = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
@@ -326,7 +334,7 @@ def _fit(design, problem: GlmmProblem, nagq: int, control: Control) -> Generaliz
         full, theta, beta = _fit_with_gradient(problem, lower_theta, control)
         derivatives = laplace_derivatives(problem, theta, beta, lower_theta) if derivs else None
     else:
-        full, theta, beta = _fit_derivative_free(problem, nagq, lower_theta, control)
+        full, theta, beta = _fit_derivative_free(problem, nagq, lower_theta, control, start)
         derivatives = None
     state = problem.pirls(theta, beta)
     converged = True
@@ -389,16 +397,25 @@ def _fit_with_gradient(
 
 
 def _fit_derivative_free(
-    problem: GlmmProblem, nagq: int, lower_theta: np.ndarray, control: Control
+    problem: GlmmProblem,
+    nagq: int,
+    lower_theta: np.ndarray,
+    control: Control,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[OptSummary, np.ndarray, np.ndarray]:
-    """lme4's two stages: θ with β inside PIRLS (nAGQ = 0), then (θ, β) by BOBYQA."""
-    stage1 = minimize(
-        problem.deviance_theta, problem.template.initial_theta(), lower_theta, control
-    )
-    state = problem.pirls(stage1.final, None)
-    theta, beta = stage1.final, state.beta
-    if nagq == 0:
-        return stage1, theta, beta
+    """lme4's two stages: θ with β inside PIRLS (nAGQ = 0), then (θ, β) by BOBYQA; with a
+    ``start`` (θ, β) near the optimum the first stage is skipped."""
+    if start is not None and nagq >= 1:
+        theta, beta = (np.asarray(v, dtype=float) for v in start)
+        state = problem.pirls(theta, beta)
+    else:
+        stage1 = minimize(
+            problem.deviance_theta, problem.template.initial_theta(), lower_theta, control
+        )
+        state = problem.pirls(stage1.final, None)
+        theta, beta = stage1.final, state.beta
+        if nagq == 0:
+            return stage1, theta, beta
     problem.nagq = nagq
     x0 = np.concatenate([theta, beta])
     lower = np.concatenate([lower_theta, np.full(beta.size, -np.inf)])
@@ -487,7 +504,8 @@ def glmer_nb(
     """Negative binomial GLMM with its shape estimated, as lme4's ``glmer.nb``.
 
     The shape (R's ``theta``) maximises the Laplace log-likelihood of the GLMM fitted at
-    that shape: a one-dimensional search on log(shape) around fits of :func:`glmer`.
+    that shape: a one-dimensional search on log(shape), each fit on the design of the
+    starting Poisson GLMM and warm-started at the fit of the nearest shape tried.
 
     Examples
     --------
@@ -506,23 +524,8 @@ def glmer_nb(
     from .families import get_family
 
     base = get_family("negative_binomial", link)
+    control = Control.from_any(control)
     fits: dict[float, GeneralizedLinearMixedModel] = {}
-
-    def fit(log_shape: float) -> GeneralizedLinearMixedModel:
-        key = round(float(log_shape), 10)
-        if key not in fits:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SingularFitWarning)
-                fits[key] = glmer(
-                    formula,
-                    data,
-                    family=base.with_shape(float(np.exp(log_shape))),
-                    weights=weights,
-                    offset=offset,
-                    na_action=na_action,
-                    control=control,
-                )
-        return fits[key]
 
     # start from a Poisson GLMM's moment estimate of the shape, as glmer.nb does
     poisson = glmer(
@@ -535,6 +538,30 @@ def glmer_nb(
         na_action=na_action,
         control=control,
     )
+    template = poisson.problem
+
+    def fit(log_shape: float) -> GeneralizedLinearMixedModel:
+        """The GLMM at one shape, on the Poisson fit's design, warm-started at the fit of
+        the nearest shape already tried (the Poisson fit for the first)."""
+        key = round(float(log_shape), 10)
+        if key not in fits:
+            nearest = min(fits, key=lambda k: abs(k - key)) if fits else None
+            previous = fits[nearest] if nearest is not None else poisson
+            problem = GlmmProblem(
+                y=template.y,
+                X=template.X,
+                terms=template.terms,
+                prior_weights=template.prior_weights,
+                offset=template.offset,
+                family=base.with_shape(float(np.exp(log_shape))),
+            )
+            warm = (previous.theta, previous.fixef.to_numpy())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SingularFitWarning)
+                with blas_threads_for(problem.template):
+                    fits[key] = _fit(poisson.design, problem, 1, control, start=warm)
+        return fits[key]
+
     mu = poisson.fitted()
     y = poisson.design.y
     excess = np.sum((y - mu) ** 2 - mu)
@@ -542,7 +569,7 @@ def glmer_nb(
     result = minimize_scalar(
         lambda s: -fit(s).loglik,
         bracket=(np.log(start) - 1.0, np.log(start) + 1.0),
-        tol=1e-8,
+        tol=1e-6,
     )
     model = fit(result.x)
     model.nb_shape_evaluations = len(fits)
