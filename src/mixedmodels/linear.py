@@ -9,12 +9,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .analysis import AnalysisMixin
 from .design import NaAction, as_dataframe, build_design
 from .errors import DataError
 from .formula import parse_formula
+from .r2 import LinearR2
+from .update import FitCall
 
 
-class LinearModel:
+class LinearModel(AnalysisMixin):
     """A fitted linear model (:func:`mixedmodels.lm`).
 
     Examples
@@ -61,19 +64,25 @@ class LinearModel:
         return pd.DataFrame(self.sigma**2 * self._XtX_inv, index=names, columns=names)
 
     @cached_property
-    def r2(self) -> float:
-        """R² (about the mean when the model has an intercept, as R)."""
+    def r2(self) -> LinearR2:
+        """R² (about the mean when the model has an intercept, as R).
+
+        A float; called, ``fit.r2()`` gives ``{"marginal", "conditional", "adjusted"}``
+        as mixed models' ``r2()`` (both R² here: there are no random effects).
+        """
         y = self.design.y
         w = np.ones_like(y) if self.design.weights is None else self.design.weights
         has_intercept = "Intercept" in self.design.fixed_names
         centre = np.average(y, weights=w) if has_intercept else 0.0
         tss = np.sum(w * (y - centre) ** 2)
-        return float(1.0 - np.sum(w * self._resid**2) / tss)
+        value = float(1.0 - np.sum(w * self._resid**2) / tss)
+        has = "Intercept" in self.design.fixed_names
+        adjusted = 1.0 - (1.0 - value) * (self.nobs - int(has)) / self.df_residual
+        return LinearR2(value, adjusted)
 
     @property
     def adj_r2(self) -> float:
-        has_intercept = "Intercept" in self.design.fixed_names
-        return float(1.0 - (1.0 - self.r2) * (self.nobs - int(has_intercept)) / self.df_residual)
+        return self.r2.adjusted
 
     @property
     def loglik(self) -> float:
@@ -169,6 +178,7 @@ def lm(formula: str, data: Any, weights: Any = None, na_action: NaAction = "omit
     >>> 0 < fit.r2 < 1
     True
     """
+    call = FitCall.capture(lm, locals())
     spec = parse_formula(formula)
     if spec.random:
         raise DataError(
@@ -184,4 +194,4 @@ def lm(formula: str, data: Any, weights: Any = None, na_action: NaAction = "omit
     beta = np.linalg.solve(R, Q.T @ y)
     R_inv = np.linalg.solve(R, np.eye(R.shape[0]))
     resid = design.y - design.X @ beta
-    return LinearModel(design, beta, resid, R_inv @ R_inv.T)
+    return call.attach(LinearModel(design, beta, resid, R_inv @ R_inv.T))
