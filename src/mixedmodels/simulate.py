@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
+from ._progress import progress_bar
 from .design import as_dataframe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -150,6 +151,7 @@ def predict_interval(
     include_resid_var: bool = True,
     stat: Stat = "median",
     seed: Any = None,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Prediction intervals by simulation, as merTools' ``predictInterval``.
 
@@ -175,6 +177,9 @@ def predict_interval(
     stat : {"median", "mean"}
         How ``fit`` summarises the draws.
     seed : int or numpy.random.Generator, optional
+    progress : bool, optional
+        A progress bar over the rows' random-effect draws; by default shown in a terminal
+        or a notebook only.
 
     Returns
     -------
@@ -208,22 +213,25 @@ def predict_interval(
         sigma = np.sqrt(1.0 / rng.gamma(0.5 * df, 2.0 / solution.pwrss, size=nsim))
     yhat = np.zeros((n, nsim))
     if which in ("full", "random"):
-        for (matrix, codes), modes, cov in zip(
-            _term_rows(model, frame), solution.b, solution.b_cov, strict=True
-        ):
-            used = np.unique(codes[codes >= 0])
-            if used.size == 0:
-                continue
-            draws = _draw_effects(rng, modes[used], cov[used], nsim)  # (nsim, used, k)
-            position = np.full(modes.shape[0], -1)
-            position[used] = np.arange(used.size)
-            known = np.flatnonzero(codes >= 0)
-            step = max(1, _CHUNK_ELEMENTS // (nsim * matrix.shape[1]))
-            for start in range(0, known.size, step):
-                rows = known[start : start + step]
-                yhat[rows] += np.einsum(
-                    "nk,snk->ns", matrix[rows], draws[:, position[codes[rows]], :]
-                )
+        terms = _term_rows(model, frame)
+        total = sum(int(np.count_nonzero(codes >= 0)) for _, codes in terms)
+        bar = progress_bar(progress, total=total, desc="predict_interval", unit="row")
+        with bar:
+            for (matrix, codes), modes, cov in zip(terms, solution.b, solution.b_cov, strict=True):
+                used = np.unique(codes[codes >= 0])
+                if used.size == 0:
+                    continue
+                draws = _draw_effects(rng, modes[used], cov[used], nsim)  # (nsim, used, k)
+                position = np.full(modes.shape[0], -1)
+                position[used] = np.arange(used.size)
+                known = np.flatnonzero(codes >= 0)
+                step = max(1, _CHUNK_ELEMENTS // (nsim * matrix.shape[1]))
+                for start in range(0, known.size, step):
+                    rows = known[start : start + step]
+                    yhat[rows] += np.einsum(
+                        "nk,snk->ns", matrix[rows], draws[:, position[codes[rows]], :]
+                    )
+                    bar.update(rows.size)
     if which in ("full", "fixed"):
         X = model.design.X if frame is None else model.design.encode_fixed(frame)
         offset = model.design.offset if frame is None else None

@@ -39,6 +39,7 @@ class ToolboxMixin:
         include_resid_var: bool = True,
         stat: Stat = "median",
         seed: Any = None,
+        progress: bool | None = None,
     ) -> pd.DataFrame:
         """Simulated prediction intervals (fit, lower, upper), as merTools' ``predictInterval``.
 
@@ -55,6 +56,7 @@ class ToolboxMixin:
             include_resid_var=include_resid_var,
             stat=stat,
             seed=seed,
+            progress=progress,
         )
 
     @property
@@ -76,3 +78,7 @@ class ToolboxMixin:
         from .latex import to_latex
 
         return to_latex(self)
+
+    def _repr_latex_(self) -> str:
+        """The equation for Jupyter's LaTeX display (MathJax renders ``$$ ... $$``)."""
+        return self.to_latex()
