@@ -16,8 +16,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+# the chapter's own data when ../shared/data holds them, else the simulated sets
+DEMO_DATA := $(wildcard ../shared/data/levels.json)
+
 demo: $(VENV)/.installed
-	$(BIN)/mixedmodels demo -o demo-output
+	$(BIN)/mixedmodels demo -o demo-output $(if $(DEMO_DATA),--data $(dir $(DEMO_DATA)))
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m ruff check src tests benchmarks tools

@@ -100,8 +100,17 @@ def test_module_entry_point_no_traceback():
 
 
 @pytest.mark.slow
-def test_demo_command(tmp_path, capsys):
-    assert main(["demo", "-o", str(tmp_path)]) == 0
+def test_demo_command(tmp_path, capsys, reference):
+    # a data folder with the chapter's gpa only: gpa is read from it (with levels.json), the
+    # other data sets fall back to the simulated ones
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("gpa.csv", "levels.json"):
+        source = SHARED / "data" / name
+        if not source.exists():
+            pytest.skip(f"the seed's {name} is not available")
+        (folder / name).write_bytes(source.read_bytes())
+    assert main(["demo", "-o", str(tmp_path), "--data", str(folder)]) == 0
     html = (tmp_path / "report.html").read_text()
     # the embedded images' base64 may spell "http" by chance (as in test_report)
     without_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
@@ -111,6 +120,17 @@ def test_demo_command(tmp_path, capsys):
         assert section in markdown
     assert len(list(tmp_path.glob("*.png"))) >= 8
     assert len(list(tmp_path.glob("*.csv"))) >= 20
+    assert f"gpa ({folder / 'gpa.csv'})" in markdown
+    assert "pupils (simulated: mixedmodels.datasets.pupils(seed=2024))" in markdown
+    # each Python call is shown above its result
+    call = '```python\ngpa_mixed = lmer("gpa ~ occasion + (1 | student)", gpa)\n```'
+    assert markdown.index(call) < markdown.index("**gpa_mixed fixed effects**")
+    assert "```python\ngpa_mixed.fixed_effects()\n```" in markdown
+    # on the chapter's gpa the numbers are the chapter's (lme4's)
+    (table,) = tmp_path.glob("*_gpa_mixed_fixed_effects.csv")
+    fixed = pd.read_csv(table)
+    expected = [row["estimate"] for row in reference["gpa_mixed"]["fixed"]]
+    assert fixed["value"].tolist() == pytest.approx(expected, rel=1e-6)
 
 
 def test_report_shows_progress_on_stderr(tmp_path, capsys):
