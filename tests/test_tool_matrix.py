@@ -394,9 +394,6 @@ _BROKEN: dict[str, list[tuple[str, str]]] = {
         *((k, t) for k in _STRUCTURE_TERMS for t in ("plot_shrinkage", "report")),
         *((k, "plot_fitted") for k in GLMM_KINDS),
     ],
-    "issue 10 item 4: Gaussian noise on the link scale": [
-        (k, "predict_interval") for k in GLMM_KINDS
-    ],
     "issue 10 item 5: a ValueError, not a MixedModelsError refusal": [
         (k, t) for k in GLMM_KINDS for t in ("fe_satterthwaite", "fe_kenward_roger")
     ],
