@@ -172,7 +172,8 @@ def test_simulate_moments_match_lme4(sleepstudy, fx):
     ref = fx["simulate"]
     nsim = ref["nsim"]
     draws = sleepstudy.simulate(nsim, seed=7)
-    assert draws.shape == (nsim, sleepstudy.nobs)
+    assert draws.shape == (sleepstudy.nobs, nsim)  # as R's data frame: one column per draw
+    draws = draws.T
     r = ref["unconditional"]
     var = np.array(r["var"])
     z = (draws.mean(axis=0) - np.array(r["mean"])) / np.sqrt(2 * var / nsim)
@@ -184,7 +185,7 @@ def test_simulate_moments_match_lme4(sleepstudy, fx):
     for column, key in ((0, "row1"), (9, "row10")):
         assert stats.ks_2samp(draws[:, column], r[key]).pvalue > 1e-3
     c = ref["conditional"]
-    kept = sleepstudy.simulate(nsim, seed=8, re_form=None)
+    kept = sleepstudy.simulate(nsim, seed=8, re_form=None).T
     np.testing.assert_allclose(kept.mean(axis=0), c["mean"], atol=5 * sleepstudy.sigma / 50)
     assert np.mean(kept.var(axis=0, ddof=1) / np.array(c["var"])) == pytest.approx(1, abs=0.02)
     np.testing.assert_array_equal(sleepstudy.simulate(3, seed=7), sleepstudy.simulate(3, seed=7))
@@ -196,7 +197,7 @@ def test_simulate_residual_structure_and_lm(gpa):
         gpa,
         correlation=mm.CorAR1(time="occasion", group="student"),
     )
-    draws = model.simulate(4000, seed=3, re_form=None)
+    draws = model.simulate(4000, seed=3, re_form=None).T
     resid = draws - model.fitted()
     first = model.design.frame["student"] == model.design.frame["student"].iloc[0]
     rows = np.flatnonzero(first.to_numpy())[:6]
@@ -211,8 +212,8 @@ def test_simulate_residual_structure_and_lm(gpa):
     assert expected.shape == (6, 6)
     fit = mm.lm("gpa ~ occasion", gpa)
     sims = fit.simulate(2000, seed=1)
-    assert sims.shape == (2000, fit.nobs)
-    assert sims.std(axis=0).mean() == pytest.approx(fit.sigma, rel=0.03)
+    assert sims.shape == (fit.nobs, 2000)
+    assert sims.std(axis=1).mean() == pytest.approx(fit.sigma, rel=0.03)
 
 
 # -- update --------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ class AnalysisMixin:
         return r2(self)
 
     def simulate(self, nsim: int = 1, seed: Any = None, re_form: Any = "~0") -> np.ndarray:
-        """Simulated responses, shape (nsim, n), as lme4's ``simulate``.
+        """Simulated responses, shape (n, nsim), as lme4's ``simulate``.
 
         See :func:`mixedmodels.simulate.simulate`.
         """

@@ -165,7 +165,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
 
     def simulate(self, nsim: int = 1, seed: int | None = None, re_form: Any = "~0") -> np.ndarray:
         """Responses simulated from the fitted model with new random effects (lme4's
-        ``simulate(use.u = FALSE)``); shape (nsim, n), on the response's scale
+        ``simulate(use.u = FALSE)``); shape (n, nsim) as R's, on the response's scale
         (proportions for binomial with trials).
 
         ``re_form`` names the random-effects terms kept at their conditional modes, as
@@ -216,7 +216,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
                 out[s] = draws
             else:
                 raise ValueError(f"simulate() has no draws for the {name} family.")
-        return out
+        return out.T
 
     # -- display ---------------------------------------------------------------------------
     def summary(self) -> str:
