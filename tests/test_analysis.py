@@ -309,3 +309,32 @@ def test_statsmodels_names_on_every_model(pupils_model, dating_model, gpa):
     np.testing.assert_allclose(
         pupils_model.pvalues, pupils_model.fixed_effects()["p_value"], rtol=1e-12
     )
+
+
+# -- lm: the same vocabulary -----------------------------------------------------------------
+def test_lm_vocabulary_matches_r(fx, gpa):
+    ref = fx["lm"]
+    fit = mm.lm(ref["formula"], gpa)
+    table = fit.anova()
+    assert table.index.tolist() == ref["anova"]["term"]
+    assert table["num_df"].tolist() == ref["anova"]["Df"]
+    assert np.all(table["den_df"] == ref["anova"]["den_df"])
+    np.testing.assert_allclose(table["F"], ref["anova"]["F"], rtol=1e-10)
+    np.testing.assert_allclose(np.log(table["p_value"]), np.log(ref["anova"]["p"]), rtol=1e-8)
+    ci = fit.confint()
+    np.testing.assert_allclose(ci["lower"], ref["confint"]["lower"], rtol=1e-10)
+    np.testing.assert_allclose(ci["upper"], ref["confint"]["upper"], rtol=1e-10)
+    fe = fit.fixed_effects()
+    np.testing.assert_allclose(fe["lower_2.5"], ref["confint"]["lower"], rtol=1e-10)
+    means = fit.emmeans("job")
+    np.testing.assert_allclose(means["emmean"], ref["emmeans_job"]["emmean"], rtol=1e-10)
+    np.testing.assert_allclose(means["SE"], ref["emmeans_job"]["SE"], rtol=1e-10)
+    assert fit.contrast({"occasion": 1.0})["t"].iloc[0] == pytest.approx(
+        fe.set_index("term").at["occasion", "t"]
+    )
+    assert "\\operatorname{occasion}" in fit.to_latex()
+    assert fit.tidy().columns.tolist() == ["term", "estimate", "std.error", "statistic", "p.value"]
+    with pytest.raises(mm.MixedModelsError, match="exact t intervals"):
+        fit.confint(method="profile")
+    # the old methods keep working
+    assert fit.coefficients()["estimate"].tolist() == fit.fixef.tolist()

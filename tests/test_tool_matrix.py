@@ -403,20 +403,13 @@ _BROKEN: dict[str, list[tuple[str, str]]] = {
         ("lm", t)
         for t in (
             "anova_lrt",
-            "anova_type1",
-            "anova_type2",
-            "anova_type3",
             "bootstrap",
             "confint_boot",
             "confint_profile",
-            "confint_wald",
-            "contrast",
-            "fixed_effects",
             "plot_fitted",
             "plot_residuals",
             "predict_interval",
             "report",
-            "to_latex",
         )
     ],
 }

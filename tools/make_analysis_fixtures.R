@@ -16,7 +16,8 @@
 ##                   summary.lm's R² of the seed's lm,
 ##   * simulate    : moments of lme4's simulate() on sleepstudy (5000 draws,
 ##                   re.form = NA and NULL) and two rows' draws (for a KS test),
-##   * broom       : broom.mixed's tidy()/glance()/augment() column names and values.
+##   * broom       : broom.mixed's tidy()/glance()/augment() column names and values,
+##   * lm          : anova.lm, confint.lm and emmeans of an lm on the seed's gpa data.
 ##
 ## The seed's data (gpa, pupils, speed_dating) are read from data_dir (default
 ## ../shared/data, with levels.json for factor level order) and never stored here:
@@ -123,6 +124,18 @@ gt$cHEIGHT <- gt$HEIGHT - mean(gt$HEIGHT)
 grouse <- glmer(TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION), data = gt,
                 family = poisson)
 gpa_lm <- lm(gpa ~ occasion, data = gpa)
+gpa_lm2 <- lm(gpa ~ occasion + sex + job, data = gpa)
+lm_anova <- as.data.frame(anova(gpa_lm2))
+out$lm <- list(
+  formula = "gpa ~ occasion + sex + job",
+  anova = list(term = arr(trimws(rownames(lm_anova))[-nrow(lm_anova)]),
+               Df = arr(lm_anova$Df[-nrow(lm_anova)]),
+               F = arr(lm_anova$`F value`[-nrow(lm_anova)]),
+               p = arr(lm_anova$`Pr(>F)`[-nrow(lm_anova)]),
+               den_df = gpa_lm2$df.residual),
+  confint = list(lower = arr(confint(gpa_lm2)[, 1]), upper = arr(confint(gpa_lm2)[, 2])),
+  emmeans_job = columns_of(as.data.frame(emmeans(gpa_lm2, ~ job)))
+)
 out$r2 <- list(
   gpa_slopes = c(list(formula = "gpa ~ occasion + (1 + occasion | student)"),
                  r2_record(gpa_slopes)),

@@ -98,6 +98,9 @@ class LinearR2(float):
         out.adjusted = float(adjusted)
         return out
 
+    def __reduce__(self) -> tuple:  # pickles as a plain float subclass would not
+        return (LinearR2, (float(self), self.adjusted))
+
     def __call__(self) -> dict[str, float]:
         value = float(self)
         return {"marginal": value, "conditional": value, "adjusted": self.adjusted}
