@@ -2,7 +2,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench fixtures clean
+.PHONY: demo test lint bench bench-env fixtures clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -26,8 +26,17 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/run.py
 
+# the glmm peer (Rust core) lives in its own venv: never a dependency of the package
+BENCH_VENV := .bench-venv
+bench-env: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_VENV) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet glmm==0.6.2 pandas
+	touch $@
+
 fixtures:
 	Rscript tools/make_fixtures.R tests/fixtures
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) demo-output .pytest_cache
