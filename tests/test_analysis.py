@@ -161,8 +161,9 @@ def test_r2_poisson_lognormal(fx):
     model = mm.glmer(fx["r2"]["grouseticks"]["formula"], data, family="poisson")
     values = model.r2()
     ref = fx["r2"]["grouseticks"]
-    # the lognormal variance needs a refit of the null model; both fits agree with lme4's
-    # to its PIRLS tolerance, and the R² to 5e-4 relative
+    # the lognormal variance refits the null model; lme4's null fit at its default
+    # tolPwrss stops early (logLik -1035.1939, intercept 0.5261; with tolPwrss = 1e-12 it
+    # reaches ours, -1035.1901 and 0.5233), which moves performance's R² by 3e-4 relative
     assert values["marginal"] == pytest.approx(ref["marginal"], rel=5e-4)
     assert values["conditional"] == pytest.approx(ref["conditional"], rel=5e-4)
 
