@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -12,6 +13,7 @@ from .design import Design
 from .families import Family
 from .glmm import GlmmProblem
 from .lmm import Solution
+from .objective import GlmmObjective
 from .optimize import OptSummary
 from .results import LinearMixedModel
 
@@ -50,6 +52,12 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
         self.vcov_source = vcov_source
         self.success_level: str | None = None  # set by glmer for a two-level factor response
         self.__dict__["_solution"] = solution
+
+    @cached_property
+    def objective(self) -> GlmmObjective:  # type: ignore[override]
+        """The fit's own Laplace/AGQ deviance in (θ, β) (:class:`~mixedmodels.objective.
+        GlmmObjective`), on a copy of its problem."""
+        return GlmmObjective(self)
 
     # -- scale and counts ----------------------------------------------------------------
     @property
