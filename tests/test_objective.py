@@ -120,7 +120,7 @@ def test_simulated_residuals_have_the_residual_structure(varident):
 def test_varident_bootstrap_sds_match_the_wald_ses(varident):
     boot = varident.bootstrap(200, seed=2, progress=False)
     assert boot.n_failed == 0
-    sd = boot.replicates[["(Intercept)", "occasion"]].std().to_numpy()
+    sd = boot.replicates.iloc[:, -2:].std().to_numpy()  # the two fixed effects
     se = np.sqrt(np.diag(varident.vcov.to_numpy()))
     # the SD of 200 normal draws has relative Monte Carlo error 1/sqrt(400) = 5%
     np.testing.assert_allclose(sd, se, rtol=0.2)
@@ -174,25 +174,55 @@ def test_structured_terms_map_their_own_theta(gpa):
     np.testing.assert_allclose(m.objective.from_sdcor(params.estimate[:4]), m.theta, rtol=1e-8)
 
 
+def _glmmtmb_profile(ref: dict) -> dict:
+    prof = ref["profile"]
+    if "error" in prof:
+        pytest.skip(f"glmmTMB's profile failed: {prof['error']}")
+    return dict(zip(prof["names"], zip(prof["lower"], prof["upper"], strict=True), strict=True))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("key", ["cs", "diag", "ar1"])
 def test_structured_term_profiles_match_glmmtmb(gpa, fixture, key):
     ref = fixture["glmmTMB"][key]
     m = mm.lmer(ref["formula"], gpa, reml=False)
     assert m.loglik == pytest.approx(ref["logLik"], rel=1e-6)
-    ci = m.confint(parm="beta_")
-    prof = ref["profile"]
-    if "error" in prof:
-        pytest.skip(f"glmmTMB's profile failed: {prof['error']}")
-    lookup = dict(zip(prof["names"], zip(prof["lower"], prof["upper"], strict=True), strict=True))
-    for name, ours in (("(Intercept)", "Intercept"), ("occasion", "occasion")):
-        np.testing.assert_allclose(ci.loc[ours], lookup[name], rtol=2e-3)
-    # variance parameters: self-consistent ends
+    lookup = _glmmtmb_profile(ref)
     names = m.objective.parameters().names
-    ci_var = m.confint(parm=names[0])
-    for end in ci_var.iloc[0]:
-        if end > 0:
-            assert _end_deviance(m, names[0], end) == pytest.approx(CHI2, abs=2e-3)
+    ci = m.confint(parm=[names[0], "beta_"])
+    for name, ours in (("(Intercept)", "Intercept"), ("occasion", "occasion")):
+        np.testing.assert_allclose(ci.loc[ours], lookup[name], rtol=2e-4)
+    # glmmTMB profiles the first SD as its log (theta_...1): the same interval
+    theta1 = next(v for k, v in lookup.items() if k.startswith("theta_") and k.endswith(".1"))
+    np.testing.assert_allclose(ci.loc[names[0]], np.exp(theta1), rtol=2e-3)
+    for end in ci.loc[names[0]]:
+        assert _end_deviance(m, names[0], end) == pytest.approx(CHI2, abs=2e-3)
+
+
+@pytest.mark.slow
+def test_ar1_correlation_profile_matches_glmmtmb(gpa, fixture):
+    ref = fixture["glmmTMB"]["ar1"]
+    m = mm.lmer(ref["formula"], gpa, reml=False)
+    name = m.objective.parameters().names[1]
+    ci = m.confint(parm=name)
+    lookup = _glmmtmb_profile(ref)
+    x = np.array(lookup["theta_0+occas|student.2"])  # glmmTMB's ρ = x / sqrt(1 + x²)
+    np.testing.assert_allclose(ci.loc[name], x / np.sqrt(1 + x * x), rtol=2e-3)
+
+
+@pytest.mark.slow
+def test_dispformula_analogue_of_varident_matches_glmmtmb(varident_ml, fixture):
+    ref = fixture["glmmTMB"]["dispformula"]
+    assert varident_ml.loglik == pytest.approx(ref["logLik"], rel=1e-6)
+    lookup = _glmmtmb_profile(ref)
+    ci = varident_ml.confint(parm=["sd_(Intercept)|student", "beta_"])
+    np.testing.assert_allclose(
+        ci.loc["sd_(Intercept)|student"], np.exp(lookup["theta_1|student.1"]), rtol=2e-3
+    )
+    for name, ours in (("(Intercept)", "Intercept"), ("occasion", "occasion")):
+        np.testing.assert_allclose(ci.loc[ours], lookup[name], rtol=2e-4)
+    joint = np.sqrt(np.diag(varident_ml.objective.joint_vcov()))
+    np.testing.assert_allclose(joint, ref["se"], rtol=2e-3)
 
 
 def test_ar1_term_profile_evaluates(gpa):
