@@ -426,6 +426,8 @@ class CompoundSymmetry(_Structured):
         rho = self.rho(params[0])
         C = np.full((self.k, self.k), rho)
         np.fill_diagonal(C, 1.0)
+        if rho >= 1.0:  # the bound ρ = 1 (a profile's end): singular, still a covariance
+            return semidefinite_cholesky(C)
         return np.linalg.cholesky(C)
 
 

@@ -13,7 +13,7 @@ from .design import Design
 from .families import Family
 from .glmm import GlmmProblem
 from .lmm import Solution
-from .objective import GlmmObjective
+from .objective import GlmmObjective, refuse
 from .optimize import OptSummary
 from .results import LinearMixedModel
 
@@ -115,9 +115,12 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
         is estimated; either way the p-value is lme4's ``Pr(>|z|)``, from the normal.
         """
         if ddf != "normal":
-            raise ValueError(
-                f"ddf={ddf!r} applies to linear mixed models; glmer's tests are Wald z tests "
-                "(ddf='normal')."
+            raise refuse(
+                self.objective.kind,
+                f"ddf={ddf!r}",
+                "ddf='normal'",
+                "denominator degrees of freedom are defined for linear mixed models; "
+                "glmer's tests are Wald z tests, as lme4's",
             )
         table = super().fixed_effects(ddf)
         return table.rename(columns={"t": "z"}) if self.family.scale_free else table

@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _FAILURES = (np.linalg.LinAlgError, sla.LinAlgError, FloatingPointError, ValueError)
 
 
-class UnsupportedToolError(MixedModelsError, NotImplementedError):
+class UnsupportedToolError(MixedModelsError, ValueError):
     """A tool that this kind of fitted model cannot support (raised by :func:`refuse`)."""
 
 
@@ -340,7 +340,8 @@ class LmmObjective:
         try:
             cp, logdet = self.crossprods_at(r)
             theta = self.from_sdcor(pars)
-            if not np.all(np.isfinite(theta)) or not np.isfinite(logdet):
+            # ±inf is a correlation on its bound (ar1's ρ = 1): valid, T is singular there
+            if np.any(np.isnan(theta)) or not np.isfinite(logdet):
                 return float("inf"), nan_beta
             fac = factorize_profiled(cp, theta)
         except _FAILURES:
@@ -617,7 +618,7 @@ class GlmmObjective:
             self._nvp = self.parameters().n_variance
         nvp = self._nvp
         theta = self.from_sdcor(np.append(pars[:nvp], 1.0))
-        if not np.all(np.isfinite(theta)):
+        if np.any(np.isnan(theta)):
             return float("inf")
         return self(np.concatenate([theta, pars[nvp:]]))
 

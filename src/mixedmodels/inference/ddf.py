@@ -151,6 +151,11 @@ class KenwardRoger:
                 "pbkrtest's adjustment needs a marginal covariance linear in its parameters; "
                 "a variance function or correlation structure is not",
             )
+        if not model.reml:
+            raise DataError(
+                "Kenward-Roger needs a REML fit (pbkrtest refits ML fits by REML); "
+                "refit with reml=True."
+            )
         nonlinear = sorted({t.structure for t in model.crossprods.terms} - {"us", "diag"})
         if nonlinear:
             raise refuse(
@@ -159,11 +164,6 @@ class KenwardRoger:
                 "ddf='satterthwaite'",
                 f"the {'/'.join(nonlinear)} covariance is not linear in its parameters, "
                 "which pbkrtest's adjustment needs",
-            )
-        if not model.reml:
-            raise DataError(
-                "Kenward-Roger needs a REML fit (pbkrtest refits ML fits by REML); "
-                "refit with reml=True."
             )
         n = model.nobs
         if n > KR_MAX_NOBS:
