@@ -51,6 +51,27 @@ class CovarianceStructure:
         """Which θ are diagonal elements of T (bounded below by 0)."""
         return self.lower_bounds() == 0.0
 
+    # -- the structure's own SD/correlation scale (profiles, intervals, bootstrap) --------
+    def sdcor_labels(self, columns: tuple[str, ...]) -> list[tuple[str, bool]]:
+        """(label, is_sd) of each SD/correlation parameter: ``sd_<column>`` and
+        ``cor_<column>.<column>`` as lme4's ``confint(oldNames = FALSE)`` (without the
+        ``|group`` suffix)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the SD/correlation parameters."""
+        labels = self.sdcor_labels(tuple(map(str, range(self.k))))
+        sd = np.array([is_sd for _, is_sd in labels], dtype=bool)
+        return np.where(sd, 0.0, -1.0), np.where(sd, np.inf, 1.0)
+
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        """θ → the structure's SDs (scaled by σ) and correlations."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        """Inverse of :meth:`to_sdcor` (NaN where the values are outside the structure)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
 
 @dataclass(frozen=True)
 class Unstructured(CovarianceStructure):
@@ -84,6 +105,56 @@ class Unstructured(CovarianceStructure):
         T[rows, cols] = theta
         return T
 
+    def sdcor_labels(self, columns: tuple[str, ...]) -> list[tuple[str, bool]]:
+        rows, cols = self._rows_cols()
+        return [
+            (f"sd_{columns[i]}", True) if i == j else (f"cor_{columns[i]}.{columns[j]}", False)
+            for i, j in zip(rows, cols, strict=True)
+        ]
+
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        """lme4's ``Cv_to_Sv`` for one term.
+
+        Examples
+        --------
+        >>> Unstructured(2).to_sdcor(np.array([1.0, 0.0, 2.0]), 0.5)
+        array([0.5, 0. , 1. ])
+        """
+        T = self.factor(theta)
+        cov = sigma**2 * (T @ T.T)
+        sd = np.sqrt(np.diag(cov))
+        rows, cols = self._rows_cols()
+        denom = sd[rows] * sd[cols]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cor = np.where(denom > 0, cov[rows, cols] / np.where(denom > 0, denom, 1.0), 0.0)
+        return np.where(rows == cols, sd[rows], cor)
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        """lme4's ``Sv_to_Cv`` for one term (a semidefinite Cholesky factor at the
+        boundary).
+
+        Examples
+        --------
+        >>> Unstructured(2).from_sdcor(np.array([0.5, 0.0, 1.0]), 0.5)
+        array([1., 0., 2.])
+        """
+        values = np.asarray(values, dtype=float)
+        if self.k == 1:
+            return values / sigma
+        rows, cols = self._rows_cols()
+        M = np.zeros((self.k, self.k))
+        M[rows, cols] = values
+        sd = np.diag(M).copy()
+        C = np.tril(M, -1)
+        C = C + C.T
+        np.fill_diagonal(C, 1.0)
+        S = C * np.outer(sd, sd) / sigma**2
+        try:
+            L = np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            L = semidefinite_cholesky(S)
+        return L[rows, cols]
+
 
 @dataclass(frozen=True)
 class Diagonal(CovarianceStructure):
@@ -109,11 +180,22 @@ class Diagonal(CovarianceStructure):
     def factor(self, theta: np.ndarray) -> np.ndarray:
         return np.diag(np.asarray(theta, dtype=float))
 
+    def sdcor_labels(self, columns: tuple[str, ...]) -> list[tuple[str, bool]]:
+        return [(f"sd_{c}", True) for c in columns]
+
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        return sigma * np.abs(np.asarray(theta, dtype=float))
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        return np.asarray(values, dtype=float) / sigma
+
 
 def bounded_correlation(x: np.ndarray | float) -> np.ndarray:
     """Map unconstrained reals to (−1, 1) with ``x / sqrt(1 + x²)`` (glmmTMB's map for ρ)."""
     x = np.asarray(x, dtype=float)
-    return x / np.sqrt(1.0 + x * x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = x / np.sqrt(1.0 + x * x)
+    return np.where(np.isinf(x), np.sign(x), r)  # ±1 at ±inf (a profile at its bound)
 
 
 def ar1_cholesky(rho: float, k: int) -> np.ndarray:
@@ -132,6 +214,67 @@ def ar1_cholesky(rho: float, k: int) -> np.ndarray:
     L = np.where(lag >= 0, float(rho) ** np.maximum(lag, 0), 0.0)
     L[:, 1:] *= np.sqrt(max(0.0, 1.0 - rho * rho))
     return L
+
+
+def unbounded_correlation(r: np.ndarray | float) -> np.ndarray:
+    """Inverse of :func:`bounded_correlation`: ``r / sqrt(1 − r²)`` (±inf at ±1, NaN
+    outside [−1, 1]).
+
+    Examples
+    --------
+    >>> float(bounded_correlation(unbounded_correlation(0.3)))
+    0.3
+    """
+    r = np.asarray(r, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = r / np.sqrt(1.0 - r * r)
+    return np.where(np.abs(r) == 1.0, np.sign(r) * np.inf, x)
+
+
+def semidefinite_cholesky(S: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor that tolerates zero variances (zero columns instead of failing).
+
+    Examples
+    --------
+    >>> semidefinite_cholesky(np.array([[1.0, 1.0], [1.0, 1.0]]))
+    array([[1., 0.],
+           [1., 0.]])
+    """
+    k = S.shape[0]
+    L = np.zeros_like(S)
+    for j in range(k):
+        d = S[j, j] - L[j, :j] @ L[j, :j]
+        if d <= 1e-14 * max(1.0, abs(S[j, j])):
+            continue
+        L[j, j] = np.sqrt(d)
+        L[j + 1 :, j] = (S[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]) / L[j, j]
+    return L
+
+
+def partial_autocorrelations(rho: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`toeplitz_correlations` (Durbin-Levinson run backwards); NaN when
+    the autocorrelations are not those of a positive-definite Toeplitz matrix.
+
+    Examples
+    --------
+    >>> partial_autocorrelations(np.array([0.5, 0.25]))
+    array([0.5, 0. ])
+    """
+    rho = np.asarray(rho, dtype=float)
+    m = rho.size
+    partial = np.zeros(m)
+    coef = np.zeros(0)
+    error = 1.0
+    for j in range(m):
+        if not error > 0:
+            return np.full(m, np.nan)
+        phi = (rho[j] - (coef @ rho[:j][::-1] if j else 0.0)) / error
+        if not abs(phi) <= 1.0:
+            return np.full(m, np.nan)
+        partial[j] = phi
+        coef = np.append(coef - phi * coef[::-1], phi)
+        error *= 1.0 - phi * phi
+    return partial
 
 
 def toeplitz_correlations(partial: np.ndarray) -> np.ndarray:
@@ -189,6 +332,39 @@ class _Structured(CovarianceStructure):
             return sd.reshape(1, 1).copy()
         return sd[:, None] * self.correlation_cholesky(theta[self.n_sd :])
 
+    # the SD/correlation scale: the structure's own SDs, then its correlation parameters
+    def correlation_values(self, params: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """The correlation parameters (−1..1 scale) from their unconstrained θ."""
+        raise NotImplementedError
+
+    def correlation_params(self, values: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """Inverse of :meth:`correlation_values`."""
+        raise NotImplementedError
+
+    def correlation_labels(self, columns: tuple[str, ...]) -> list[str]:
+        """The lag-1 correlation (of the second column with the first)."""
+        return [f"cor_{columns[1]}.{columns[0]}"]
+
+    def sdcor_labels(self, columns: tuple[str, ...]) -> list[tuple[str, bool]]:
+        labels = [(f"sd_{c}", True) for c in columns[: self.n_sd]]
+        if self.k > 1:
+            labels.extend((label, False) for label in self.correlation_labels(columns))
+        return labels
+
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        sd = sigma * np.abs(theta[: self.n_sd])
+        if self.k == 1:
+            return sd
+        return np.concatenate([sd, self.correlation_values(theta[self.n_sd :])])
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        sd = values[: self.n_sd] / sigma
+        if self.k == 1:
+            return sd
+        return np.concatenate([sd, self.correlation_params(values[self.n_sd :])])
+
     def correlation(self, theta: np.ndarray) -> np.ndarray:
         """The structure's correlation matrix at θ."""
         if self.k == 1:
@@ -233,10 +409,25 @@ class CompoundSymmetry(_Structured):
         lower = -1.0 / (self.k - 1)
         return float(lower + (1.0 - lower) * (bounded_correlation(value) + 1.0) / 2.0)
 
+    def sdcor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lower, upper = super().sdcor_bounds()
+        if self.k > 1:  # a common correlation below −1/(k − 1) is not positive definite
+            lower[-1] = -1.0 / (self.k - 1)
+        return lower, upper
+
+    def correlation_values(self, params: np.ndarray) -> np.ndarray:
+        return np.array([self.rho(params[0])])
+
+    def correlation_params(self, values: np.ndarray) -> np.ndarray:
+        lower = -1.0 / (self.k - 1)
+        return unbounded_correlation(2.0 * (values - lower) / (1.0 - lower) - 1.0)
+
     def correlation_cholesky(self, params: np.ndarray) -> np.ndarray:
         rho = self.rho(params[0])
         C = np.full((self.k, self.k), rho)
         np.fill_diagonal(C, 1.0)
+        if rho >= 1.0:  # the bound ρ = 1 (a profile's end): singular, still a covariance
+            return semidefinite_cholesky(C)
         return np.linalg.cholesky(C)
 
 
@@ -262,6 +453,12 @@ class AR1(_Structured):
     @property
     def n_correlation(self) -> int:
         return 1
+
+    def correlation_values(self, params: np.ndarray) -> np.ndarray:
+        return bounded_correlation(np.asarray(params, dtype=float)[:1])
+
+    def correlation_params(self, values: np.ndarray) -> np.ndarray:
+        return unbounded_correlation(values)
 
     def correlation_cholesky(self, params: np.ndarray) -> np.ndarray:
         return ar1_cholesky(float(bounded_correlation(params[0])), self.k)
@@ -290,6 +487,16 @@ class Toeplitz(_Structured):
     @property
     def n_correlation(self) -> int:
         return self.k - 1
+
+    def correlation_labels(self, columns: tuple[str, ...]) -> list[str]:
+        """One autocorrelation per lag: column l + 1 with the first column."""
+        return [f"cor_{c}.{columns[0]}" for c in columns[1:]]
+
+    def correlation_values(self, params: np.ndarray) -> np.ndarray:
+        return toeplitz_correlations(bounded_correlation(params))
+
+    def correlation_params(self, values: np.ndarray) -> np.ndarray:
+        return unbounded_correlation(partial_autocorrelations(values))
 
     def correlation_cholesky(self, params: np.ndarray) -> np.ndarray:
         rho = toeplitz_correlations(bounded_correlation(params))
@@ -327,6 +534,33 @@ class BlockDiagonal(CovarianceStructure):
 
     def initial(self) -> np.ndarray:
         return np.concatenate([p.initial() for p in self.parts])
+
+    @staticmethod
+    def _split(values: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+        return np.split(np.asarray(values, dtype=float), np.cumsum(sizes)[:-1])
+
+    def sdcor_labels(self, columns: tuple[str, ...]) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        start = 0
+        for part in self.parts:
+            out.extend(part.sdcor_labels(tuple(columns[start : start + part.k])))
+            start += part.k
+        return out
+
+    def _sdcor_sizes(self) -> list[int]:
+        return [len(p.sdcor_labels(tuple(map(str, range(p.k))))) for p in self.parts]
+
+    def to_sdcor(self, theta: np.ndarray, sigma: float) -> np.ndarray:
+        pieces = self._split(theta, [p.n_theta for p in self.parts])
+        return np.concatenate(
+            [p.to_sdcor(t, sigma) for p, t in zip(self.parts, pieces, strict=True)]
+        )
+
+    def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        pieces = self._split(values, self._sdcor_sizes())
+        return np.concatenate(
+            [p.from_sdcor(v, sigma) for p, v in zip(self.parts, pieces, strict=True)]
+        )
 
     def factor(self, theta: np.ndarray) -> np.ndarray:
         T = np.zeros((self.k, self.k))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -12,6 +13,7 @@ from .design import Design
 from .families import Family
 from .glmm import GlmmProblem
 from .lmm import Solution
+from .objective import GlmmObjective, refuse
 from .optimize import OptSummary
 from .results import LinearMixedModel
 
@@ -50,6 +52,12 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
         self.vcov_source = vcov_source
         self.success_level: str | None = None  # set by glmer for a two-level factor response
         self.__dict__["_solution"] = solution
+
+    @cached_property
+    def objective(self) -> GlmmObjective:  # type: ignore[override]
+        """The fit's own Laplace/AGQ deviance in (θ, β) (:class:`~mixedmodels.objective.
+        GlmmObjective`), on a copy of its problem."""
+        return GlmmObjective(self)
 
     # -- scale and counts ----------------------------------------------------------------
     @property
@@ -107,9 +115,12 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
         is estimated; either way the p-value is lme4's ``Pr(>|z|)``, from the normal.
         """
         if ddf != "normal":
-            raise ValueError(
-                f"ddf={ddf!r} applies to linear mixed models; glmer's tests are Wald z tests "
-                "(ddf='normal')."
+            raise refuse(
+                self.objective.kind,
+                f"ddf={ddf!r}",
+                "ddf='normal'",
+                "denominator degrees of freedom are defined for linear mixed models; "
+                "glmer's tests are Wald z tests, as lme4's",
             )
         table = super().fixed_effects(ddf)
         return table.rename(columns={"t": "z"}) if self.family.scale_free else table

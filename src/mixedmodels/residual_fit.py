@@ -55,6 +55,21 @@ class StructuredLinearMixedModel(LinearMixedModel):
     def theta(self) -> np.ndarray:
         return self.opt_summary.final[: self.crossprods.n_theta].copy()
 
+    def _refitted(self, objective: Any, opt: Any) -> StructuredLinearMixedModel:  # type: ignore[override]
+        whitened, _ = objective.crossprods_at(opt.final[self.crossprods.n_theta :])
+        model = StructuredLinearMixedModel(
+            objective.design,
+            objective.crossprods,
+            opt,
+            objective.reml,
+            True,
+            self.residual_structure,
+            whitened,
+        )
+        model._variance_spec = self._variance_spec
+        model._correlation_spec = self._correlation_spec
+        return model
+
     @property
     def npar(self) -> int:
         """β, θ, σ and the residual structure's parameters."""

@@ -14,6 +14,7 @@ from .design import Design, as_dataframe
 from .formula import parse_formula
 from .inference import InferenceMixin
 from .lmm import CrossProducts, Solution, solve
+from .objective import LmmObjective
 from .optimize import OptSummary, boundary_mask
 from .residual import ResidualMixin
 from .toolbox import ToolboxMixin
@@ -82,6 +83,32 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
     @cached_property
     def _solution(self) -> Solution:
         return solve(self.crossprods, self.opt_summary.final, self.reml)
+
+    @cached_property
+    def objective(self) -> LmmObjective:
+        """The fit's own objective (:mod:`mixedmodels.objective`): the criterion it was
+        fitted with as a function of its parameters, with the refits, new responses, ML
+        version and simulations that profiles, bootstraps, ddf methods and
+        likelihood-ratio tests use."""
+        return LmmObjective(
+            self.design,
+            self.crossprods,
+            self.reml,
+            self.opt_summary.final,
+            residual=self.residual_structure,
+            refitted=self._refitted,
+        )
+
+    @staticmethod
+    def _refitted(objective: LmmObjective, opt: OptSummary) -> LinearMixedModel:
+        """A model of this kind at an optimum of (a variant of) its objective: an ML
+        refit, or a bootstrap replicate's refit on its new response."""
+        return LinearMixedModel(objective.design, objective.crossprods, opt, objective.reml, True)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("objective", None)  # rebuilt on demand; it holds whitened data copies
+        return state
 
     @property
     def formula(self) -> str:

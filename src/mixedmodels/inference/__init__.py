@@ -181,28 +181,48 @@ class InferenceMixin:
         table["parameter"] = table["parameter"].replace({"(Intercept)": "Intercept"})
         return table
 
-    def _ddf_method(self, ddf: str):
+    def _ddf_method(self, ddf: str | None):
         from .ddf import KenwardRoger, Satterthwaite
 
-        options = ("satterthwaite", "kenward-roger")
+        options = ("satterthwaite", "kenward-roger", "normal")
+        if ddf is None:  # the kind's own tests: t/F for lmer, asymptotic Wald for glmer
+            ddf = "normal" if self._is_glmm() else "satterthwaite"
         if ddf not in options:
             raise ValueError(f"ddf: expecting one of {set(options)}. Got {ddf!r}.")
+        if ddf == "normal":
+            return None
         return Satterthwaite(self) if ddf == "satterthwaite" else KenwardRoger(self)
 
-    def contrast(self, L: Any, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """Test the linear hypothesis ``L β = 0`` (lmerTest's ``contest``).
+    def _wald_chisq(self, L: np.ndarray) -> tuple[float, int]:
+        """Wald χ² of ``L β = 0`` with Cov(β̂) = :attr:`vcov` (car's ``linearHypothesis``)."""
+        beta = self.fixef.to_numpy()
+        V = self.vcov.to_numpy()
+        Lb = L @ beta
+        LVL = L @ V @ L.T
+        d, P = np.linalg.eigh(LVL)
+        keep = d > max(np.sqrt(np.finfo(float).eps) * d.max(), 0.0)
+        z = (P[:, keep].T @ Lb) / np.sqrt(d[keep])
+        return float(z @ z), int(keep.sum())
+
+    def contrast(self, L: Any, ddf: str | None = None) -> pd.DataFrame:
+        """Test the linear hypothesis ``L β = 0`` (lmerTest's ``contest``; for glmer fits
+        the asymptotic Wald test, as car's ``linearHypothesis``).
 
         Parameters
         ----------
         L : array-like, shape (p,) or (q, p), or dict of term -> weight
             Contrast weights over the fixed effects (in :attr:`fixef` order); a dict names
             the coefficients and leaves the others at 0.
-        ddf : {"satterthwaite", "kenward-roger"}
+        ddf : {"satterthwaite", "kenward-roger", "normal"}, optional
+            ``"normal"``: asymptotic Wald z (one row of ``L``) or χ² test.  By default
+            ``"satterthwaite"`` for lmer fits and ``"normal"`` for glmer fits, whose
+            fixed-effect tests are asymptotic (denominator df are not defined for them).
 
         Returns
         -------
         DataFrame with one row: ``estimate, se, t, df, p_value`` for one row of ``L``,
-        else ``F, num_df, den_df, p_value``.
+        else ``F, num_df, den_df, p_value``; with ``ddf="normal"``
+        ``estimate, se, z, p_value`` or ``Chisq, Df, p_value``.
 
         Examples
         --------
@@ -227,6 +247,21 @@ class InferenceMixin:
             )
         method = self._ddf_method(ddf)
         beta = self.fixef.to_numpy()
+        if method is None:
+            if L.shape[0] == 1:
+                estimate = float(L[0] @ beta)
+                se = float(np.sqrt(L[0] @ self.vcov.to_numpy() @ L[0]))
+                z = estimate / se
+                return pd.DataFrame(
+                    {
+                        "estimate": [estimate],
+                        "se": [se],
+                        "z": [z],
+                        "p_value": [2.0 * stats.norm.sf(abs(z))],
+                    }
+                )
+            chisq, q = self._wald_chisq(L)
+            return pd.DataFrame({"Chisq": [chisq], "Df": [q], "p_value": [stats.chi2.sf(chisq, q)]})
         if L.shape[0] == 1:
             vcov = getattr(method, "vcov_adjusted", method.vcov)
             estimate = float(L[0] @ beta)
@@ -247,8 +282,9 @@ class InferenceMixin:
             {"F": [F], "num_df": [q], "den_df": [df], "p_value": [stats.f.sf(F, q, df)]}
         )
 
-    def anova(self, type: AnovaType = 3, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """F tests per fixed-effect term, as lmerTest's ``anova(m, type = type)``.
+    def anova(self, type: AnovaType = 3, ddf: str | None = None) -> pd.DataFrame:
+        """F tests per fixed-effect term, as lmerTest's ``anova(m, type = type)``; for
+        glmer fits Wald χ² tests, as car's ``Anova(m, type = type)``.
 
         Each term's hypothesis ``L β = 0`` is tested with :meth:`contrast`'s F test
         (lmerTest's ``contestMD``); ``L`` comes from :mod:`.hypotheses`.  Type III
@@ -261,11 +297,14 @@ class InferenceMixin:
         type : {1, 2, 3}
             Sequential (I), adjusted for every term not containing the term (II), or
             marginal with contrast-invariant hypotheses (III, the default, as lmerTest).
-        ddf : {"satterthwaite", "kenward-roger"}
+        ddf : {"satterthwaite", "kenward-roger", "normal"}, optional
+            By default ``"satterthwaite"`` for lmer fits and ``"normal"`` (asymptotic
+            Wald χ², no denominator df) for glmer fits.
 
         Returns
         -------
-        DataFrame indexed by term with ``num_df, den_df, F, p_value``.
+        DataFrame indexed by term with ``num_df, den_df, F, p_value``; with
+        ``ddf="normal"`` ``Df, Chisq, p_value`` (``attrs["test"]`` says which).
 
         Examples
         --------
@@ -280,10 +319,19 @@ class InferenceMixin:
         method = self._ddf_method(ddf)
         beta = self.fixef.to_numpy()
         rows = []
+        if method is None:
+            for term, L in hypotheses.items():
+                chisq, q = self._wald_chisq(L)
+                rows.append((term, q, chisq, stats.chi2.sf(chisq, q)))
+            table = pd.DataFrame(rows, columns=["term", "Df", "Chisq", "p_value"])
+            table.attrs["test"] = "Wald chi-square (asymptotic)"
+            return table.set_index("term")
         for term, L in hypotheses.items():
             F, q, df = method.f_test(L, beta)
             rows.append((term, q, df, F, stats.f.sf(F, q, df)))
         table = pd.DataFrame(rows, columns=["term", "num_df", "den_df", "F", "p_value"])
+        kind = "Kenward-Roger" if ddf == "kenward-roger" else "Satterthwaite"
+        table.attrs["test"] = f"F ({kind})"
         return table.set_index("term")
 
     def bootstrap(

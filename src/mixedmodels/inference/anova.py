@@ -11,7 +11,6 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError, MixedModelsError, RefitWarning
-from ..lmm import deviance
 from ..optimize import Control, check_convergence, minimize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,7 +18,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def refit_ml(model: LinearMixedModel) -> LinearMixedModel:
-    """The ML fit of the same design, warm-started from the REML θ (lme4's ``refitML``).
+    """The ML fit of the same model, warm-started from the REML estimates (lme4's
+    ``refitML``): the model's own objective made ML (:meth:`~mixedmodels.objective.
+    LmmObjective.ml`), so a residual structure or structured covariance terms are kept.
 
     Examples
     --------
@@ -28,18 +29,13 @@ def refit_ml(model: LinearMixedModel) -> LinearMixedModel:
     >>> refit_ml(m).reml
     False
     """
-    from ..results import LinearMixedModel
-
     if not model.reml:
         return model
-    cp = model.crossprods
-
-    def func(theta: np.ndarray) -> float:
-        return deviance(cp, theta, False)
-
-    opt = minimize(func, model.theta, cp.lower_bounds(), Control())
-    converged = check_convergence(func, opt, stacklevel=4)
-    return LinearMixedModel(model.design, cp, opt, False, converged)
+    objective = model.objective.ml()
+    opt = minimize(objective, objective.start, objective.lower, Control())
+    refitted = objective.refitted_model(opt)
+    refitted.converged = check_convergence(objective, opt, stacklevel=4)
+    return refitted
 
 
 def _covariance_parameters(model: LinearMixedModel) -> set[tuple[str, str, str]]:

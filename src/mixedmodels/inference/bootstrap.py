@@ -23,8 +23,7 @@ import scipy.linalg as sla
 from scipy import stats
 
 from .._progress import progress_bar
-from ..lmm import deviance, factorize
-from ..optimize import REFIT_CONTROL, minimize, relative_step
+from ..optimize import REFIT_CONTROL, minimize
 from ._params import VarianceLayout, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,75 +79,31 @@ class BootstrapResult:
 
 
 class _Simulator:
-    """What one replicate needs, without the fitted model object."""
+    """What one replicate of an lmer fit needs: its objective
+    (:class:`~mixedmodels.objective.LmmObjective`), which draws the responses (residual
+    structure included) and refits each on the same design."""
 
     def __init__(self, model: LinearMixedModel, func: Callable[[Any], Any] | None):
         self.model = model
         self.func = func
-        design = model.design
-        self.cp = model.crossprods
-        self.X = design.X
-        self.weights = design.weights
-        self.offset = design.offset
-        self.reml = model.reml
-        self.theta = model.theta
-        self.sigma = model.sigma
-        self.lower = self.cp.lower_bounds()
-        self.upper = np.full(self.lower.size, np.inf)
-        fixed = design.X @ model.fixef.to_numpy()
-        self.mean = fixed if design.offset is None else fixed + design.offset
-        self.factors = self.cp.factors(self.theta)
-        self.names = list(VarianceLayout.of(self.cp).names) + list(design.fixed_names)
+        self.objective = model.objective
+        self.names = list(VarianceLayout.of(model.crossprods).names) + list(
+            model.design.fixed_names
+        )
 
-    def statistics(self, cp, theta: np.ndarray) -> np.ndarray:
-        fac = factorize(cp, theta)
-        p = cp.p
-        L33 = fac.L33
-        beta = sla.solve_triangular(L33[:p, :p].T, L33[p, :p], lower=False) if p else []
-        sigma = float(abs(L33[p, p]) / np.sqrt(cp.n - p if self.reml else cp.n))
-        return np.concatenate([theta_to_sdcor(cp, theta, sigma), beta])
-
-    def draw(self, rng: np.random.Generator) -> np.ndarray:
-        y = self.mean.copy()
-        for term, T in zip(self.cp.terms, self.factors, strict=True):
-            b = self.sigma * rng.standard_normal((term.n_levels, term.n_columns)) @ T.T
-            y += np.einsum("nk,nk->n", term.matrix, b[term.codes])
-        noise = self.sigma * rng.standard_normal(y.size)
-        if self.weights is not None:
-            noise = noise / np.sqrt(self.weights)
-        return y + noise
+    def statistics(self, objective: Any, x: np.ndarray) -> np.ndarray:
+        beta, sigma = objective.beta_sigma(x)
+        return np.concatenate([objective.to_sdcor(x, sigma), beta])
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
-        y = self.draw(np.random.default_rng(seed))
-        cp = self.cp.with_response(y, self.X, self.weights, self.offset)
-        reml = self.reml
-
-        def objective(theta: np.ndarray) -> float:
-            return deviance(cp, theta, reml)
-
-        step = relative_step(self.theta, self.lower, self.upper)
-        theta = minimize(objective, self.theta, self.lower, REFIT_CONTROL, step, self.upper).final
-        stats_ = self.statistics(cp, theta)
+        y = self.objective.simulate(1, np.random.default_rng(seed))[:, 0]
+        objective = self.objective.with_response(y)
+        opt = objective.fit(control=REFIT_CONTROL)
+        stats_ = self.statistics(objective, opt.final)
         extra = None
         if self.func is not None:
-            extra = self.func(self._refitted(cp, y, theta))
+            extra = self.func(objective.refitted_model(opt))
         return stats_, extra
-
-    def _refitted(self, cp, y: np.ndarray, theta: np.ndarray) -> LinearMixedModel:
-        from ..optimize import OptSummary
-        from ..results import LinearMixedModel
-
-        design = dataclasses.replace(self.model.design, y=y)
-        opt = dataclasses.replace(
-            self.model.opt_summary,
-            final=theta,
-            objective=deviance(cp, theta, self.reml),
-            gradient=None,
-            hessian=None,
-            messages=[],
-        )
-        assert isinstance(opt, OptSummary)
-        return LinearMixedModel(design, cp, opt, self.reml, True)
 
     def run(self, seeds: list[np.random.SeedSequence]) -> list[tuple[np.ndarray | None, Any]]:
         out = []
@@ -288,7 +243,7 @@ def bootstrap(
     if isinstance(simulator, _GlmmSimulator):
         estimates = simulator.statistics(model.crossprods, model.theta, sigma=model.sigma)
     else:
-        estimates = simulator.statistics(model.crossprods, model.theta)
+        estimates = simulator.statistics(model.objective, model.objective.start)
     extra_names: list[str] = []
     if func is not None:
         value = func(model)

@@ -22,35 +22,13 @@ import scipy.linalg as sla
 from scipy import stats
 
 from ..errors import DataError
-from ..lmm import CrossProducts, factorize
+from ..objective import refuse
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import LinearMixedModel
 
 #: Kenward-Roger forms n x n matrices: refuse beyond this many observations.
 KR_MAX_NOBS = 6_000
-
-
-def _deviance_varpar(cp: CrossProducts, phi: np.ndarray, reml: bool) -> float:
-    """lmerTest's ``devfun_vp``: the (RE)ML deviance at θ = φ[:-1] and σ = φ[-1]."""
-    theta, sigma = phi[:-1], phi[-1]
-    fac = factorize(cp, theta)
-    p, n = cp.p, cp.n
-    s2 = sigma * sigma
-    r2 = fac.L33[p, p] ** 2
-    value = fac.logdet_z + r2 / s2 + n * np.log(2.0 * np.pi * s2)
-    if reml:
-        value += 2.0 * float(np.sum(np.log(np.abs(np.diag(fac.L33)[:p]))))
-        value -= p * np.log(2.0 * np.pi * s2)
-    return float(value)
-
-
-def _vcov_beta(cp: CrossProducts, phi: np.ndarray) -> np.ndarray:
-    """σ² (XᵀV⁻¹X)⁻¹ at θ = φ[:-1], σ = φ[-1] (lmerTest's ``get_covbeta``)."""
-    fac = factorize(cp, phi[:-1])
-    p = cp.p
-    Lx = fac.L33[:p, :p]
-    return phi[-1] ** 2 * sla.cho_solve((Lx, True), np.eye(p))
 
 
 def _steps(x: np.ndarray) -> np.ndarray:
@@ -93,18 +71,35 @@ def _jacobian(func, x: np.ndarray) -> list[np.ndarray]:
     return out
 
 
+def _linear_objective(model: LinearMixedModel, tool: str):
+    """The model's objective, refusing glmer fits (their fixed effects have Wald z tests)."""
+    from ..objective import LmmObjective, refuse
+
+    objective = model.objective
+    if not isinstance(objective, LmmObjective):
+        raise refuse(
+            objective.kind,
+            tool,
+            "ddf='normal' (asymptotic Wald tests, as lme4 and car report for glmer)",
+            "denominator degrees of freedom are defined for linear mixed models",
+        )
+    return objective
+
+
 class Satterthwaite:
     """lmerTest's Satterthwaite machinery for one fit."""
 
     def __init__(self, model: LinearMixedModel):
-        cp = model.crossprods
-        self.phi = np.concatenate([model.theta, [model.sigma]])
+        objective = _linear_objective(model, "Satterthwaite df")
+        # φ = (θ, σ) and, with a residual structure, its parameters: the derivatives are
+        # of the model's own (whitened) criterion and covariance of β̂
+        self.phi = objective.variance_parameters()
         self.vcov = model.vcov.to_numpy()
-        H = _hessian(lambda f: _deviance_varpar(cp, f, model.reml), self.phi)
+        H = _hessian(objective.deviance_varpar, self.phi)
         # lmerTest: vcov(varpar) = 2 H⁻¹ (a pseudo-inverse when H is singular)
         eig = np.linalg.eigvalsh(H)
         self.A = 2.0 * (np.linalg.inv(H) if eig.min() > 1e-8 * eig.max() else np.linalg.pinv(H))
-        self.jacobian = _jacobian(lambda f: _vcov_beta(cp, f), self.phi)
+        self.jacobian = _jacobian(objective.vcov_beta, self.phi)
 
     def df(self, L: np.ndarray) -> float:
         """Satterthwaite df of the 1-df contrast ``L @ beta``."""
@@ -147,10 +142,28 @@ class KenwardRoger:
     """pbkrtest's ``vcovAdj`` (adjusted covariance of β̂) and ``Lb_ddf`` for one REML fit."""
 
     def __init__(self, model: LinearMixedModel):
+        objective = _linear_objective(model, "Kenward-Roger df")
+        if objective.residual is not None:
+            raise refuse(
+                objective.kind,
+                "Kenward-Roger df",
+                "ddf='satterthwaite'",
+                "pbkrtest's adjustment needs a marginal covariance linear in its parameters; "
+                "a variance function or correlation structure is not",
+            )
         if not model.reml:
             raise DataError(
                 "Kenward-Roger needs a REML fit (pbkrtest refits ML fits by REML); "
                 "refit with reml=True."
+            )
+        nonlinear = sorted({t.structure for t in model.crossprods.terms} - {"us", "diag"})
+        if nonlinear:
+            raise refuse(
+                objective.kind,
+                "Kenward-Roger df",
+                "ddf='satterthwaite'",
+                f"the {'/'.join(nonlinear)} covariance is not linear in its parameters, "
+                "which pbkrtest's adjustment needs",
             )
         n = model.nobs
         if n > KR_MAX_NOBS:
@@ -173,7 +186,8 @@ class KenwardRoger:
             cov = sigma2 * (T @ T.T)
             k = term.n_columns
             for a in range(k):
-                for b in range(a, k):
+                # a diag() term has no covariances: only its variances are parameters
+                for b in range(a, k) if term.structure == "us" else (a,):
                     # Z E_ab Zᵀ with E symmetric: rows sharing a level, x_a x_b' + x_b x_a'
                     same = term.codes[:, None] == term.codes[None, :]
                     outer = np.outer(term.matrix[:, a], term.matrix[:, b])

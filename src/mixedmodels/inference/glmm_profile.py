@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import MixedModelsError
 from ..optimize import REFIT_CONTROL, minimize
-from ._params import VarianceLayout, sdcor_to_theta, theta_to_sdcor
+from ._params import VarianceLayout, theta_to_sdcor
 from .profile import Profiler
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,7 +59,8 @@ class GlmmProfiler(Profiler):
         layout = VarianceLayout.of(cp)
         nvp = len(layout.names) - 1  # the dispersion is fixed: no sigma
         self.nvp = nvp
-        self.problem = model.problem.with_response(model.problem.y)  # same nagq
+        # a private copy of the problem (same response), so its PIRLS warm starts are ours
+        self.objective = model.objective.with_response(model.problem.y)
         theta = model.theta
         beta = model.fixef.to_numpy()
         p = beta.size
@@ -95,10 +96,8 @@ class GlmmProfiler(Profiler):
         self.step = np.concatenate([sd_step, 0.2 * se])
 
     def deviance(self, pars: np.ndarray) -> float:
-        """The fit's deviance at (SDs/correlations, β)."""
-        nvp = self.nvp
-        theta = sdcor_to_theta(self.cp, np.append(pars[:nvp], 1.0))
-        return self.problem.deviance_theta_beta(np.concatenate([theta, pars[nvp:]]))
+        """The fit's deviance at (SDs/correlations, β): its objective's."""
+        return self.objective.deviance_sdcor(pars)
 
     def first_value(self, index: int) -> float:
         estimate = self.opt[index]

@@ -31,93 +31,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 from scipy import interpolate, stats
 
 from .._progress import progress_bar
 from ..errors import MixedModelsError, ProfileWarning
-from ..lmm import CrossProducts, factorize, factorize_profiled, objective
-from ..optimize import REFIT_CONTROL, minimize, relative_step
-from ._params import VarianceLayout, sdcor_to_theta, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..results import LinearMixedModel
-
-
-def ml_fit(model: LinearMixedModel) -> tuple[np.ndarray, float, np.ndarray, float, np.ndarray]:
-    """θ, σ, β, deviance and SE(β) of the ML fit (the model itself when it is ML).
-
-    A REML fit is refitted by ML from its θ, as lme4's ``refitML``.
-    """
-    cp = model.crossprods
-    if model.reml:
-        lower = cp.lower_bounds()
-        upper = np.full(lower.size, np.inf)
-
-        def ml(theta: np.ndarray) -> float:
-            return _ml_deviance(cp, theta)
-
-        control = dataclasses.replace(REFIT_CONTROL, ftol_abs=1e-10, xtol_abs=1e-10)
-        step = relative_step(model.theta, lower, upper)
-        theta = minimize(ml, model.theta, lower, control, step, upper).final
-    else:
-        theta = model.theta
-    fac = factorize(cp, theta)
-    p = cp.p
-    L33 = fac.L33
-    Lx = L33[:p, :p]
-    beta = sla.solve_triangular(Lx.T, L33[p, :p], lower=False) if p else np.zeros(0)
-    sigma = float(abs(L33[p, p]) / np.sqrt(cp.n))
-    vcov_unscaled = sla.cho_solve((Lx, True), np.eye(p)) if p else np.zeros((0, 0))
-    se = sigma * np.sqrt(np.diag(vcov_unscaled))
-    return theta, sigma, beta, objective(cp, fac, False), se
-
-
-def _ml_deviance(cp: CrossProducts, theta: np.ndarray) -> float:
-    try:
-        return objective(cp, factorize_profiled(cp, theta), False)
-    except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
-        return float("inf")
-
-
-def _deviance_sdcor(
-    cp: CrossProducts, pars: np.ndarray, with_beta: bool = True
-) -> tuple[float, np.ndarray]:
-    """ML deviance at (SDs/correlations, σ), β profiled out (lme4's ``devfun2``);
-    β itself only when ``with_beta`` (the optimizer does not need it)."""
-    sigma = pars[-1]
-    if not sigma > 0:
-        return float("inf"), np.full(cp.p, np.nan)
-    try:
-        fac = factorize_profiled(cp, sdcor_to_theta(cp, pars))
-    except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
-        return float("inf"), np.full(cp.p, np.nan)
-    p = cp.p
-    r2 = fac.L33[p, p] ** 2
-    s2 = sigma * sigma
-    value = fac.logdet_z + r2 / s2 + cp.n * np.log(2.0 * np.pi * s2) - cp.sum_log_weights
-    if not with_beta:
-        return float(value), np.zeros(0)
-    beta = sla.solve_triangular(fac.L33[:p, :p].T, fac.L33[p, :p], lower=False) if p else []
-    return float(value), np.asarray(beta)
-
-
-def drop_fixed_column(cp: CrossProducts, j: int, value: float) -> CrossProducts:
-    """Cross-products of the model with β_j fixed at ``value``: x_j·value moves into the
-    offset and column j leaves X.  The [X y] blocks are a linear map of the full ones."""
-    p = cp.p
-    keep = [c for c in range(p) if c != j]
-    T = np.zeros((p + 1, p))
-    T[keep, np.arange(p - 1)] = 1.0
-    T[p, p - 1] = 1.0
-    T[j, p - 1] = -value
-    return dataclasses.replace(
-        cp,
-        p=p - 1,
-        C1=cp.C1 @ T,
-        C2=cp.C2 @ T,
-        XyXy=T.T @ cp.XyXy @ T,
-    )
 
 
 @dataclasses.dataclass
@@ -287,29 +207,31 @@ class Profiler:
 
 
 class LmmProfiler(Profiler):
-    """Profiles of a linear mixed model: the ML deviance on lme4's SD/correlation scale,
-    σ included, β profiled out by least squares for the variance parameters and moved
-    into the offset for the fixed effects."""
+    """Profiles of a linear mixed model on its objective's ML deviance
+    (:meth:`~mixedmodels.objective.LmmObjective.refit`): the SD/correlation scale of each
+    covariance structure, σ included, β profiled out for the variance parameters and
+    moved into the offset for the fixed effects; a residual structure's parameters are
+    re-optimized at every point (the data whitened by them)."""
 
     def __init__(self, model: LinearMixedModel, alphamax: float = 0.01, maxpts: int = 100):
         self.model = model
-        cp = model.crossprods
-        self.cp = cp
-        self.layout = VarianceLayout.of(cp)
-        theta, sigma, beta, base, se = ml_fit(model)
-        self.theta_ml, self.sigma_ml, self.beta_ml, self.se_ml = theta, sigma, beta, se
-        p = beta.size
+        self.objective = model.objective
+        params = self.objective.parameters()
+        ml_x = self.objective._ml_estimate()
+        base = self.objective.deviance(ml_x, reml=False)
+        self.se_ml = np.sqrt(np.diag(self.objective.ml().solution(ml_x).vcov_unscaled))
+        self.se_ml *= params.estimate[params.n_variance - 1]  # σ of the ML fit
         super().__init__(
-            names=list(self.layout.names) + list(model.design.fixed_names),
-            nvp=len(self.layout.names),
-            opt=np.concatenate([theta_to_sdcor(cp, theta, sigma), beta]),
-            lower=np.concatenate([self.layout.lower, np.full(p, -np.inf)]),
-            upper=np.concatenate([self.layout.upper, np.full(p, np.inf)]),
+            names=params.names,
+            nvp=params.n_variance,
+            opt=params.estimate,
+            lower=params.lower,
+            upper=params.upper,
             base=base,
             alphamax=alphamax,
             maxpts=maxpts,
         )
-        check, _ = _deviance_sdcor(cp, self.opt[: self.nvp])
+        check, _ = self.objective.ml_deviance_sdcor(self.opt[: self.nvp])
         if not abs(check - base) <= 1e-5 * max(1.0, abs(base)):
             raise MixedModelsError(
                 "Profiling over both the residual SD and the fixed effects is not numerically "
@@ -323,49 +245,7 @@ class LmmProfiler(Profiler):
         return estimate + self.delta * self.se_ml[index - self.nvp]
 
     def refit(self, index: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
-        if index < self.nvp:
-            return self._refit_variance(index, value, start)
-        return self._refit_fixed(index - self.nvp, value)
-
-    def _refit_variance(self, w: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
-        cp, nvp = self.cp, self.nvp
-        others = np.array([i for i in range(nvp) if i != w])
-        pars = np.empty(nvp)
-        pars[w] = value
-
-        def f(x: np.ndarray) -> float:
-            pars[others] = x
-            return _deviance_sdcor(cp, pars, with_beta=False)[0]
-
-        lower, upper = self.lower[others], self.upper[others]
-        x0 = start[1 + others]
-        opt = minimize(f, x0, lower, REFIT_CONTROL, relative_step(x0, lower, upper), upper)
-        pars[others] = opt.final
-        _, beta = _deviance_sdcor(cp, pars)
-        return opt.objective, np.concatenate([pars, beta])
-
-    def _refit_fixed(self, j: int, value: float) -> tuple[float, np.ndarray]:
-        cp = drop_fixed_column(self.cp, j, value)
-        lower = cp.lower_bounds()
-
-        def f(theta: np.ndarray) -> float:
-            return _ml_deviance(cp, theta)
-
-        # lme4 restarts every fixed-effect point from the ML θ
-        upper = np.full(lower.size, np.inf)
-        step = relative_step(self.theta_ml, lower, upper)
-        opt = minimize(f, self.theta_ml, lower, REFIT_CONTROL, step, upper)
-        theta, fval = opt.final, opt.objective
-        fac = factorize_profiled(cp, theta)
-        p = cp.p
-        sigma = float(abs(fac.L33[p, p]) / np.sqrt(cp.n))
-        beta_rest = (
-            sla.solve_triangular(fac.L33[:p, :p].T, fac.L33[p, :p], lower=False)
-            if p
-            else np.zeros(0)
-        )
-        beta = np.insert(beta_rest, j, value)
-        return fval, np.concatenate([theta_to_sdcor(self.cp, theta, sigma), beta])
+        return self.objective.refit({self.names[index]: value}, start[1 : 1 + self.nvp])
 
 
 def _natural_spline_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
