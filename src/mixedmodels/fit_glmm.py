@@ -7,7 +7,6 @@ starting from stage 1, as lme4's default two-stage ``glmer``.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import warnings
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._threads import blas_threads_for
-from .design import NaAction, as_dataframe, build_design
+from .design import NaAction, as_dataframe, build_design, evaluate_numeric
 from .errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning
 from .families import Family, get_family
 from .formula import parse_formula
@@ -34,9 +33,6 @@ from .optimize import (
     warn_if_singular,
 )
 
-_RESPONSE = "__response__"
-_OFFSET = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
-
 
 def _split_arguments(text: str) -> list[str]:
     depth, start, parts = 0, 0, []
@@ -53,20 +49,20 @@ def _split_arguments(text: str) -> list[str]:
 
 
 def _evaluate(expr: str, frame: pd.DataFrame) -> np.ndarray:
-    """A column or simple arithmetic on columns (``size - incidence``, ``log(exposure)``)."""
-    expr = expr.strip()
-    if expr in frame.columns:
-        return pd.to_numeric(frame[expr], errors="coerce").to_numpy(dtype=float)
-    cleaned = re.sub(r"\b(?:np|numpy)\.", "", expr)
-    try:
-        return np.asarray(frame.eval(cleaned, engine="python"), dtype=float)
-    except Exception as exc:
-        raise DataError(f"Could not evaluate '{expr}' on the data: {exc}") from None
+    """A column or arithmetic on columns (``size - incidence``, ``log(exposure)``)."""
+    return evaluate_numeric(expr, frame)
 
 
 def _binary(values: pd.Series) -> np.ndarray:
     """R's rule for a factor response: the first level is failure, the others success."""
     if isinstance(values.dtype, pd.CategoricalDtype):
+        present = values.dropna().unique()
+        if len(present) > 2:
+            raise DataError(
+                f"The response has {len(present)} levels; a binomial response needs two "
+                "levels, 0/1, proportions with weights=, or cbind(successes, failures)."
+            )
+        values = values.cat.remove_unused_categories()
         codes = values.cat.codes.to_numpy()
         return np.where(codes < 0, np.nan, (codes > 0).astype(float))
     if pd.api.types.is_bool_dtype(values.dtype):
@@ -116,25 +112,6 @@ def _response(spec, frame: pd.DataFrame, family: Family) -> tuple[np.ndarray, np
             raise DataError(f"The response '{text}' is not numeric (dtype {column.dtype}).")
         return column.to_numpy(dtype=float), None
     return _evaluate(text, frame), None
-
-
-def _split_offsets(fixed: str) -> tuple[str, list[str]]:
-    """Take ``offset(...)`` terms out of the fixed part (formulaic has no offset())."""
-    from .formula import _scan_depths, _split_top
-
-    kept, offsets = [], []
-    for sign, term, _ in _split_top(fixed, _scan_depths(fixed, 0, fixed)):
-        match = _OFFSET.match(term)
-        if match:
-            offsets.append(match.group(1))
-        elif term.strip():
-            kept.append(f"{'-' if sign == '-' else '+'} {term.strip()}")
-    text = " ".join(kept).strip()
-    if text.startswith("+ "):
-        text = text[2:]
-    if text.startswith("- "):
-        text = "1 " + text
-    return text or "1", offsets
 
 
 def glmer(
@@ -250,35 +227,18 @@ def glmer(
             f"nagq = {nagq} (adaptive Gauss-Hermite) needs exactly one scalar random-effects "
             "term such as (1 | group); use nagq=1 (Laplace) for this model."
         )
-    frame = as_dataframe(data).copy()
-    fixed, offset_exprs = _split_offsets(spec.fixed)
+    frame = as_dataframe(data)
     y, trials = _response(spec, frame, fam)
-    frame[_RESPONSE] = y
     prior = None
     if weights is not None:
         prior = (
-            frame[weights].to_numpy(dtype=float)
-            if isinstance(weights, str)
-            else np.asarray(weights, float)
+            _evaluate(weights, frame) if isinstance(weights, str) else np.asarray(weights, float)
         )
     if trials is not None:
         prior = trials if prior is None else prior * trials
-    total_offset = None
-    for expr in offset_exprs:
-        value = _evaluate(expr, frame)
-        total_offset = value if total_offset is None else total_offset + value
-    if offset is not None:
-        value = (
-            frame[offset].to_numpy(dtype=float)
-            if isinstance(offset, str)
-            else np.asarray(offset, float)
-        )
-        total_offset = value if total_offset is None else total_offset + value
-    design_spec = dataclasses.replace(spec, response=_RESPONSE, fixed=fixed)
     design = build_design(
-        design_spec, frame, weights=prior, offset=total_offset, na_action=na_action
+        spec, frame, weights=prior, offset=offset, na_action=na_action, response=y
     )
-    design = dataclasses.replace(design, spec=dataclasses.replace(design.spec, text=formula))
     for term in design.terms:
         if term.n_levels < 2:
             raise DataError(
