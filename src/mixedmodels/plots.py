@@ -65,8 +65,9 @@ def _style() -> Iterator[None]:
 
 def _figure(ncols: int, nrows: int = 1, width: float = 4.2, height: float = 3.3):
     """A Figure with a grid of axes, without pyplot (no global state, no GUI backend)."""
-    from matplotlib.figure import Figure
+    from ._display import Figure
 
+    # a Figure that Jupyter shows as PNG without pyplot (see _display)
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes.ravel()

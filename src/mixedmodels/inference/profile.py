@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import interpolate, stats
 
+from .._progress import progress_bar
 from ..errors import MixedModelsError, ProfileWarning
 from ..lmm import CrossProducts, factorize, factorize_profiled, objective
 from ..optimize import REFIT_CONTROL, minimize, relative_step
@@ -501,11 +502,21 @@ def select_parameters(names: Sequence[str], nvp: int, parm: object) -> list[int]
     return sorted(set(chosen))
 
 
-def profile_table(profiler: Profiler, which: list[int]) -> pd.DataFrame:
+def _traces(profiler: Profiler, which: list[int], progress: bool | None) -> Iterator[_Trace]:
+    """The traces of the selected parameters, one progress-bar step each."""
+    with progress_bar(progress, total=len(which), desc="profile", unit="parameter") as bar:
+        for index in which:
+            bar.set_postfix_str(_display_name(profiler.names[index]), refresh=False)
+            yield profiler.trace(index)
+            bar.update(1)
+
+
+def profile_table(
+    profiler: Profiler, which: list[int], progress: bool | None = None
+) -> pd.DataFrame:
     """Tidy traces: parameter, value, zeta, then every parameter's value along the trace."""
     frames = []
-    for index in which:
-        trace = profiler.trace(index)
+    for index, trace in zip(which, _traces(profiler, which, progress), strict=True):
         frame = pd.DataFrame(trace.rows[:, 1:], columns=profiler.names)
         frame.insert(0, "zeta", trace.rows[:, 0])
         frame.insert(0, "value", trace.rows[:, 1 + index])
@@ -525,7 +536,7 @@ def make_profiler(model: LinearMixedModel, alphamax: float = 0.01, maxpts: int =
 
 
 def profile_confint(
-    model: LinearMixedModel, parm: object = None, level: float = 0.95
+    model: LinearMixedModel, parm: object = None, level: float = 0.95, progress: bool | None = None
 ) -> pd.DataFrame:
     """Profile intervals for the selected parameters (see ``confint``)."""
     profiler = make_profiler(model)
@@ -533,8 +544,7 @@ def profile_confint(
     alpha = (1.0 - level) / 2.0
     zeta = stats.norm.ppf([alpha, 1.0 - alpha])
     rows = []
-    for index in which:
-        trace = profiler.trace(index)
+    for index, trace in zip(which, _traces(profiler, which, progress), strict=True):
         bounds = (profiler.lower[index], profiler.upper[index])
         rows.append(interval_from_trace(trace, 1 + index, zeta, bounds))
     names = [_display_name(profiler.names[i]) for i in which]
