@@ -255,3 +255,78 @@ def test_every_zero_weight_is_refused(gpa):
 
 def test_errors_are_mixedmodels_errors():
     assert issubclass(OptionError, MixedModelsError)
+
+
+# -- numerical edge cases end at fit time in a MixedModelsError ------------------------
+
+
+def test_a_constant_response_is_refused(gpa):
+    with pytest.raises(DataError, match="response is constant"):
+        mm.lmer("gpa ~ occasion + (1 | student)", gpa.assign(gpa=3.0))
+
+
+def test_more_fixed_columns_than_rows(gpa):
+    small = gpa.iloc[:12]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.RankDeficiencyWarning)
+        with pytest.raises(DataError):
+            mm.lmer("gpa ~ factor(occasion) * sex * job + (1 | student)", small)
+
+
+def test_wide_fixed_matrices_drop_columns_beyond_the_rank(gpa):
+    small = gpa.iloc[:6]
+    with pytest.warns(mm.RankDeficiencyWarning):
+        fit = mm.lm("gpa ~ factor(occasion) + highgpa + year", small)
+    assert len(fit.fixef) == 6
+
+
+def test_an_all_ones_binomial_response_is_refused(gpa):
+    with pytest.raises(DataError, match="Every response is 1"):
+        mm.glmer("y ~ occasion + (1 | student)", gpa.assign(y=1.0))
+
+
+def test_separation_is_named():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=60)
+    data = pd.DataFrame({"y": (x > 0).astype(float), "x": x, "g": np.tile(np.arange(6), 10)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataError, match="separated by x"):
+            mm.glmer("y ~ x + (1 | g)", data)
+    level = pd.DataFrame(
+        {
+            "y": np.r_[rng.integers(0, 2, 30), np.ones(30)],
+            "f": np.repeat(["a", "b"], 30),
+            "g": np.tile(np.arange(6), 10),
+        }
+    )
+    with pytest.raises(DataError, match="separated: fb"):
+        mm.glmer("y ~ f + (1 | g)", level)
+
+
+def test_glmer_gets_lmers_design_checks():
+    rng = np.random.default_rng(2)
+    data = pd.DataFrame(
+        {"y": rng.integers(0, 2, 60), "x": rng.normal(size=60), "g": np.arange(60) % 45}
+    )
+    with pytest.raises(DataError, match="90 random effects for 60 observations"):
+        mm.glmer("y ~ x + (x | g)", data)
+
+
+def test_badly_scaled_covariates_warn_with_the_columns(gpa):
+    with pytest.warns(mm.ScaleWarning, match=r"big \(SD 1\.7\de\+06\).*scale\(x\)"):
+        mm.lmer("gpa ~ big + (1 | student)", gpa.assign(big=gpa["occasion"] * 1e6))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda d: mm.lmer("gpa ~ occasion + (1 | student)", d, reml="no"),
+        lambda d: mm.lmer("gpa ~ occasion + (1 | student)", d, control={"bogus": 1}),
+        lambda d: mm.glmer("gpa ~ occasion + (1 | student)", d, family="bogus"),
+        lambda d: mm.lmer("gpa ~ occasion + (1 | student)", d).predict(d, re_form="~(1|x)"),
+    ],
+)
+def test_bad_options_are_option_errors(gpa, call):
+    with pytest.raises(OptionError):
+        call(gpa)

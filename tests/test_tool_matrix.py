@@ -392,10 +392,6 @@ _BROKEN: dict[str, list[tuple[str, str]]] = {
     ],
     "issue 10 item 6: plots right for the gpa shape only": [
         *((k, t) for k in _STRUCTURE_TERMS for t in ("plot_shrinkage", "report")),
-        *((k, "plot_fitted") for k in GLMM_KINDS),
-    ],
-    "issue 10 item 5: a ValueError, not a MixedModelsError refusal": [
-        (k, t) for k in GLMM_KINDS for t in ("fe_satterthwaite", "fe_kenward_roger")
     ],
     "issue 10 item 5: ddf tests on a glmer fit": [
         (k, t)

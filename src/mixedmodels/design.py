@@ -16,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from . import _formulaic_compat as fc
-from .errors import DataError, MissingDataWarning, RankDeficiencyWarning, check_choice
+from .errors import (
+    DataError,
+    MissingDataWarning,
+    RankDeficiencyWarning,
+    ScaleWarning,
+    check_choice,
+)
 from .formula import ModelSpec, RandomTerm
 
 NaAction = Literal["omit", "exclude", "fail"]
@@ -367,7 +373,9 @@ def _drop_rank_deficient(
         return X, names, []
     R = np.linalg.qr(X, mode="r")
     norms = np.linalg.norm(X, axis=0)
-    dependent = np.abs(np.diag(R)) <= 1e-7 * np.where(norms > 0, norms, 1.0)
+    diagonal = np.zeros(X.shape[1])
+    diagonal[: min(X.shape)] = np.abs(np.diag(R))  # columns beyond the n-th add nothing
+    dependent = diagonal <= 1e-7 * np.where(norms > 0, norms, 1.0)
     if not dependent.any():
         return X, names, []
     keep = np.flatnonzero(~dependent)
@@ -614,8 +622,15 @@ def _build_term(term: RandomTerm, frame: pd.DataFrame) -> ReTerm:
     )
 
 
-def check_lmm_design(design: Design) -> None:
-    """lme4's checks for a linear mixed model: enough levels and enough observations."""
+def check_lmm_design(design: Design, generalized: bool = False) -> None:
+    """lme4's checks of a mixed model's design: enough levels, enough observations, fewer
+    fixed effects than observations, a response that varies (linear models), and a
+    warning for badly scaled covariates.
+
+    ``generalized`` applies glmer's versions (``allow.n = TRUE``): as many levels or
+    random effects as observations are allowed there (observation-level random effects),
+    more are refused.
+    """
     n = design.nobs
     for term in design.terms:
         if term.n_levels < 2:
@@ -623,7 +638,7 @@ def check_lmm_design(design: Design) -> None:
                 f"Grouping factor '{term.group}' has only {term.n_levels} level: a variance "
                 "cannot be estimated from one group. Use it as a fixed effect instead."
             )
-        if term.n_levels >= n:
+        if term.n_levels > n or (term.n_levels == n and not generalized):
             raise DataError(
                 f"Grouping factor '{term.group}' has {term.n_levels} levels for {n} observations:"
                 " each group needs more than one observation for the random effect to be "
@@ -633,8 +648,43 @@ def check_lmm_design(design: Design) -> None:
     # glmmTMB (structured terms such as diag(0 + f | g)) does not refuse this, and its
     # residual-like models need it: gpa ~ (1|student) + diag(0 + occas|student)
     structured = any(t.structure != "us" for t in design.terms)
-    if total >= n and not structured:
+    if (total > n or (total == n and not generalized)) and not structured:
         raise DataError(
             f"The model has {total} random effects for {n} observations: more random effects "
             "than observations. Simplify the random-effects terms."
+        )
+    p = design.X.shape[1]
+    if p >= n:
+        raise DataError(
+            f"The model has {p} fixed-effects columns for {n} observations: at least as many "
+            "coefficients as observations leave nothing to estimate the variances from. "
+            "Simplify the fixed effects."
+        )
+    if not generalized and np.ptp(design.y) <= 1e-12 * max(1.0, float(np.abs(design.y).max())):
+        raise DataError(
+            f"The response is constant (every value is {design.y[0]:g}): there is no "
+            "variation for a mixed model to describe."
+        )
+    warn_if_badly_scaled(design.X, design.fixed_names)
+
+
+def warn_if_badly_scaled(X: np.ndarray, names: tuple[str, ...] | list[str]) -> None:
+    """lme4's ``check.scaleX``: warn when a continuous column's SD, or the ratio of two
+    columns' SDs, is beyond 1000 (or below 1/1000); the optimizer then works badly."""
+    continuous = [j for j in range(X.shape[1]) if not np.isin(X[:, j], (0.0, 1.0)).all()]
+    if not continuous:
+        return
+    sds = X[:, continuous].std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(len(continuous))
+    sds = np.where(sds > 0, sds, 1.0)
+    logs = np.log(sds)
+    worst = max(np.abs(logs).max(), logs.max() - logs.min())
+    if worst > np.log(1e3):
+        listed = ", ".join(
+            f"{names[j]} (SD {sd:.3g})" for j, sd in zip(continuous, sds, strict=True)
+        )
+        warnings.warn(
+            f"Some predictor variables are on very different scales: {listed}. Consider "
+            "rescaling them, e.g. scale(x) in the formula (lme4's check.scaleX).",
+            ScaleWarning,
+            stacklevel=4,
         )

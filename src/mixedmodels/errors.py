@@ -50,6 +50,10 @@ class RankDeficiencyWarning(UserWarning):
     """Fixed-effects columns were linearly dependent and some were dropped."""
 
 
+class ScaleWarning(UserWarning):
+    """Covariates are on very different scales (lme4's ``check.scaleX``)."""
+
+
 class MissingDataWarning(UserWarning):
     """Rows with missing values were dropped before fitting."""
 

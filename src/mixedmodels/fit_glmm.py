@@ -15,8 +15,15 @@ import numpy as np
 import pandas as pd
 
 from ._threads import blas_threads_for
-from .design import NaAction, _check_columns, as_dataframe, build_design, evaluate_numeric
-from .errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning
+from .design import (
+    NaAction,
+    _check_columns,
+    as_dataframe,
+    build_design,
+    check_lmm_design,
+    evaluate_numeric,
+)
+from .errors import ConvergenceWarning, DataError, FormulaError, OptionError, SingularFitWarning
 from .families import Family, get_family
 from .formula import parse_formula
 from .glmm import GlmmProblem
@@ -221,13 +228,13 @@ def glmer(
     control = Control.from_any(control)
     fam = get_family(family, link)
     if fam.name == "gaussian":
-        raise ValueError(
+        raise OptionError(
             "glmer does not fit the gaussian family; use lmer() for a linear mixed model."
         )
     if not isinstance(nagq, int | np.integer) or nagq < 0:
-        raise ValueError(f"nagq must be a non-negative integer. Got {nagq!r}.")
+        raise OptionError(f"nagq must be a non-negative integer. Got {nagq!r}.")
     if not fam.scale_free and nagq > 1:
-        raise ValueError(
+        raise OptionError(
             f"nagq = {nagq}: adaptive Gauss-Hermite quadrature is not implemented for the "
             f"{fam.r_name} family, whose dispersion is estimated; use nagq=1 (Laplace)."
         )
@@ -237,7 +244,7 @@ def glmer(
     if nagq > 1 and (
         len(spec.random) != 1 or spec.random[0].expr.replace(" ", "") not in ("1", "0+1")
     ):
-        raise ValueError(
+        raise OptionError(
             f"nagq = {nagq} (adaptive Gauss-Hermite) needs exactly one scalar random-effects "
             "term such as (1 | group); use nagq=1 (Laplace) for this model."
         )
@@ -249,14 +256,11 @@ def glmer(
     design = build_design(
         spec, frame, weights=prior, offset=offset, na_action=na_action, response=y
     )
-    for term in design.terms:
-        if term.n_levels < 2:
-            raise DataError(
-                f"Grouping factor '{term.group}' has only {term.n_levels} level: a variance "
-                "cannot be estimated from one group."
-            )
+    check_lmm_design(design, generalized=True)
     wt = design.weights if design.weights is not None else np.ones(design.nobs)
     fam.check_response(design.y, wt)
+    if fam.name == "binomial":
+        _check_separation(design, wt)
     problem = GlmmProblem(
         y=design.y,
         X=design.X,
@@ -266,10 +270,72 @@ def glmer(
         family=fam,
         nagq=1,
     )
-    with blas_threads_for(problem.template):
-        model = _fit(design, problem, nagq, control)
+    with blas_threads_for(problem.template), np.errstate(over="ignore", under="ignore"):
+        try:
+            model = _fit(design, problem, nagq, control)
+        except (FloatingPointError, np.linalg.LinAlgError) as exc:
+            raise DataError(
+                f"The fit broke down numerically ({exc}). The usual causes: a covariate or "
+                "factor level that separates the outcomes, or covariates on very different "
+                "scales; check the data, rescale with scale(x), or simplify the model."
+            ) from None
+    if fam.name == "binomial":
+        _check_fitted_separation(model)
     model.success_level = _success_level(spec.response, frame, fam)
     return model
+
+
+def _check_separation(design, wt: np.ndarray) -> None:
+    """Refuse a binomial response that a 0/1 column separates (its maximum-likelihood
+    coefficient is infinite: lme4 returns a huge number and a warning), naming the column."""
+    y = design.y
+    weighted = wt > 0
+    if np.all(y[weighted] <= 0) or np.all(y[weighted] >= 1):
+        raise DataError(
+            f"Every response is {int(y[weighted][0])}: a binomial model needs both outcomes "
+            "(its intercept would be infinite)."
+        )
+    separated = []
+    for j, name in enumerate(design.fixed_names):
+        column = design.X[:, j]
+        if name == "Intercept" or not np.isin(column, (0.0, 1.0)).all():
+            continue
+        rows = (column == 1) & weighted
+        if (
+            rows.any()
+            and rows.sum() < weighted.sum()
+            and (np.all(y[rows] <= 0) or np.all(y[rows] >= 1))
+        ):
+            outcome = int(y[rows][0])
+            separated.append(f"{name} (all {int(rows.sum())} rows with it are {outcome})")
+    if separated:
+        raise DataError(
+            "The response is (quasi-)separated: "
+            + "; ".join(separated)
+            + ". Their coefficients would be infinite. Merge or drop those levels, or use a "
+            "penalized (bias-reduced) model."
+        )
+
+
+def _check_fitted_separation(model) -> None:
+    """Separation by a continuous covariate shows after the fit: fitted probabilities of
+    numerically 0 or 1 driven by a coefficient of absurd size on the logit scale."""
+    X, beta = model.design.X, model.fixef.to_numpy()
+    eta = X @ beta
+    if np.max(np.abs(eta)) < 30:
+        return
+    spread = np.abs(beta) * X.std(axis=0)
+    names = [
+        n
+        for n, s in zip(model.design.fixed_names, spread, strict=True)
+        if n != "Intercept" and s > 10
+    ]
+    if names:
+        raise DataError(
+            f"The response is separated by {', '.join(names)}: fitted probabilities are "
+            "numerically 0 or 1 and the estimates diverge (|coefficient x SD| > 10 on the "
+            "logit scale). Drop or coarsen those covariates, or use a penalized model."
+        )
 
 
 def _success_level(response: str, frame: pd.DataFrame, family: Family) -> str | None:

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from .design import Design
-from .errors import check_choice
+from .errors import OptionError, check_choice
 from .families import Family
 from .glmm import GlmmProblem
 from .lmm import Solution
@@ -108,7 +108,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
         is estimated; either way the p-value is lme4's ``Pr(>|z|)``, from the normal.
         """
         if ddf != "normal":
-            raise ValueError(
+            raise OptionError(
                 f"ddf={ddf!r} applies to linear mixed models; glmer's tests are Wald z tests "
                 "(ddf='normal')."
             )
@@ -211,7 +211,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
                     draws[valid] = rng.wald(mu[valid], shape[valid])
                 out[s] = draws
             else:
-                raise ValueError(f"simulate() has no draws for the {name} family.")
+                raise OptionError(f"simulate() has no draws for the {name} family.")
         return out
 
     # -- display ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from .design import Design, as_dataframe
+from .errors import OptionError
 from .formula import parse_formula
 from .inference import InferenceMixin
 from .lmm import CrossProducts, Solution, solve
@@ -223,7 +224,7 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
         """
         ddf_options = ("normal", "satterthwaite", "kenward-roger")
         if ddf not in ddf_options:
-            raise ValueError(f"ddf: expecting one of {set(ddf_options)}. Got {ddf!r}.")
+            raise OptionError(f"ddf: expecting one of {set(ddf_options)}. Got {ddf!r}.")
         if ddf != "normal":
             from .inference.ddf import fixed_effects_table
 
@@ -321,7 +322,7 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
             if (t.expr.replace(" ", ""), t.group) in wanted
         ]
         if len(chosen) != len(wanted):
-            raise ValueError(
+            raise OptionError(
                 f"re_form {re_form!r} names random-effects terms that are not in the model "
                 f"({', '.join(f'({t.expr} | {t.group})' for t in self.crossprods.terms)})."
             )
