@@ -106,9 +106,11 @@ def _fit(frame, formula, kind, options):
     if kind == "lm":
         options.pop("weights", None) if isinstance(options.get("weights"), str) else None
         return mm.lm(formula, frame, **options)
+    # a bounded optimizer keeps each example quick: the property is about errors, not optima
+    control = {"maxeval": 300}
     if kind == "glmer":
-        return mm.glmer(formula, frame, family="binomial", **options)
-    return mm.lmer(formula, frame, **options)
+        return mm.glmer(formula, frame, family="binomial", control=control, **options)
+    return mm.lmer(formula, frame, control=control, **options)
 
 
 @pytest.mark.slow

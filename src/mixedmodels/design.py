@@ -411,7 +411,7 @@ def _expression_columns(expr: str, frame: pd.DataFrame, where: str) -> list[str]
     found, unknown = fc.formula_variables(expr, frame.columns)
     if unknown:
         raise _unknown_column_error(unknown, [str(c) for c in frame.columns], where)
-    return found
+    return sorted(found)  # the model frame's column order, as before: sorted per piece
 
 
 def evaluate_numeric(expr: str, frame: pd.DataFrame) -> np.ndarray:

@@ -319,7 +319,9 @@ def _check_separation(design, wt: np.ndarray) -> None:
 
 def _check_fitted_separation(model) -> None:
     """Separation by a continuous covariate shows after the fit: fitted probabilities of
-    numerically 0 or 1 driven by a coefficient of absurd size on the logit scale."""
+    numerically 0 or 1 driven by a coefficient of absurd size on the logit scale.  The
+    estimate diverges as glm's does; warn naming the covariates (R's glm warns that
+    "fitted probabilities numerically 0 or 1 occurred")."""
     X, beta = model.design.X, model.fixef.to_numpy()
     eta = X @ beta
     if np.max(np.abs(eta)) < 30:
@@ -331,10 +333,13 @@ def _check_fitted_separation(model) -> None:
         if n != "Intercept" and s > 10
     ]
     if names:
-        raise DataError(
+        warnings.warn(
             f"The response is separated by {', '.join(names)}: fitted probabilities are "
-            "numerically 0 or 1 and the estimates diverge (|coefficient x SD| > 10 on the "
-            "logit scale). Drop or coarsen those covariates, or use a penalized model."
+            "numerically 0 or 1 and those estimates diverge (|coefficient x SD| > 10 on the "
+            "logit scale); their standard errors and tests mean nothing. Drop or coarsen "
+            "those covariates, or use a penalized model.",
+            ConvergenceWarning,
+            stacklevel=3,
         )
 
 
