@@ -39,6 +39,7 @@ from .optimize import (
     minimize,
     warn_if_singular,
 )
+from .update import FitCall
 
 
 def _split_arguments(text: str) -> list[str]:
@@ -225,6 +226,7 @@ def glmer(
     >>> bool(0.35 < m.sigma < 0.65)  # shape 4: dispersion 1/4
     True
     """
+    call = FitCall.capture(glmer, locals())
     control = Control.from_any(control)
     fam = get_family(family, link)
     if fam.name == "gaussian":
@@ -282,7 +284,7 @@ def glmer(
     if fam.name == "binomial":
         _check_fitted_separation(model)
     model.success_level = _success_level(spec.response, frame, fam)
-    return model
+    return call.attach(model)
 
 
 def _check_separation(design, wt: np.ndarray) -> None:
@@ -560,6 +562,7 @@ def glmer_nb(
     >>> bool(0.5 < m.family.shape < 10)
     True
     """
+    call = FitCall.capture(glmer_nb, locals())
     from scipy.optimize import minimize_scalar
 
     from .families import get_family
@@ -615,4 +618,4 @@ def glmer_nb(
     model = fit(result.x)
     model.nb_shape_evaluations = len(fits)
     warn_if_singular(model.theta, model.opt_summary.lower, stacklevel=2)
-    return model
+    return call.attach(model)
