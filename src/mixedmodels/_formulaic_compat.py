@@ -7,8 +7,10 @@ formulaic's behaviour, so a formulaic upgrade touches one file.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -20,10 +22,49 @@ from .errors import DataError, FormulaError
 _LEVEL_RE = re.compile(r"\[(?:T\.)?([^\[\]]*)\]")
 
 
+def _r_factor(data: Any, *args: Any, **kwargs: Any) -> Any:
+    """R's ``factor(x)``: formulaic's ``C(x)``, under R's name so columns read ``factor(x)2``."""
+    from formulaic.transforms import C
+
+    return C(data, *args, **kwargs)
+
+
+#: Functions R users write that formulaic does not know, added to its evaluation context.
+#: formulaic looks names up in the data first, so a column named ``log`` still wins.
+R_CONTEXT: dict[str, Any] = {
+    "factor": _r_factor,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "log1p": np.log1p,
+    "expm1": np.expm1,
+}
+
+
+def _known_names() -> set[str]:
+    from formulaic.transforms import TRANSFORMS
+
+    return set(TRANSFORMS) | set(R_CONTEXT) | {"numpy", "math", "pi", "True", "False", "None"}
+
+
 def r_name(name: str) -> str:
-    """formulaic column name -> R's: ``sex[T.female]`` -> ``sexfemale``, ``x ** 2`` -> ``x^2``."""
-    name = _LEVEL_RE.sub(r"\1", name)
-    return name.replace(" ** ", "^").replace("**", "^")
+    """formulaic column name -> R's: ``sex[T.female]`` -> ``sexfemale``, ``x ** 2`` -> ``x^2``.
+
+    Only brackets outside any call are formulaic's level labels: the list in
+    ``C(sex, levels=['male', 'female'])[T.female]`` stays.
+    """
+    out, depth, last = [], 0, 0
+    for i, ch in enumerate(name):
+        if ch in "([{" and not (ch == "[" and depth == 0):
+            depth += 1
+        elif ch in ")]}" and not (ch == "]" and depth == 0):
+            depth -= 1
+        elif ch == "[" and depth == 0:
+            match = _LEVEL_RE.match(name, i)
+            if match:
+                out.append(name[last:i] + match.group(1))
+                last = match.end()
+    out.append(name[last:])
+    return "".join(out).replace(" ** ", "^").replace("**", "^")
 
 
 @lru_cache(maxsize=256)
@@ -42,6 +83,91 @@ def required_variables(expr: str) -> list[str]:
     return sorted(str(v) for v in variables)
 
 
+_TOKEN = re.compile(r"`[^`]*`|'[^']*'|\"[^\"]*\"|[^\W\d][\w.]*|\.[^\W\d][\w.]*")
+
+
+def quote_names(expr: str, columns: Any) -> str:
+    """Backtick R-style names that Python would misread: ``occ.num`` (an attribute access
+    in Python) becomes `` `occ.num` `` when the data have that column."""
+    names = {str(c) for c in columns}
+
+    def quote(match: re.Match) -> str:
+        token = match.group(0)
+        if "." in token and token[0] not in "`'\"" and token in names:
+            return f"`{token}`"
+        return token
+
+    return _TOKEN.sub(quote, expr)
+
+
+def _python_names(code: str, columns: set[str], known: set[str]) -> tuple[list[str], list[str]]:
+    """Columns read by one formulaic factor evaluated as Python, and names found nowhere."""
+    quoted: dict[str, str] = {}
+
+    def placeholder(match: re.Match) -> str:
+        key = f"_mm_quoted_{len(quoted)}"
+        quoted[key] = match.group(0)[1:-1]
+        return key
+
+    code = re.sub(r"`[^`]*`", placeholder, code)
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise FormulaError(f"Cannot parse '{code.strip()}': {exc.msg}") from None
+    found, unknown = [], []
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            root = node.value.id
+            if root in columns or root in quoted or root in known or id(node) in called:
+                continue
+            unknown.append(f"{root}.{node.attr}")
+            node.value.id = "_mm_seen"  # reported already as the dotted name
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            name = quoted.get(node.id, node.id)
+            if node.id == "_mm_seen":
+                continue
+            if name in columns:
+                found.append(name)
+            elif id(node) in called or name in known or hasattr(builtins, name):
+                continue
+            else:
+                unknown.append(name)
+    return found, unknown
+
+
+def formula_variables(expr: str, columns: Any) -> tuple[list[str], list[str]]:
+    """The data columns a right-hand side reads, and the names it uses that are neither
+    columns nor functions (``(found, unknown)``), derived from the parsed formula.
+
+    formulaic's ``required_variables`` is empty for stateful transforms such as
+    ``poly(x, 2)``, and reads ``occ.num`` as ``occ``: walk its factors instead.
+    """
+    names = {str(c) for c in columns}
+    known = _known_names()
+    try:
+        parsed = _parsed(_r_powers(quote_names(expr, names)))
+    except Exception as exc:
+        raise FormulaError(f"Cannot parse '{expr}': {str(exc).splitlines()[0]}") from None
+    terms = list(parsed.rhs) if hasattr(parsed, "rhs") else list(parsed)
+    found: list[str] = []
+    unknown: list[str] = []
+    for term in terms:
+        for factor in term.factors:
+            method = getattr(factor.eval_method, "value", factor.eval_method)
+            code = str(factor.expr)
+            if method == "literal":
+                continue
+            if method == "lookup":
+                name = code[1:-1] if code.startswith("`") and code.endswith("`") else code
+                (found if name in names else unknown).append(name)
+                continue
+            more, missing = _python_names(code, names, known)
+            found.extend(more)
+            unknown.extend(missing)
+    return list(dict.fromkeys(found)), list(dict.fromkeys(unknown))
+
+
 def _r_powers(rhs: str) -> str:
     """R's ``^`` inside a function call (``I(age^2)``) is a power; in Python it is xor."""
     out, depth = [], 0
@@ -52,16 +178,70 @@ def _r_powers(rhs: str) -> str:
     return "".join(out)
 
 
+def _poly_coded(rhs: str, ordered: set[str]) -> tuple[str, dict[str, str]]:
+    """Give each ordered factor R's default ``contr.poly`` (outside calls only) and the
+    renames that make its columns read ``x.L``, ``x.Q``, ``x.C``, ``x^4`` as R's."""
+    if not ordered:
+        return rhs, {}
+    renames: dict[str, str] = {}
+    out, depth, last = [], 0, 0
+    for match in _TOKEN.finditer(rhs):
+        before = rhs[last : match.start()]
+        depth += before.count("(") - before.count(")")
+        token = match.group(0)
+        name = token[1:-1] if token.startswith("`") else token
+        following = rhs[match.end() :].lstrip()[:1]
+        out.append(before)
+        if depth == 0 and name in ordered and following != "(":
+            coded = f"C({token}, contr.poly)"
+            renames[coded] = name
+            out.append(coded)
+        else:
+            out.append(token)
+        last = match.end()
+    out.append(rhs[last:])
+    return "".join(out), renames
+
+
+@dataclass(frozen=True)
+class FormulaicSpec:
+    """formulaic's ModelSpec with R's column names and R's functions in its context: what
+    encodes new data exactly as the fit (its stateful transforms keep the fit's means,
+    scales and knots)."""
+
+    spec: Any
+    renames: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        out = []
+        for column in self.spec.column_names:
+            name = str(column)
+            for coded, original in self.renames.items():
+                name = name.replace(coded, original)
+            out.append(r_name(name))
+        return tuple(out)
+
+    def get_model_matrix(self, frame: pd.DataFrame, na_action: str = "ignore") -> Any:
+        return self.spec.get_model_matrix(frame, na_action=na_action, context=R_CONTEXT)
+
+    def __getattr__(self, name: str) -> Any:  # term_slices, encoder_state, ...
+        if name == "spec":  # not set yet (copy, unpickling)
+            raise AttributeError(name)
+        return getattr(self.spec, name)
+
+
 def _materialize(rhs: str, frame: pd.DataFrame):
     from formulaic import model_matrix
 
-    rhs = _r_powers(rhs)
+    rhs = _r_powers(quote_names(rhs, frame.columns))
     try:
-        return model_matrix(rhs, frame, na_action="raise")
+        return model_matrix(rhs, frame, na_action="raise", context=R_CONTEXT)
     except FormulaError:
         raise
     except Exception as exc:
-        raise DataError(f"Could not evaluate '{rhs}' on the data: {exc}") from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"Could not evaluate '{rhs}' on the data: {detail}") from None
 
 
 def evaluate_response(response: str, frame: pd.DataFrame) -> np.ndarray:
@@ -82,6 +262,28 @@ def evaluate_response(response: str, frame: pd.DataFrame) -> np.ndarray:
             f"The response '{response}' is not numeric (dtype {column.dtype}). A linear mixed "
             "model needs a numeric response; use glmer() for a binary or categorical one."
         )
+    return column.to_numpy(dtype=float)
+
+
+def evaluate_numeric(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    """One numeric value per row of an expression such as ``log(exposure)`` (an offset);
+    NaN where an input is missing."""
+    if expr.strip() in frame.columns:
+        column = frame[expr.strip()]
+    else:
+        from formulaic import model_matrix
+
+        code = _r_powers(quote_names(f"0 + I({expr})", frame.columns))
+        try:
+            matrix = model_matrix(code, frame, na_action="ignore", context=R_CONTEXT)
+        except Exception as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"Could not evaluate '{expr}' on the data: {detail}") from None
+        column = matrix.iloc[:, 0]
+    if isinstance(column.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(
+        column.dtype
+    ):
+        raise DataError(f"'{expr}' is not numeric (dtype {column.dtype}).")
     return column.to_numpy(dtype=float)
 
 
@@ -171,6 +373,8 @@ def _simple_spec(rhs: str, frame: pd.DataFrame) -> SimpleSpec | None:
     for token in tokens:
         column = frame[token]
         if isinstance(column.dtype, pd.CategoricalDtype):
+            if column.cat.ordered:  # R codes ordered factors with contr.poly
+                return None
             levels = tuple(column.cat.categories)
             counts = np.bincount(column.cat.codes[column.cat.codes >= 0], minlength=len(levels))
             if (
@@ -195,9 +399,15 @@ def fixed_matrix(rhs: str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str], 
     simple = _simple_spec(rhs, frame)
     if simple is not None:
         return simple.get_model_matrix(frame), list(simple.column_names), simple
-    matrix = _materialize(rhs, frame)
-    names = [r_name(str(c)) for c in matrix.columns]
-    return np.asarray(matrix, dtype=float), names, matrix.model_spec
+    ordered = {
+        str(name)
+        for name in frame.columns
+        if isinstance(frame[name].dtype, pd.CategoricalDtype) and frame[name].cat.ordered
+    }
+    coded, renames = _poly_coded(rhs, ordered)
+    matrix = _materialize(coded, frame)
+    spec = FormulaicSpec(matrix.model_spec, renames)
+    return np.asarray(matrix, dtype=float), list(spec.column_names), spec
 
 
 def random_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str], Any]:

@@ -81,7 +81,7 @@ def lmm_summary(model: LinearMixedModel) -> str:
             f"{model.loglik:8.1f} {model.deviance:8.1f}"
         )
     lines.append("")
-    scaled = model.residuals() / model.sigma
+    scaled = model.design.unpad(model.residuals()) / model.sigma
     if model.design.weights is not None:
         scaled = scaled * np.sqrt(model.design.weights)
     q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])

@@ -50,6 +50,10 @@ class RankDeficiencyWarning(UserWarning):
     """Fixed-effects columns were linearly dependent and some were dropped."""
 
 
+class ScaleWarning(UserWarning):
+    """Covariates are on very different scales (lme4's ``check.scaleX``)."""
+
+
 class MissingDataWarning(UserWarning):
     """Rows with missing values were dropped before fitting."""
 
@@ -60,3 +64,30 @@ class ProfileWarning(UserWarning):
 
 class RefitWarning(UserWarning):
     """REML fits were refitted by maximum likelihood before a likelihood-ratio test."""
+
+
+class OptionError(MixedModelsError, ValueError, TypeError):
+    """An argument is not one of the values the function accepts (see :func:`check_choice`)."""
+
+
+def check_choice(name: str, value: object, choices: tuple) -> object:
+    """The one place options are validated: ``value`` if it is one of ``choices``.
+
+    Examples
+    --------
+    >>> check_choice("na_action", "omit", ("omit", "exclude", "fail"))
+    'omit'
+    >>> check_choice("reml", "no", (True, False))
+    Traceback (most recent call last):
+    ...
+    mixedmodels.errors.OptionError: reml: expecting one of (True, False). Got 'no'.
+    """
+    if hasattr(value, "item") and not isinstance(value, str):
+        try:
+            value = value.item()  # numpy scalars: np.True_ is True
+        except (TypeError, ValueError):
+            pass
+    # bool is a subclass of int and 1 == True: compare types as well as values
+    if not any(value == c and type(value) is type(c) for c in choices):
+        raise OptionError(f"{name}: expecting one of {choices}. Got {value!r}.")
+    return value

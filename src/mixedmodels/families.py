@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from .errors import DataError
+from .errors import DataError, OptionError
 
 _EPS = np.finfo(float).eps
 _TINY = 1e-300
@@ -302,10 +302,10 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
             else Family(family.name, _get_link(link), family.scale_free, family.shape)
         )
     if not isinstance(family, str):
-        raise ValueError(f"family must be a string. Got {type(family).__name__}.")
+        raise OptionError(f"family must be a string. Got {type(family).__name__}.")
     name = _ALIASES.get(family, family)
     if name not in _CANONICAL:
-        raise ValueError(f"family: expecting one of {sorted(_CANONICAL)}. Got {family!r}.")
+        raise OptionError(f"family: expecting one of {sorted(_CANONICAL)}. Got {family!r}.")
     chosen = _get_link(link or _CANONICAL[name])
     scale_free = name in ("binomial", "poisson", "negative_binomial")
     return Family(name, chosen, scale_free, 1.0 if name == "negative_binomial" else None)
@@ -313,5 +313,5 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
 
 def _get_link(link: str) -> Link:
     if link not in LINKS:
-        raise ValueError(f"link: expecting one of {sorted(LINKS)}. Got {link!r}.")
+        raise OptionError(f"link: expecting one of {sorted(LINKS)}. Got {link!r}.")
     return LINKS[link]

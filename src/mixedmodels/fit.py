@@ -14,6 +14,7 @@ import numpy as np
 
 from ._threads import blas_threads_for
 from .design import Design, NaAction, build_design, check_lmm_design
+from .errors import DataError, check_choice
 from .formula import parse_formula
 from .lmm import CrossProducts, deviance
 from .optimize import Control, check_convergence, escape_boundary, minimize, warn_if_singular
@@ -110,8 +111,23 @@ def lmer(
     >>> bool(m.sigma > 0)
     True
     """
+    reml = bool(check_choice("reml", reml, (True, False)))
     call = FitCall.capture(lmer, locals())
     control = Control.from_any(control)
+    if getattr(variance, "uses_fitted", False):
+        return call.attach(
+            _fit_fitted_variance(
+                formula,
+                data,
+                reml=reml,
+                weights=weights,
+                na_action=na_action,
+                control=control,
+                offset=offset,
+                variance=variance,
+                correlation=correlation,
+            )
+        )
     if variance is not None or correlation is not None:
         from .residual_fit import fit_with_residual_structure
 
@@ -132,7 +148,14 @@ def lmer(
     func, cp = deviance_function(design, reml)
     calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
     with blas_threads_for(cp):
-        opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+        try:
+            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+        except FloatingPointError:
+            raise DataError(
+                f"The deviance is not finite at the starting values: the {design.X.shape[1]} "
+                f"fixed-effects columns leave (almost) no residual variation in the "
+                f"{design.nobs} observations. Simplify the fixed effects."
+            ) from None
         opt = escape_boundary(func, opt, control)
         converged = (
             check_convergence(func, opt, stacklevel=3)
@@ -142,3 +165,68 @@ def lmer(
     model = LinearMixedModel(design, cp, opt, reml, converged)
     warn_if_singular(opt.final, opt.lower, stacklevel=2)
     return call.attach(model)
+
+
+#: nlme's default ``lmeControl(maxIter = 50, tolerance = 1e-6)``, tighter: the fixed point
+#: is reached to 1e-8 so that nlme's own stopping error dominates any comparison
+_FITTED_MAX_ITER = 50
+_FITTED_TOLERANCE = 1e-8
+
+
+def _fit_fitted_variance(formula: str, data: Any, *, variance: Any, **options: Any) -> Any:
+    """A variance function of the fitted values (nlme's ``form = ~ fitted(.)``).
+
+    nlme alternates: optimize with the covariate held at the current fitted values, then
+    recompute the fitted values (innermost level, random effects included) and repeat
+    until the parameters stop moving (``lme``'s outer loop; the first covariate is the
+    fit without the variance function).  The estimate is the fixed point, which this
+    iteration reaches too.
+    """
+    import pandas as pd
+
+    from .design import as_dataframe
+    from .residual_fit import fit_with_residual_structure
+
+    frame = as_dataframe(data)
+    if not frame.index.is_unique:
+        frame = frame.reset_index(drop=True)
+    column = ".fitted"
+    while column in frame.columns:
+        column = "." + column
+    concrete = variance.with_covariate(column)
+    correlation = options.pop("correlation")
+    if correlation is not None:
+        model = fit_with_residual_structure(
+            formula, frame, variance=None, correlation=correlation, **options
+        )
+    else:
+        model = lmer(formula, frame, variance=None, **options)
+    previous = None
+    for _ in range(_FITTED_MAX_ITER):
+        fitted = pd.Series(np.nan, index=frame.index)
+        fitted.loc[model.design.row_index] = model.design.unpad(model.fitted())
+        frame = frame.assign(**{column: fitted})
+        model = fit_with_residual_structure(
+            formula, frame, variance=concrete, correlation=correlation, **options
+        )
+        current = np.concatenate([model.opt_summary.final, model.fixef.to_numpy()])
+        if (
+            previous is not None
+            and np.max(np.abs(current - previous) / np.maximum(np.abs(previous), 1e-3))
+            < _FITTED_TOLERANCE
+        ):
+            break
+        previous = current
+    else:
+        import warnings
+
+        from .errors import ConvergenceWarning
+
+        warnings.warn(
+            f"The variance function of the fitted values did not settle in "
+            f"{_FITTED_MAX_ITER} updates of the fitted values (as nlme's maxIter).",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    model._variance_spec = variance
+    return model

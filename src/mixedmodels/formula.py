@@ -27,7 +27,9 @@ from .errors import FormulaError
 COVARIANCE_STRUCTURES = ("us", "diag", "cs", "ar1", "toep")
 _SUPPORTED_STRUCTURES = COVARIANCE_STRUCTURES
 
-_NAME = r"(?:[A-Za-z_.][A-Za-z0-9_.]*|`[^`]+`)"
+# R names: letters (any script), digits, '_' and '.', not starting with a digit; or backticked
+_NAME = r"(?:(?:[^\W\d]|\.)[\w.]*|`[^`]+`)"
+_OFFSET_RE = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
 _GROUP_RE = re.compile(rf"^\s*{_NAME}\s*(?:[:/]\s*{_NAME}\s*)*$")
 _OPEN = "([{"
 _CLOSE = ")]}"
@@ -70,12 +72,15 @@ class ModelSpec:
         Fixed-effects right-hand side for formulaic (``"1"`` when only bars were given).
     random : tuple of RandomTerm
         Random-effects terms in formula order, ``||`` and ``/`` expanded.
+    offsets : tuple of str
+        The expressions of the formula's ``offset(...)`` terms, taken out of ``fixed``.
     """
 
     text: str
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
 
     @property
     def has_random(self) -> bool:
@@ -254,6 +259,7 @@ def _parse_formula(formula: str) -> ModelSpec:
     rhs_depths = depths[rhs_offset:]
 
     fixed_parts: list[str] = []
+    offsets: list[str] = []
     random: list[RandomTerm] = []
     for sign, term, start in _split_top(rhs, [d for d in rhs_depths]):
         position = rhs_offset + start + (len(term) - len(term.lstrip()))
@@ -292,6 +298,13 @@ def _parse_formula(formula: str) -> ModelSpec:
                     formula,
                     position,
                 )
+            offset_match = _OFFSET_RE.match(stripped)
+            if offset_match:
+                if sign == "-":
+                    raise FormulaError("An offset cannot be subtracted.", formula, position)
+                _check_formulaic(offset_match.group(1), formula, position)
+                offsets.append(_normalise(offset_match.group(1)))
+                continue
             _check_formulaic(stripped, formula, position)
             fixed_parts.append(f"{'-' if sign == '-' else '+'} {stripped}")
             continue
@@ -335,7 +348,9 @@ def _parse_formula(formula: str) -> ModelSpec:
         fixed = "1"
     elif fixed.startswith("- "):
         fixed = "1 " + fixed
-    return ModelSpec(text=formula, response=response, fixed=fixed, random=tuple(random))
+    return ModelSpec(
+        text=formula, response=response, fixed=fixed, random=tuple(random), offsets=tuple(offsets)
+    )
 
 
 def _normalise(expr: str) -> str:

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from .design import Design
+from .errors import OptionError, check_choice
 from .families import Family
 from .glmm import GlmmProblem
 from .lmm import Solution
@@ -127,20 +128,29 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
 
     # -- prediction ------------------------------------------------------------------------
     def predict(
-        self, newdata: Any = None, re_form: Any = None, type: PredictType = "link"
-    ) -> np.ndarray:
+        self,
+        newdata: Any = None,
+        re_form: Any = None,
+        type: PredictType = "link",
+        allow_new_levels: bool = True,
+    ) -> np.ndarray | pd.Series:
         """Predictions on the link scale (default, as lme4) or the response scale.
 
         Parameters
         ----------
-        newdata, re_form
-            As :meth:`LinearMixedModel.predict`.
+        newdata, re_form, allow_new_levels
+            As :meth:`LinearMixedModel.predict` (the offset is applied to new rows).
         type : {"link", "response"}
         """
-        if type not in ("link", "response"):
-            raise ValueError(f"type: expecting one of {{'link', 'response'}}. Got {type!r}.")
-        eta = super().predict(newdata=newdata, re_form=re_form)
-        return self.family.link.inverse(eta) if type == "response" else eta
+        check_choice("type", type, ("link", "response"))
+        eta = super().predict(newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        if type == "link":
+            return eta
+        if isinstance(eta, pd.Series):
+            return pd.Series(
+                self.family.link.inverse(eta.to_numpy()), index=eta.index, name=eta.name
+            )
+        return self.family.link.inverse(eta)
 
     def fitted(self) -> np.ndarray:
         """Fitted means on the response scale (lme4's ``fitted``)."""
@@ -148,26 +158,25 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
 
     def residuals(self, type: ResidualType = "deviance") -> np.ndarray:
         """Residuals: ``deviance`` (default, as lme4), ``pearson``, ``response`` or ``working``."""
+        check_choice("type", type, ("deviance", "pearson", "response", "working"))
         y, wt = self.design.y, self.problem.prior_weights
-        eta = self.predict(type="link")
+        eta = self._predict_rows(None, None)
         mu = self.family.link.inverse(eta)
         if type == "response":
-            return y - mu
-        if type == "pearson":
-            return (y - mu) * np.sqrt(wt / self.family.variance(mu))
-        if type == "working":
-            return (y - mu) / self.family.link.mu_eta(eta)
-        if type == "deviance":
+            out = y - mu
+        elif type == "pearson":
+            out = (y - mu) * np.sqrt(wt / self.family.variance(mu))
+        elif type == "working":
+            out = (y - mu) / self.family.link.mu_eta(eta)
+        else:
             dev = self.family.deviance_residuals(y, mu, wt)
-            return np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))
-        raise ValueError(
-            "type: expecting one of {'deviance', 'pearson', 'response', 'working'}. "
-            f"Got {type!r}."
-        )
+            out = np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))
+        return self.design.pad(out)
 
     def overdispersion(self) -> pd.Series:
         """Pearson χ² over residual degrees of freedom (≈1 when the variance is right)."""
         pearson = self.residuals("pearson")
+        pearson = pearson[np.isfinite(pearson)]  # na_action="exclude" pads with NaN
         chisq = float(np.sum(pearson**2))
         df = self.nobs - self.npar
         return pd.Series(
@@ -226,7 +235,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
                     draws[valid] = rng.wald(mu[valid], shape[valid])
                 out[s] = draws
             else:
-                raise ValueError(f"simulate() has no draws for the {name} family.")
+                raise OptionError(f"simulate() has no draws for the {name} family.")
         return out.T
 
     # -- display ---------------------------------------------------------------------------

@@ -42,7 +42,10 @@ class LinearModel(AnalysisMixin):
 
     @property
     def nobs(self) -> int:
-        return self.design.nobs
+        """Observations with a positive weight: R's lm leaves zero-weight rows out of the
+        count, the residual degrees of freedom, σ and the log-likelihood."""
+        w = self.design.weights
+        return self.design.nobs if w is None else int(np.count_nonzero(w > 0))
 
     @property
     def npar(self) -> int:
@@ -92,7 +95,7 @@ class LinearModel(AnalysisMixin):
 
     @property
     def loglik(self) -> float:
-        n = self.nobs
+        n = self.nobs  # zero weights excluded, as R's logLik.lm
         w = self.design.weights
         rss = np.sum(self._resid**2 * (1.0 if w is None else w))
         extra = 0.0 if w is None else 0.5 * np.sum(np.log(w[w > 0]))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConvergenceWarning, SingularFitWarning
+from .errors import ConvergenceWarning, OptionError, SingularFitWarning
 
 #: lme4's ``isSingular`` tolerance on bounded θ.
 SINGULAR_TOLERANCE = 1e-4
@@ -68,12 +68,12 @@ class Control:
         if isinstance(control, dict):
             unknown = set(control) - set(cls.__dataclass_fields__)
             if unknown:
-                raise ValueError(
+                raise OptionError(
                     f"Unknown control option(s) {sorted(unknown)}. Expecting any of "
                     f"{sorted(cls.__dataclass_fields__)}."
                 )
             return cls(**control)
-        raise ValueError(f"control must be a dict or Control. Got {type(control).__name__}.")
+        raise OptionError(f"control must be a dict or Control. Got {type(control).__name__}.")
 
 
 _ALGORITHMS = {"bobyqa": "LN_BOBYQA", "nelder_mead": "LN_NELDERMEAD"}
@@ -147,7 +147,7 @@ def minimize(
     import nlopt
 
     if control.optimizer not in _ALGORITHMS:
-        raise ValueError(
+        raise OptionError(
             f"optimizer: expecting one of {set(_ALGORITHMS)}. Got {control.optimizer!r}."
         )
     finite_lower = np.where(np.isfinite(lower), lower, -np.inf)

@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,20 +117,48 @@ class VarIdent:
         return _VarIdentBound(codes=codes, labels=labels, by=self.by)
 
 
+#: The covariate name that means the model's fitted values, nlme's ``form = ~ fitted(.)``
+#: (its default for varPower, varExp and varConstPower).
+FITTED = "fitted"
+
+
+class _CovariateFunction:
+    """Shared by the variance functions of one covariate, which may be the fitted values."""
+
+    covariate: str
+
+    @property
+    def uses_fitted(self) -> bool:
+        return self.covariate == FITTED
+
+    def columns(self) -> list[str]:
+        return [] if self.uses_fitted else [self.covariate]
+
+    def with_covariate(self, column: str) -> Any:
+        """The same function on a given column (the fit puts the fitted values there)."""
+        return dataclasses.replace(self, covariate=column)
+
+
 @dataclass(frozen=True)
-class VarPower:
+class VarPower(_CovariateFunction):
     """Residual SD proportional to ``|covariate|^power`` (nlme's ``varPower(form = ~ x)``).
 
     Parameters
     ----------
-    covariate : str
-        A numeric column without zeros.
+    covariate : str, default "fitted"
+        A numeric column without zeros, or ``"fitted"``: the model's fitted values, nlme's
+        default ``varPower()`` (``form = ~ fitted(.)``), updated as the fit proceeds.
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.gpa(seed=1)
+    >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data, variance=mm.VarPower())
+    >>> list(m.residual_parameters().index)
+    ['power']
     """
 
-    covariate: str
-
-    def columns(self) -> list[str]:
-        return [self.covariate]
+    covariate: str = FITTED
 
     def bind(self, frame: pd.DataFrame) -> _BoundVariance:
         values = _numeric_column(frame, self.covariate, f"VarPower('{self.covariate}')")
@@ -137,7 +166,7 @@ class VarPower:
             raise DataError(
                 f"VarPower('{self.covariate}'): the covariate is 0 in "
                 f"{int(np.sum(values == 0))} row(s); |0|^power has no finite logarithm. "
-                "Shift the covariate or use VarExp."
+                "Shift the covariate or use VarExp or VarConstPower."
             )
         return _CovariateBound(
             values=values, log_abs=np.log(np.abs(values)), kind="power", name=self.covariate
@@ -145,23 +174,98 @@ class VarPower:
 
 
 @dataclass(frozen=True)
-class VarExp:
+class VarExp(_CovariateFunction):
     """Residual SD proportional to ``exp(expon * covariate)`` (nlme's ``varExp``).
 
     Parameters
     ----------
-    covariate : str
-        A numeric column.
+    covariate : str, default "fitted"
+        A numeric column, or ``"fitted"``: the model's fitted values (nlme's default).
     """
 
-    covariate: str
-
-    def columns(self) -> list[str]:
-        return [self.covariate]
+    covariate: str = FITTED
 
     def bind(self, frame: pd.DataFrame) -> _BoundVariance:
         values = _numeric_column(frame, self.covariate, f"VarExp('{self.covariate}')")
         return _CovariateBound(values=values, log_abs=values, kind="expon", name=self.covariate)
+
+
+@dataclass(frozen=True)
+class VarConstPower(_CovariateFunction):
+    """Residual SD proportional to ``const + |covariate|^power`` (nlme's ``varConstPower``).
+
+    ``const`` > 0 keeps the variance positive where the covariate is 0.
+
+    Parameters
+    ----------
+    covariate : str, default "fitted"
+        A numeric column, or ``"fitted"``: the model's fitted values (nlme's default).
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.gpa(seed=1)
+    >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data,
+    ...             variance=mm.VarConstPower("highgpa"))
+    >>> list(m.residual_parameters().index)
+    ['const', 'power']
+    """
+
+    covariate: str = FITTED
+
+    def bind(self, frame: pd.DataFrame) -> _BoundVariance:
+        values = _numeric_column(frame, self.covariate, f"VarConstPower('{self.covariate}')")
+        return _ConstPowerBound(values=values, name=self.covariate)
+
+
+@dataclass(frozen=True)
+class VarComb:
+    """The product of variance functions (nlme's ``varComb``): each one's relative SDs
+    multiply; the parameters are reported as nlme does, ``A.``, ``B.``, ... in order.
+
+    Parameters
+    ----------
+    *functions : VarIdent, VarPower, VarExp, VarConstPower or VarFixed
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.gpa(seed=1)
+    >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data,
+    ...             variance=mm.VarComb(mm.VarIdent("sex"), mm.VarPower("highgpa")))
+    >>> list(m.residual_parameters().index)
+    ['A.female', 'B.power']
+    """
+
+    functions: tuple[Any, ...]
+
+    def __init__(self, *functions: Any):
+        if len(functions) < 2 or not all(hasattr(f, "bind") for f in functions):
+            raise DataError(
+                "VarComb needs two or more variance functions, e.g. "
+                "VarComb(VarIdent('sex'), VarPower('x'))."
+            )
+        if any(isinstance(f, VarComb) for f in functions):
+            raise DataError("VarComb of a VarComb: list the functions in one VarComb instead.")
+        object.__setattr__(self, "functions", tuple(functions))
+
+    @property
+    def uses_fitted(self) -> bool:
+        return any(getattr(f, "uses_fitted", False) for f in self.functions)
+
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys(c for f in self.functions for c in f.columns()))
+
+    def with_covariate(self, column: str) -> VarComb:
+        return VarComb(
+            *(
+                f.with_covariate(column) if getattr(f, "uses_fitted", False) else f
+                for f in self.functions
+            )
+        )
+
+    def bind(self, frame: pd.DataFrame) -> _BoundVariance:
+        return _CombBound(parts=[f.bind(frame) for f in self.functions])
 
 
 @dataclass(frozen=True)
@@ -300,7 +404,7 @@ class CorSymm:
         return _SymmBound.build(groups, positions.astype(np.int64), owner)
 
 
-VarianceFunction = VarIdent | VarPower | VarExp | VarFixed
+VarianceFunction = VarIdent | VarPower | VarExp | VarConstPower | VarFixed | VarComb
 CorrelationStructure = CorAR1 | CorCAR1 | CorCompSymm | CorSymm
 
 
@@ -397,6 +501,71 @@ class _CovariateBound(_BoundVariance):
         relative = np.exp(self.log_sd(params)[first])
         return pd.DataFrame(
             {"level": values, "relative_sd": relative, "variance": (sigma * relative) ** 2}
+        )
+
+
+@dataclass
+class _ConstPowerBound(_BoundVariance):
+    """nlme's varConstPower: SD ∝ const + |v|^power, optimized as (log const, power)."""
+
+    values: np.ndarray
+    name: str
+
+    @property
+    def n_params(self) -> int:
+        return 2
+
+    def log_sd(self, params: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            powered = np.exp(params[1] * np.log(np.abs(self.values)))
+        return np.log(np.exp(params[0]) + powered)
+
+    def coef(self, params: np.ndarray) -> pd.Series:
+        return pd.Series([float(np.exp(params[0])), float(params[1])], index=["const", "power"])
+
+    def table(self, params: np.ndarray, sigma: float) -> pd.DataFrame:
+        values, first = np.unique(self.values, return_index=True)
+        relative = np.exp(self.log_sd(params)[first])
+        return pd.DataFrame(
+            {"level": values, "relative_sd": relative, "variance": (sigma * relative) ** 2}
+        )
+
+
+@dataclass
+class _CombBound(_BoundVariance):
+    """A product of bound variance functions: log SDs add, parameters concatenate."""
+
+    parts: list[_BoundVariance]
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.n_params for p in self.parts)
+
+    def _split(self, params: np.ndarray) -> list[np.ndarray]:
+        bounds = np.cumsum([0] + [p.n_params for p in self.parts])
+        return [params[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def initial(self) -> np.ndarray:
+        return np.concatenate([p.initial() for p in self.parts])
+
+    def log_sd(self, params: np.ndarray) -> np.ndarray:
+        return sum(p.log_sd(q) for p, q in zip(self.parts, self._split(params), strict=True))
+
+    def coef(self, params: np.ndarray) -> pd.Series:
+        pieces = []
+        for letter, part, q in zip("ABCDEFGH", self.parts, self._split(params), strict=False):
+            c = part.coef(q)
+            pieces.append(pd.Series(c.to_numpy(), index=[f"{letter}.{i}" for i in c.index]))
+        return pd.concat(pieces)
+
+    def table(self, params: np.ndarray, sigma: float) -> pd.DataFrame:
+        relative = np.exp(self.log_sd(params))
+        return pd.DataFrame(
+            {
+                "row": np.arange(len(relative)),
+                "relative_sd": relative,
+                "variance": (sigma * relative) ** 2,
+            }
         )
 
 

@@ -11,6 +11,7 @@ from scipy import stats
 
 from .analysis import AnalysisMixin
 from .design import Design, as_dataframe
+from .errors import OptionError
 from .formula import parse_formula
 from .inference import InferenceMixin
 from .lmm import CrossProducts, Solution, solve
@@ -273,7 +274,7 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
         """
         ddf_options = ("normal", "satterthwaite", "kenward-roger")
         if ddf not in ddf_options:
-            raise ValueError(f"ddf: expecting one of {set(ddf_options)}. Got {ddf!r}.")
+            raise OptionError(f"ddf: expecting one of {set(ddf_options)}. Got {ddf!r}.")
         if ddf != "normal":
             from .inference.ddf import fixed_effects_table
 
@@ -371,13 +372,15 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
             if (t.expr.replace(" ", ""), t.group) in wanted
         ]
         if len(chosen) != len(wanted):
-            raise ValueError(
+            raise OptionError(
                 f"re_form {re_form!r} names random-effects terms that are not in the model "
                 f"({', '.join(f'({t.expr} | {t.group})' for t in self.crossprods.terms)})."
             )
         return chosen
 
-    def _random_part(self, frame: pd.DataFrame | None, selected: list[int]) -> np.ndarray:
+    def _random_part(
+        self, frame: pd.DataFrame | None, selected: list[int], allow_new_levels: bool = True
+    ) -> np.ndarray:
         n = self.nobs if frame is None else len(frame)
         total = np.zeros(n)
         for index in selected:
@@ -387,29 +390,17 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
                 matrix, codes = term.matrix, term.codes
                 total += np.einsum("nk,nk->n", matrix, b[codes])
                 continue
-            matrix, mapped = term.encode_rows(frame)
+            matrix, mapped = term.encode_rows(frame, allow_new_levels)
             known = mapped >= 0
             contribution = np.zeros(n)
             contribution[known] = np.einsum("nk,nk->n", matrix[known], b[mapped[known]])
             total += contribution
         return total
 
-    def predict(self, newdata: Any = None, re_form: Any = None) -> np.ndarray:
-        """Predictions on the response scale.
-
-        Parameters
-        ----------
-        newdata : DataFrame, optional
-            New rows; the fitted rows when omitted.  Levels of a grouping factor not seen
-            in the fit get the population prediction (random effect 0).
-        re_form : str or None
-            ``None`` includes every random effect; ``"~0"`` (or ``"NA"``) none, as lme4's
-            ``re.form = NA``; a formula such as ``"~(1 | student)"`` a subset.
-
-        Returns
-        -------
-        ndarray
-        """
+    def _predict_rows(
+        self, newdata: Any, re_form: Any, allow_new_levels: bool = True
+    ) -> np.ndarray:
+        """The linear predictor of the fitted rows (``newdata`` None) or of new rows."""
         selected = self._selected_terms(re_form)
         if newdata is None:
             fixed = self.design.X @ self._solution.beta
@@ -418,16 +409,65 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
             return fixed + self._random_part(None, selected)
         frame = as_dataframe(newdata)
         X = self.design.encode_fixed(frame)
-        return X @ self._solution.beta + self._random_part(frame, selected)
+        return (
+            X @ self._solution.beta
+            + self.design.encode_offset(frame)
+            + self._random_part(frame, selected, allow_new_levels)
+        )
+
+    def predict(
+        self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = True
+    ) -> np.ndarray | pd.Series:
+        """Predictions on the response scale.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            New rows; the fitted rows when omitted.  The fit's offset (``offset=`` as a
+            column name, or ``offset()`` in the formula) and its stateful transforms
+            (``scale(x)``, ``poly(x, 2)``: the fit's means, scales and coefficients) are
+            applied to them.  A row whose grouping value is missing gets the population
+            prediction for that term (its random effect taken as 0).
+        re_form : str or None
+            ``None`` includes every random effect; ``"~0"`` (or ``"NA"``) none, as lme4's
+            ``re.form = NA``; a formula such as ``"~(1 | student)"`` a subset.
+        allow_new_levels : bool, default True
+            Levels of a grouping factor not seen in the fit get the population prediction
+            for that term; False refuses them with a :class:`DataError`, as lme4's
+            default ``allow.new.levels = FALSE``.
+
+        Returns
+        -------
+        ndarray or Series
+            A Series with newdata's index when newdata is a pandas DataFrame; otherwise an
+            array, one value per fitted row (NaN for rows dropped under
+            ``na_action="exclude"``).
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> data = mm.datasets.gpa(seed=1)
+        >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data)
+        >>> new = data.iloc[[0, 1]].copy()
+        >>> new["student"] = [data["student"].iloc[0], None]
+        >>> p = m.predict(new)
+        >>> bool(p.iloc[1] == m.predict(new, re_form="~0").iloc[1])
+        True
+        """
+        values = self._predict_rows(newdata, re_form, allow_new_levels)
+        if newdata is None:
+            return self.design.pad(values)
+        if isinstance(newdata, pd.DataFrame):
+            return pd.Series(values, index=newdata.index, name="prediction")
+        return values
 
     def fitted(self) -> np.ndarray:
         """Fitted values with all random effects (lme4's ``fitted``)."""
         return self.predict()
 
     def residuals(self) -> np.ndarray:
-        """Response residuals y − fitted."""
-        y = self.design.y
-        return y - self.fitted()
+        """Response residuals y − fitted (NaN for rows dropped under ``na_action="exclude"``)."""
+        return self.design.pad(self.design.y - self._predict_rows(None, None))
 
     # -- display -------------------------------------------------------------------------
     def summary(self) -> str:
