@@ -150,7 +150,7 @@ class InferenceMixin:
         parm : str, int or list, optional
             Parameters to profile (names as :meth:`confint`); all by default.
         alphamax : float
-            The traces reach |ζ| ≥ √χ²₁₋ₐₗₚₕₐₘₐₓ(#parameters), as lme4.
+            The traces reach ``|ζ|`` ≥ √χ²₁₋ₐₗₚₕₐₘₐₓ(#parameters), as lme4.
         maxpts : int
             At most this many points per direction.
         progress : bool, optional
