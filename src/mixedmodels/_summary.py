@@ -26,9 +26,11 @@ def _random_effects_block(model: LinearMixedModel) -> list[str]:
     rows = []
     vc = model.varcorr()
     corr_by_group: dict[str, list[float]] = {}
+    structure_of: dict[str, str] = {}
     for _, row in vc.iterrows():
         if _text(row["var2"]):
             corr_by_group.setdefault(row["group"], []).append(row["sdcor"])
+            structure_of[row["group"]] = _text(row.get("structure"))
     last_group = None
     for _, row in vc.iterrows():
         if _text(row["var2"]):
@@ -45,7 +47,9 @@ def _random_effects_block(model: LinearMixedModel) -> list[str]:
     for r in rows:
         lines.append(" " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for group, corrs in corr_by_group.items():
-        lines.append(f" Correlations ({group}): " + " ".join(f"{c:.2f}" for c in corrs))
+        # glmmTMB's print: the one correlation of an ar1 or cs term, named by its structure
+        named = f" ({structure_of[group]})" if structure_of[group] in ("ar1", "cs") else ""
+        lines.append(f" Correlations ({group}): " + " ".join(f"{c:.2f}" for c in corrs) + named)
     return lines
 
 

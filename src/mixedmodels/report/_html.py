@@ -105,17 +105,18 @@ def _figures(
             lambda: model.plot.caterpillar(nsim=nsim, seed=seed),
         ),
         (
-            "Per-group least-squares estimates (grey) against the mixed model's (accent): "
-            "shrinkage toward the population.",
+            "Per-group fits of the same fixed part (grey) against the mixed model's "
+            "(accent): shrinkage toward the population.",
             lambda: model.plot.shrinkage(),
         ),
         (
-            "Two groups' data and fitted lines against the population and lm lines; "
-            "right: every group's line.",
+            "Two groups' data and fitted lines (other covariates at their means or "
+            "reference levels) against the population line; right: every group's line.",
             lambda: model.plot.fitted(),
         ),
         (
-            "Marginal covariance Var(y) of the first groups' observations.",
+            "Marginal covariance of the first groups' observations (Var(y); for a GLMM "
+            "Cov(η) of the linear predictor).",
             lambda: model.plot.marginal_cov(),
         ),
         ("Residual diagnostics.", lambda: model.plot.residuals()),
