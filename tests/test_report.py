@@ -122,3 +122,12 @@ def test_report_figures_at_natural_size(page):
     assert min(w for w, _ in sizes) < 0.6 * max(w for w, _ in sizes)
     image_rule = text.split("figure img", 1)[1].split("}", 1)[0]
     assert re.search(r"(?<![-\w])width:\s*100%", image_rule) is None  # not stretched
+
+
+def test_glmer_report_names_family_and_has_no_sigma(tmp_path):
+    dates = mm.datasets.speed_dating(seed=2, n_raters=60, dates_per_rater=8)
+    model = mm.glmer("decision ~ samerace + (1 | iid)", dates, family="binomial")
+    text = mm.report(model, tmp_path / "g.html", nsim=50, progress=False).read_text()
+    assert "binomial family, logit link" in text
+    assert '<div class="k">σ (residual)</div><div class="v">—</div>' in text
+    assert "<math" in text and "Binomial" in text

@@ -138,6 +138,12 @@ def _figures(
     return out
 
 
+def _has_scale(model: Any) -> bool:
+    """False for binomial and Poisson fits, whose σ is fixed at 1 (lme4 prints none)."""
+    family = getattr(model, "family", None)
+    return hasattr(model, "sigma") and (family is None or not family.scale_free)
+
+
 def _fitted_by(model: Any) -> str:
     family = getattr(model, "family", None)
     if family is None:
@@ -184,7 +190,7 @@ def report_html(
         ("logLik", f"{model.loglik:.2f}"),
         ("AIC", f"{model.aic:.2f}"),
         ("BIC", f"{model.bic:.2f}"),
-        ("σ (residual)", f"{model.sigma:.4f}" if hasattr(model, "sigma") else "—"),
+        ("σ (residual)", f"{model.sigma:.4f}" if _has_scale(model) else "—"),
         ("converged", "yes" if getattr(model, "converged", True) else "NO"),
         ("singular", "YES" if model.is_singular else "no"),
     ]
