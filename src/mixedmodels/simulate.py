@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
+from ._progress import progress_bar
 from .design import as_dataframe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -161,6 +162,7 @@ def predict_interval(
     stat: Stat = "median",
     seed: Any = None,
     type: Scale = "response",
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Prediction intervals by simulation, as merTools' ``predictInterval``.
 
@@ -199,6 +201,9 @@ def predict_interval(
     seed : int or numpy.random.Generator, optional
     type : {"response", "link"}
         The scale of a GLMM's interval; a linear mixed model has only one scale.
+    progress : bool, optional
+        A progress bar over the rows' random-effect draws; by default shown in a terminal
+        or a notebook only.
 
     Returns
     -------
@@ -252,22 +257,25 @@ def predict_interval(
         sigma = np.sqrt(1.0 / rng.gamma(0.5 * df, 2.0 / solution.pwrss, size=nsim))
     yhat = np.zeros((n, nsim))
     if which in ("full", "random"):
-        for (matrix, codes), modes, cov in zip(
-            _term_rows(model, frame), solution.b, solution.b_cov, strict=True
-        ):
-            used = np.unique(codes[codes >= 0])
-            if used.size == 0:
-                continue
-            draws = _draw_effects(rng, modes[used], cov[used], nsim)  # (nsim, used, k)
-            position = np.full(modes.shape[0], -1)
-            position[used] = np.arange(used.size)
-            known = np.flatnonzero(codes >= 0)
-            step = max(1, _CHUNK_ELEMENTS // (nsim * matrix.shape[1]))
-            for start in range(0, known.size, step):
-                rows = known[start : start + step]
-                yhat[rows] += np.einsum(
-                    "nk,snk->ns", matrix[rows], draws[:, position[codes[rows]], :]
-                )
+        terms = _term_rows(model, frame)
+        total = sum(int(np.count_nonzero(codes >= 0)) for _, codes in terms)
+        bar = progress_bar(progress, total=total, desc="predict_interval", unit="row")
+        with bar:
+            for (matrix, codes), modes, cov in zip(terms, solution.b, solution.b_cov, strict=True):
+                used = np.unique(codes[codes >= 0])
+                if used.size == 0:
+                    continue
+                draws = _draw_effects(rng, modes[used], cov[used], nsim)  # (nsim, used, k)
+                position = np.full(modes.shape[0], -1)
+                position[used] = np.arange(used.size)
+                known = np.flatnonzero(codes >= 0)
+                step = max(1, _CHUNK_ELEMENTS // (nsim * matrix.shape[1]))
+                for start in range(0, known.size, step):
+                    rows = known[start : start + step]
+                    yhat[rows] += np.einsum(
+                        "nk,snk->ns", matrix[rows], draws[:, position[codes[rows]], :]
+                    )
+                    bar.update(rows.size)
     if which in ("full", "fixed"):
         X = model.design.X if frame is None else model.design.encode_fixed(frame)
         offset = model.design.offset if frame is None else None

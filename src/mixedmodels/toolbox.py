@@ -40,6 +40,7 @@ class ToolboxMixin:
         stat: Stat = "median",
         seed: Any = None,
         type: Scale = "response",
+        progress: bool | None = None,
     ) -> pd.DataFrame:
         """Simulated prediction intervals (fit, lower, upper), as merTools' ``predictInterval``.
 
@@ -60,6 +61,7 @@ class ToolboxMixin:
             stat=stat,
             seed=seed,
             type=type,
+            progress=progress,
         )
 
     @property
@@ -81,3 +83,7 @@ class ToolboxMixin:
         from .latex import to_latex
 
         return to_latex(self)
+
+    def _repr_latex_(self) -> str:
+        """The equation for Jupyter's LaTeX display (MathJax renders ``$$ ... $$``)."""
+        return self.to_latex()
