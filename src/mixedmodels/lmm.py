@@ -42,6 +42,7 @@ from scipy.linalg.blas import dtrsm as _dtrsm
 from scipy.linalg.lapack import dpotrf as _dpotrf
 from scipy.linalg.lapack import dpotrs as _dpotrs
 
+from . import sparse_tail as sparse_tail_module
 from ._kernels import HAVE_NUMBA, single_term_factor
 from .covariance import CovarianceStructure, Unstructured, structure_for
 from .design import ReTerm
@@ -211,12 +212,18 @@ class CrossProducts:
             sparse_tail = choose(A21, A22, k1, dense_allowed=q2 <= MAX_DENSE_EFFECTS)
         if q2 > MAX_DENSE_EFFECTS and sparse_tail is None:
             sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
+            sparse_note = (
+                f", and their sparse Cholesky factor (after a fill-reducing ordering) more "
+                f"than {sparse_tail_module.MAX_FACTOR_BYTES / 1e9:.1f} GB"
+                if tail_scalar
+                else ""
+            )
             raise DataError(
                 f"The random-effects terms after the largest one ({first.group}) have {q2} "
                 f"random effects in all ({sizes}); their dense block would need "
-                f"{q2 * q2 * 8 / 1e9:.1f} GB. Models with two grouping factors of more than "
-                f"{MAX_DENSE_EFFECTS} levels each are supported only with scalar "
-                f"(intercept-only) terms after the largest."
+                f"{q2 * q2 * 8 / 1e9:.1f} GB{sparse_note}. Models with two grouping factors "
+                f"of more than {MAX_DENSE_EFFECTS} levels each are supported only with "
+                f"scalar (intercept-only) terms after the largest, whose sparse factor fits."
             )
         if tail and sparse_tail is None:
             A22 = A22.toarray()

@@ -332,35 +332,40 @@ def choose(
     """The analysed sparse tail where it is predicted to be faster than the dense block (or
     where the dense block is not allowed), else None.  With the dense block allowed, a
     sparse factor holding more than a tenth of the dense one's entries is not even counted
-    out; without it, a factor beyond :data:`MAX_FACTOR_BYTES` raises ``DataError``."""
+    out; without it, None means that the factor would exceed :data:`MAX_FACTOR_BYTES`."""
     q2, q1 = A21.shape
     if dense_allowed and q2 < MIN_SPARSE_EFFECTS:
         return None
-    if not dense_allowed:
-        return analyse(A21, A22, k1)
+    limit = MAX_FACTOR_BYTES
+    if dense_allowed:
+        limit = min(limit, factor_bytes(q2 * q2 // 20))
     try:
-        tail = analyse(A21, A22, k1, max_bytes=min(MAX_FACTOR_BYTES, factor_bytes(q2 * q2 // 20)))
+        tail = analyse(A21, A22, k1, max_bytes=limit)
     except DataError:
         return None
-    return tail if tail.cost_ns() < dense_cost_ns(q2, q1) else None
+    if dense_allowed and tail.cost_ns() >= dense_cost_ns(q2, q1):
+        return None
+    return tail
 
 
 def analyse(
     A21: sp.csr_matrix,
     A22: sp.csr_matrix,
     k1: int,
-    max_bytes: int = MAX_FACTOR_BYTES,
+    max_bytes: int | None = None,
 ) -> SparseTail:
     """Pattern, products map, ordering and symbolic factorization of the tail's S.
 
     ``A21`` (q₂ x ℓ₁k₁, level-major columns) and ``A22`` (q₂ x q₂, symmetric) must be CSR
     with sorted indices; later values must come in the same data order.  Raises
     :class:`~mixedmodels.errors.DataError` with the memory figure when the factor would
-    need more than ``max_bytes``.
+    need more than ``max_bytes`` (default :data:`MAX_FACTOR_BYTES`).
     """
     from cvxopt import amd, matrix, spmatrix
 
     q2 = A21.shape[0]
+    if max_bytes is None:
+        max_bytes = MAX_FACTOR_BYTES
     # A₂₁ non-zeros by first-term level, remembering their CSR data positions
     coo = A21.tocoo()
     position = np.arange(A21.nnz, dtype=np.int64)
