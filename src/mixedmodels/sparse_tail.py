@@ -52,13 +52,15 @@ from .errors import DataError
 #: the factor may take at most this many bytes (values and row indices, 12 a non-zero)
 MAX_FACTOR_BYTES = 4_000_000_000
 
-# Measured on this project's 2-core machine (benchmarks/bench_movers.py, cvxopt 1.3.3,
-# OpenBLAS dpotrf): CHOLMOD refactors at ~1 GFLOP/s on patterns with little fill plus
-# ~60 ns per factor entry and ~25 ns per product landing on the pattern; dense potrf runs at
-# ~20 GFLOP/s, and forming the dense q₂ x q₂ Schur complement costs ~2 ns an entry.
+# Per-evaluation costs, measured on the 2-core machine of this project (cvxopt 1.3.3) on the
+# movers design of tests/test_sparse_tail.py: forming S took 3 ms for 110,000 products (~27
+# ns each); CHOLMOD's numeric refactorization and the solves 6 ms for a factor of 30,000
+# entries (~200 ns an entry, mostly per-column overhead at so little fill); denser factors
+# run at ~1 GFLOP/s.  The dense path: OpenBLAS dpotrf at ~20 GFLOP/s on two cores, and
+# forming the dense q₂ x q₂ Schur complement ~2 ns an entry.
 _SPARSE_NS_PER_FLOP = 1.0
-_SPARSE_NS_PER_ENTRY = 60.0
-_SPARSE_NS_PER_PRODUCT = 25.0
+_SPARSE_NS_PER_ENTRY = 200.0
+_SPARSE_NS_PER_PRODUCT = 27.0
 _DENSE_NS_PER_FLOP = 0.05
 _DENSE_NS_PER_ENTRY = 2.0
 

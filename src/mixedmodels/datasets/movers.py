@@ -6,7 +6,7 @@ large to factor densely, but its Schur complement after eliminating the students
 sparse (two schools are linked only by a student who attended both), which is what the
 sparse tail factorization (:mod:`mixedmodels.sparse_tail`) is for.  The R script
 ``tools/make_movers_fixtures.R`` fits the CSV that :func:`write_movers_csv` writes with
-lme4, and ``benchmarks/bench_movers.py`` times both.
+lme4, and the movers rows of ``benchmarks/run.py`` time both.
 
 Examples
 --------
