@@ -198,3 +198,7 @@ def test_shrinkage_of_a_structured_term_without_fixed_counterparts(gpa):
     np.testing.assert_allclose(fits.iloc[0].to_numpy(), coef, rtol=1e-9, atol=1e-12)
     text = _texts(m.plot.shrinkage())
     assert "occas" in text
+
+
+def test_glmer_caterpillar_says_the_scale(sdating):
+    assert "effect (logit scale)" in _texts(sdating.plot.caterpillar(simulate=False))

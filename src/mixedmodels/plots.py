@@ -183,6 +183,7 @@ class PlotAccessor:
             centre, spread = table["value"].to_numpy(), table["se"].to_numpy()
         table = table.assign(centre=centre, lower=centre - z * spread, upper=centre + z * spread)
         panels = list(table.groupby(["group_var", "effect"], sort=False))
+        family = _family(self._model)
         with _style():
             ncols = min(len(panels), 3)
             nrows = -(-len(panels) // ncols)
@@ -198,7 +199,7 @@ class PlotAccessor:
                 ax.axhline(0.0, color="#333333", linestyle=":", linewidth=0.8)
                 ax.set_title(f"{group_var}: {effect}")
                 ax.set_xlabel(f"{group_var} (ranked)")
-                ax.set_ylabel("effect")
+                ax.set_ylabel("effect" if family is None else f"effect ({family.link.name} scale)")
                 ax.set_xlim(0, len(part) + 1)
                 ax.text(
                     0.02,
