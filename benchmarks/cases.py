@@ -113,6 +113,17 @@ def _crossed_500k() -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": x, "a": a, "b": b})
 
 
+def _movers(share: float) -> Callable[[], pd.DataFrame]:
+    """Issue 15's design: 100,000 students in 25,000 schools, a share of movers."""
+
+    def make() -> pd.DataFrame:
+        from mixedmodels.datasets.movers import school_movers
+
+        return school_movers(movers=share)
+
+    return make
+
+
 def _gpa_ar1() -> pd.DataFrame:
     return _seed("gpa")[["gpa", "occasion", "occas", "student"]]
 
@@ -170,6 +181,42 @@ CASES = [
         10,
         ("sex", "samerace", "iid"),
         family="binomial",
+    ),
+    # issue 15: a sparse tail (25,000 schools after 100,000 students); lme4 only, since
+    # one lme4 glmer fit takes minutes, a single timed repeat
+    Case(
+        "movers 5% lmer",
+        "y ~ x + (1 | student) + (1 | school)",
+        _movers(0.05),
+        1,
+        ("student", "school"),
+        peers=("lme4",),
+    ),
+    Case(
+        "movers 10% lmer",
+        "y ~ x + (1 | student) + (1 | school)",
+        _movers(0.10),
+        1,
+        ("student", "school"),
+        peers=("lme4",),
+    ),
+    Case(
+        "movers 5% glmer",
+        "passed ~ x + (1 | student) + (1 | school)",
+        _movers(0.05),
+        1,
+        ("student", "school"),
+        family="binomial",
+        peers=("lme4",),
+    ),
+    Case(
+        "movers 10% glmer",
+        "passed ~ x + (1 | student) + (1 | school)",
+        _movers(0.10),
+        1,
+        ("student", "school"),
+        family="binomial",
+        peers=("lme4",),
     ),
     Case(
         "gpa ar1 (glmmTMB)",

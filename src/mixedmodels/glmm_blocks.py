@@ -58,11 +58,19 @@ class WeightedCrossProducts:
         self.P21 = sp.csr_matrix((v21, (position, r21_row)), shape=(len(keys), n))
         r22_row, i22, k22 = _pairs(rows2, cols2, rows2, cols2)
         flat = cols2[i22].astype(np.int64) * self.q2 + cols2[k22]
-        self.P22 = sp.csr_matrix((vals2[i22] * vals2[k22], (flat, r22_row)), shape=(self.q2**2, n))
+        self.sparse_A22 = None
+        size22 = self.q2**2
+        if self.template.sparse_tail is not None:  # A₂₂ stays CSR, on the template's pattern
+            pattern22 = self.template.A22
+            keys22 = np.repeat(np.arange(self.q2, dtype=np.int64), np.diff(pattern22.indptr))
+            flat = np.searchsorted(keys22 * self.q2 + pattern22.indices, flat)
+            self.sparse_A22 = (pattern22.indices, pattern22.indptr)
+            size22 = pattern22.nnz
+        self.P22 = sp.csr_matrix((vals2[i22] * vals2[k22], (flat, r22_row)), shape=(size22, n))
         # the dense tail path: for a vector first term only while the q₂² q₁ product
         # is small (scipy's sparse products cost ~0.5 ms of overhead a call)
         q1 = first.n_levels * k1
-        self.dense = self.template.tail_scalar and (
+        self.dense = self.template.sparse_tail is None and self.template.tail_scalar and (
             (k1 == 1 and self.q2 * q1 <= 4_000_000) or self.q2 * self.q2 * q1 <= 20_000_000
         )
         if self.dense:
@@ -106,7 +114,12 @@ class WeightedCrossProducts:
                 (self.P21 @ weights, self.A21_indices, self.A21_indptr), shape=self.A21_shape
             )
             changes["A21"] = A21
-            changes["A22"] = (self.P22 @ weights).reshape(self.q2, self.q2)
+            if self.sparse_A22 is not None:
+                changes["A22"] = sp.csr_matrix(
+                    (self.P22 @ weights, *self.sparse_A22), shape=(self.q2, self.q2)
+                )
+            else:
+                changes["A22"] = (self.P22 @ weights).reshape(self.q2, self.q2)
             changes["C2"] = np.asarray(self.Z2T @ WXz)
             if self.dense:
                 changes["dense_A21"] = np.asfortranarray(A21.toarray())

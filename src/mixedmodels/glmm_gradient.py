@@ -49,6 +49,7 @@ def has_beta_gradient(problem: GlmmProblem) -> bool:
         and problem.nagq == 1
         and problem.X.shape[1] > 0
         and cp.q1 * cp.q2 <= MAX_DENSE_ENTRIES
+        and cp.sparse_tail is None  # the leverages read the dense L₂₂
     )
 
 

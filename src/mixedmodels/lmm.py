@@ -42,10 +42,12 @@ from scipy.linalg.blas import dtrsm as _dtrsm
 from scipy.linalg.lapack import dpotrf as _dpotrf
 from scipy.linalg.lapack import dpotrs as _dpotrs
 
+from . import sparse_tail as sparse_tail_module
 from ._kernels import HAVE_NUMBA, single_term_factor
 from .covariance import CovarianceStructure, Unstructured, structure_for
 from .design import ReTerm
 from .errors import DataError
+from .sparse_tail import SparseFactor, SparseTail, choose, conditional_covariances
 
 # above this many products the level-pair map of the scalar first term costs too much memory
 _MAP_MAX_ENTRIES = 40_000_000
@@ -149,6 +151,8 @@ class CrossProducts:
     pair_map: _PairMap | None = field(default=None, repr=False)
     dense_A21: np.ndarray | None = field(default=None, repr=False)
     tail_scalar: bool = True
+    # set when the tail is factored sparse (A22 is then CSR): mixedmodels.sparse_tail
+    sparse_tail: SparseTail | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -192,31 +196,44 @@ class CrossProducts:
         for t in tail:
             tail_offsets.append(tail_offsets[-1] + t.n_effects)
         q2 = tail_offsets[-1]
-        if q2 > MAX_DENSE_EFFECTS:
-            sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
-            raise DataError(
-                f"The random-effects terms after the largest one ({first.group}) have {q2} "
-                f"random effects in all ({sizes}); their dense block would need "
-                f"{q2 * q2 * 8 / 1e9:.1f} GB. Models with two grouping factors of more than "
-                f"{MAX_DENSE_EFFECTS} levels each are not supported yet."
-            )
+        tail_scalar = all(t.n_columns == 1 for t in tail)
         if tail:
             Z2 = sp.hstack([_term_sparse(t, sqrt_w) for t in tail], format="csr")
-            A21 = (Z2.T @ Z1).tocsr()
-            A22 = (Z2.T @ Z2).toarray()
+            A21, A22 = (Z2.T @ Z1).tocsr(), (Z2.T @ Z2).tocsr()
+            A21.sort_indices()  # the sparse tail reads the data in this order
+            A22.sort_indices()
             C2 = np.asarray(Z2.T @ Xy)
         else:
             A21 = sp.csr_matrix((0, Z1.shape[1]))
             A22 = np.zeros((0, 0))
             C2 = np.zeros((0, p + 1))
+        sparse_tail = None
+        if tail and tail_scalar:
+            sparse_tail = choose(A21, A22, k1, dense_allowed=q2 <= MAX_DENSE_EFFECTS)
+        if q2 > MAX_DENSE_EFFECTS and sparse_tail is None:
+            sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
+            sparse_note = (
+                f", and their sparse Cholesky factor (after a fill-reducing ordering) more "
+                f"than {sparse_tail_module.MAX_FACTOR_BYTES / 1e9:.1f} GB"
+                if tail_scalar
+                else ""
+            )
+            raise DataError(
+                f"The random-effects terms after the largest one ({first.group}) have {q2} "
+                f"random effects in all ({sizes}); their dense block would need "
+                f"{q2 * q2 * 8 / 1e9:.1f} GB{sparse_note}. Models with two grouping factors "
+                f"of more than {MAX_DENSE_EFFECTS} levels each are supported only with "
+                f"scalar (intercept-only) terms after the largest, whose sparse factor fits."
+            )
+        if tail and sparse_tail is None:
+            A22 = A22.toarray()
         pair_map = None
         dense_A21 = None
-        tail_scalar = all(t.n_columns == 1 for t in tail)
         # Both fast paths fill the lower triangle of A₂₁WA₂₁ᵀ only: valid while Λ₂ is
         # diagonal.  Rough costs per evaluation in ns: the map reads each pair once (and
         # costs ~80 ns a pair to build, spread over ~50 evaluations); BLAS syrk runs at
         # ~20 GFLOP/s on two cores.
-        if tail and k1 == 1 and tail_scalar:
+        if tail and k1 == 1 and tail_scalar and sparse_tail is None:
             counts = np.diff(A21.tocsc().indptr).astype(np.int64)
             pairs = int(np.sum(counts * (counts + 1) // 2))
             map_cost = 2.6 * pairs
@@ -243,6 +260,7 @@ class CrossProducts:
             pair_map=pair_map,
             dense_A21=dense_A21,
             tail_scalar=tail_scalar,
+            sparse_tail=sparse_tail,
         )
 
     def with_response(
@@ -436,6 +454,7 @@ class Factorization:
     factors: list[np.ndarray]
     lam2: np.ndarray | sp.spmatrix | None
     tail_rhs: np.ndarray | None  # Λ₂ᵀ(C₂ − A₂₁WC₁), before the L22 solve
+    sparse22: SparseFactor | None = None  # the tail's factor when cp.sparse_tail (L22 None)
 
 
 def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
@@ -452,6 +471,14 @@ def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
     lam2 = None
     tail_rhs = None
     logdet = logdet1
+    if cp.sparse_tail is not None:
+        lam2 = cp.tail_lambda(factors)
+        sparse22 = cp.sparse_tail.factor(cp.A21.data, cp.A22.data, W, lam2)
+        tail_rhs = _scale_rows(cp.C2 - cp.A21 @ WC1.reshape(-1, C1.shape[2]), lam2)
+        S33 = S33 - tail_rhs.T @ sparse22.solve(tail_rhs)
+        L33 = cholesky_lower(S33)
+        logdet += sparse22.logdet
+        return Factorization(logdet, None, L33, W, factors, lam2, tail_rhs, sparse22)
     if cp.q2:
         lam2 = cp.tail_lambda(factors)
         if cp.pair_map is not None:
@@ -632,7 +659,8 @@ def solve_modes(cp: CrossProducts, fac: Factorization, combination: np.ndarray) 
     r1 = cp.C1 @ combination  # (ℓ, k, m): Z₁ᵀ[X y]c per level
     modes = []
     if cp.q2:
-        u2 = cholesky_solve(fac.L22, fac.tail_rhs @ combination)
+        rhs = fac.tail_rhs @ combination
+        u2 = fac.sparse22.solve(rhs) if fac.sparse22 is not None else cholesky_solve(fac.L22, rhs)
         lam2 = fac.lam2
         lam_u2 = lam2[:, None] * u2 if isinstance(lam2, np.ndarray) else lam2 @ u2
         A21 = cp.dense_A21 if cp.dense_A21 is not None else cp.A21
@@ -682,6 +710,8 @@ def solve(
     sigma2 = r2 / (cp.n - p if reml else cp.n)
     sigma = float(np.sqrt(sigma2))
     vcov_unscaled = sla.cho_solve((Lx, True), np.eye(p)) if p else np.zeros((0, 0))
+    if fac.sparse22 is not None:
+        return _sparse_tail_solution(cp, fac, beta, sigma, vcov_unscaled, conditional_variances)
     factors = fac.factors
     T1 = factors[0]
     first = cp.terms[0]
@@ -742,4 +772,38 @@ def solve(
             cov_u = np.einsum("ila,ilb->lab", D, D)
             b_cov.append(sigma2 * (T[None] @ cov_u @ T.T[None]))
     pwrss = float(r2)
+    return Solution(beta, sigma, vcov_unscaled, b, b_cov, pwrss, u_norm2, u_terms, fac.logdet_z)
+
+
+def _sparse_tail_solution(
+    cp: CrossProducts,
+    fac: Factorization,
+    beta: np.ndarray,
+    sigma: float,
+    vcov_unscaled: np.ndarray,
+    conditional_variances: bool,
+) -> Solution:
+    """:func:`solve`'s remainder when the tail is factored sparse: the modes by block
+    elimination (:func:`solve_modes`), the conditional covariances from the selected
+    inverse of the tail (:func:`mixedmodels.sparse_tail.conditional_covariances`)."""
+    p = cp.p
+    combination = np.concatenate([-beta, [1.0]])[:, None]
+    u_terms = [u[:, :, 0] for u in solve_modes(cp, fac, combination)]
+    b = [u @ T.T for u, T in zip(u_terms, fac.factors, strict=True)]
+    b_cov = []
+    if conditional_variances:
+        T1 = fac.factors[0]
+        k1 = T1.shape[0]
+        M = T1.T @ cp.A11 @ T1
+        M[:, np.arange(k1), np.arange(k1)] += 1.0
+        cov_u1, cov_u2 = conditional_covariances(
+            cp.A21, fac.lam2, T1, np.linalg.inv(M), fac.sparse22
+        )
+        sigma2 = sigma * sigma
+        b_cov.append(sigma2 * (T1[None] @ cov_u1 @ T1.T[None]))
+        for index, T in enumerate(fac.factors[1:]):
+            start, stop = cp.tail_offsets[index], cp.tail_offsets[index + 1]
+            b_cov.append(sigma2 * T[0, 0] ** 2 * cov_u2[start:stop, None, None])
+    u_norm2 = float(sum(np.sum(u**2) for u in u_terms))
+    pwrss = float(fac.L33[p, p] ** 2)
     return Solution(beta, sigma, vcov_unscaled, b, b_cov, pwrss, u_norm2, u_terms, fac.logdet_z)
