@@ -16,7 +16,14 @@ from ._threads import blas_threads_for
 from .design import Design, NaAction, build_design, check_lmm_design
 from .formula import parse_formula
 from .lmm import CrossProducts, deviance
-from .optimize import Control, check_convergence, escape_boundary, minimize, warn_if_singular
+from .optimize import (
+    Control,
+    OptSummary,
+    check_convergence,
+    escape_boundary,
+    minimize,
+    warn_if_singular,
+)
 from .residual import CorrelationStructure, VarianceFunction
 from .results import LinearMixedModel
 
@@ -79,7 +86,10 @@ def lmer(
     ----------
     formula : str
         ``"y ~ x + (1 + x | g)"``; see :func:`mixedmodels.formula.parse_formula`.
-    data : pandas DataFrame, polars DataFrame or dict of arrays
+    data : pandas DataFrame, polars DataFrame, dict of arrays, dask DataFrame or parquet path
+        A dask DataFrame, or a parquet path or glob (read lazily), is fitted on
+        dask.distributed with the same results (:mod:`mixedmodels.scale`; needs
+        ``mixedmodels[dask]``).
     reml : bool, default True
         REML (default, as lme4) or maximum likelihood.
     weights : str or array-like, optional
@@ -124,17 +134,39 @@ def lmer(
             variance=variance,
             correlation=correlation,
         )
+    from .scale import is_scale_input
+
+    if is_scale_input(data):  # Dask data or parquet: the blocks are formed on the cluster
+        from .scale.lmer import lmer_dask
+
+        return lmer_dask(
+            formula, data, reml=reml, weights=weights, na_action=na_action, control=control,
+            offset=offset,
+        )
     design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     func, cp = deviance_function(design, reml)
-    calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
+    opt, converged = optimize_deviance(func, cp, control, design.nobs, stacklevel=4)
+    model = LinearMixedModel(design, cp, opt, reml, converged)
+    warn_if_singular(opt.final, opt.lower, stacklevel=2)
+    return model
+
+
+def optimize_deviance(
+    func: Callable[[np.ndarray], float],
+    cp: CrossProducts,
+    control: Control,
+    nobs: int,
+    stacklevel: int = 3,
+) -> tuple[OptSummary, bool]:
+    """Minimize the profiled deviance over θ from lme4's start, with the restarts off a
+    bound; returns the optimizer's summary and whether the fit converged."""
+    calc = control.calc_derivs if control.calc_derivs is not None else nobs < 10_000
     with blas_threads_for(cp):
         opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
         opt = escape_boundary(func, opt, control)
         converged = (
-            check_convergence(func, opt, stacklevel=3)
+            check_convergence(func, opt, stacklevel=stacklevel)
             if calc
             else opt.return_code != "MAXEVAL_REACHED"
         )
-    model = LinearMixedModel(design, cp, opt, reml, converged)
-    warn_if_singular(opt.final, opt.lower, stacklevel=2)
-    return model
+    return opt, converged
