@@ -144,3 +144,23 @@ def test_too_many_crossed_levels_is_refused_clearly(monkeypatch):
     )
     with pytest.raises(mm.DataError, match=r"after the largest one \(a\) have 20 random effects"):
         mm.lmer("y ~ 1 + (1 | a) + (1 | b)", data)
+
+
+def test_categorical_time_of_car1_names_the_column(small):
+    """The message template used to print a literal '{name}' (no f-prefix)."""
+    small = small.assign(t=pd.Categorical(np.tile(np.arange(6), 12)))
+    with pytest.raises(mm.DataError, match=r"column 't' must be numeric.*data\['t'\]\.astype"):
+        mm.lmer("y ~ x + (1 | g)", small, correlation=mm.CorAR1(time="t", group="g"))
+
+
+@pytest.mark.parametrize("argument", ["weights", "offset"])
+def test_glmer_weights_and_offset_columns_are_checked_as_lmer(small, argument):
+    counts = small.assign(n=np.arange(len(small)) % 4)
+    expected = r"Unknown column 'wts' .*did you mean 'wt'"
+    counts["wt"] = 1.0
+    with pytest.raises(mm.DataError, match=expected):
+        mm.lmer("y ~ x + (1 | g)", counts, **{argument: "wts"})
+    with pytest.raises(mm.DataError, match=expected):
+        mm.glmer("n ~ x + (1 | g)", counts, family="poisson", **{argument: "wts"})
+    with pytest.raises(mm.DataError, match=f"{argument} has 3 values but the data have 72 rows"):
+        mm.glmer("n ~ x + (1 | g)", counts, family="poisson", **{argument: [1.0, 2.0, 3.0]})

@@ -26,9 +26,11 @@ def _random_effects_block(model: LinearMixedModel) -> list[str]:
     rows = []
     vc = model.varcorr()
     corr_by_group: dict[str, list[float]] = {}
+    structure_of: dict[str, str] = {}
     for _, row in vc.iterrows():
         if _text(row["var2"]):
             corr_by_group.setdefault(row["group"], []).append(row["sdcor"])
+            structure_of[row["group"]] = _text(row.get("structure"))
     last_group = None
     for _, row in vc.iterrows():
         if _text(row["var2"]):
@@ -45,7 +47,9 @@ def _random_effects_block(model: LinearMixedModel) -> list[str]:
     for r in rows:
         lines.append(" " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for group, corrs in corr_by_group.items():
-        lines.append(f" Correlations ({group}): " + " ".join(f"{c:.2f}" for c in corrs))
+        # glmmTMB's print: the one correlation of an ar1 or cs term, named by its structure
+        named = f" ({structure_of[group]})" if structure_of[group] in ("ar1", "cs") else ""
+        lines.append(f" Correlations ({group}): " + " ".join(f"{c:.2f}" for c in corrs) + named)
     return lines
 
 
@@ -103,10 +107,31 @@ def lmm_summary(model: LinearMixedModel) -> str:
     return "\n".join(lines)
 
 
+def _equation_html(model: LinearMixedModel) -> str:
+    """The equation as MathML (no MathJax needed), or nothing for a model to_latex lacks."""
+    from .errors import MixedModelsError
+    from .mathml import latex_to_mathml
+
+    try:
+        return latex_to_mathml(model.to_latex())
+    except (MixedModelsError, ValueError):
+        return ""
+
+
 def lmm_html(model: LinearMixedModel) -> str:
+    """The notebook view: a headline naming the model kind, fit statistics, both tables."""
+    family = getattr(model, "family", None)
+    if family is None:
+        headline = f"<b>Linear mixed model</b> ({'REML' if model.reml else 'ML'})"
+    else:
+        method = "Laplace" if model.nagq == 1 else f"adaptive Gauss-Hermite, nAGQ = {model.nagq}"
+        headline = (
+            f"<b>Generalized linear mixed model</b>: {html.escape(family.r_name)} family, "
+            f"{html.escape(family.link.name)} link (ML, {method})"
+        )
     parts = [
-        f"<div><p><b>Linear mixed model</b> ({'REML' if model.reml else 'ML'}): "
-        f"<code>{html.escape(model.formula)}</code></p>",
+        f"<div><p>{headline}: <code>{html.escape(model.formula)}</code></p>",
+        _equation_html(model),
         f"<p>n = {model.nobs}; logLik = {model.loglik:.3f}; AIC = {model.aic:.2f}; "
         f"BIC = {model.bic:.2f}</p>",
         model.fixed_effects().to_html(index=False, float_format=lambda v: f"{v:.4g}"),

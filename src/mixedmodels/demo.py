@@ -1,8 +1,10 @@
-"""The seed chapter's analyses on the built-in simulated data: ``python -m mixedmodels.demo``.
+"""The seed chapter's analyses: ``python -m mixedmodels.demo [--data DIR]``.
 
-Fits every model of "Mixed Models with R" (sections 20.1-20.8 and the
-formula table of 20.9) on data from :mod:`mixedmodels.datasets`, prints the tables and
-writes them to ``<output>/report.md`` (plus one CSV per table), then the toolbox: REsim and
+Fits every model of "Mixed Models with R" (sections 20.1-20.8 and the formula table of 20.9)
+on the chapter's data when ``--data DIR`` holds its CSV files (with ``levels.json`` for R's
+level order; ``make demo`` passes ``../shared/data`` when it exists), else on the simulated
+sets of :mod:`mixedmodels.datasets`; prints each Python call above its result and writes them
+to ``<output>/report.md`` (plus one CSV per table), then the toolbox: REsim and
 predictInterval tables, the per-student ``lmlist`` fits, the equatiomatic equations, every
 plot as PNG and ``<output>/report.html`` (``mixedmodels demo -o DIR`` runs the same).
 """
@@ -12,13 +14,14 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from . import datasets
 from .comparison import aic_table
+from .datafiles import apply_levels, read_levels, read_table
 from .fit import lmer
 from .fit_glmm import glmer
 from .linear import lm
@@ -85,13 +88,27 @@ class _Report:
         print(f"\n{'=' * 78}\n{text}\n{'=' * 78}")
         self.lines += [f"## {text}", ""]
 
+    def code(self, text: str) -> None:
+        """The Python call, shown above its result."""
+        print(
+            "\n".join(
+                f">>> {line}" if i == 0 else f"... {line}"
+                for i, line in enumerate(text.splitlines())
+            )
+        )
+        self.lines += ["```python", text, "```", ""]
+
     def text(self, text: str) -> None:
         print(text)
         self.lines += [text, ""]
 
+    def output_block(self, text: str) -> None:
+        print(text)
+        self.lines += ["```", text, "```", ""]
+
     def table(self, name: str, frame: pd.DataFrame) -> None:
         shown = frame.round(4)
-        print(f"\n[{name}]")
+        print(f"[{name}]")
         print(shown.to_string(index=False))
         self.lines += [f"**{name}**", "", "```", shown.to_string(index=False), "```", ""]
         if self.output is not None:
@@ -117,86 +134,177 @@ class _Report:
         return path
 
 
-def _timed(report: _Report, label: str, fit: Callable):
-    start = time.perf_counter()
-    model = fit()
-    report.text(f"{label}: fitted in {1000 * (time.perf_counter() - start):.0f} ms")
-    return model
+class _Session:
+    """Runs each step from its source text, so the call the report shows is the call made."""
+
+    def __init__(self, report: _Report, namespace: dict):
+        self.report = report
+        self.namespace = namespace
+
+    def fit(self, name: str, call: str, quiet: bool = False):
+        """``name = call``, timed; with ``quiet`` the fit's warnings are silenced."""
+        self.report.code(f"{name} = {call}")
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            model = eval(call, self.namespace)  # noqa: S307 - our own literal source text
+            elapsed = time.perf_counter() - start
+        self.namespace[name] = model
+        self.report.text(f"{name}: fitted in {1000 * elapsed:.0f} ms")
+        return model
+
+    def let(self, name: str, call: str) -> Any:
+        self.report.code(f"{name} = {call}")
+        value = eval(call, self.namespace)  # noqa: S307
+        self.namespace[name] = value
+        return value
+
+    def value(self, expression: str) -> Any:
+        self.report.code(expression)
+        return eval(expression, self.namespace)  # noqa: S307
+
+    def table(self, title: str, expression: str) -> pd.DataFrame:
+        frame = self.value(expression)
+        self.report.table(title, frame)
+        return frame
+
+    def show(self, expression: str) -> None:
+        self.report.output_block(str(self.value(expression)))
+
+    def figure(self, name: str, expression: str) -> None:
+        self.report.figure(name, self.value(expression))
 
 
-def run(output: Path | None = None, seed: int = 2024) -> _Report:
-    """Run every section and return the report (also written under ``output``)."""
-    gpa = datasets.gpa(seed=seed)
-    pupils = datasets.pupils(seed=seed)
-    nurses = datasets.nurses(seed=seed)
+#: the chapter's data sets, as files in ``--data DIR`` (with levels.json) or simulated
+DATASETS = ("gpa", "pupils", "nurses", "speed_dating")
+
+
+def load_datasets(data_dir: Path | None, seed: int) -> tuple[dict[str, pd.DataFrame], dict]:
+    """The chapter's data: ``DIR/<name>.csv`` with ``DIR/levels.json``'s level order when
+    present, else :mod:`mixedmodels.datasets`' simulated set. Returns (data, sources)."""
+    data: dict[str, pd.DataFrame] = {}
+    sources: dict[str, str] = {}
+    levels_file = None if data_dir is None else data_dir / "levels.json"
+    for name in DATASETS:
+        file = None if data_dir is None else data_dir / f"{name}.csv"
+        if file is not None and file.is_file():
+            frame = read_table(file)
+            if levels_file is not None and levels_file.is_file():
+                frame = apply_levels(frame, read_levels(levels_file, dataset=name))
+            data[name] = frame
+            sources[name] = str(file)
+        else:
+            data[name] = getattr(datasets, name)(seed=seed)
+            sources[name] = f"simulated: mixedmodels.datasets.{name}(seed={seed})"
+    return data, sources
+
+
+def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = None) -> _Report:
+    """Run every section and return the report (also written under ``output``).
+
+    Parameters
+    ----------
+    output : Path, optional
+        Folder for report.md, report.html, the CSV tables and the PNG plots.
+    seed : int
+        Seed of the simulated data sets and of every simulation.
+    data_dir : Path, optional
+        Folder with the chapter's CSV files and levels.json; each missing file falls back
+        to the simulated data set.
+    """
+    data, sources = load_datasets(data_dir, seed)
     report = _Report(output)
-    report.text(
-        "All data are simulated by mixedmodels.datasets to look like the chapter's data; "
-        "the numbers differ from the chapter's, the analyses are the same."
-    )
+    real = [name for name, source in sources.items() if not source.startswith("simulated")]
+    if len(real) == len(DATASETS):
+        report.text("The chapter's data, read from files; the numbers can be held against it.")
+    elif not real:
+        report.text(
+            "All data are simulated by mixedmodels.datasets to look like the chapter's data; "
+            "the numbers differ from the chapter's, the analyses are the same."
+        )
+    report.text("Data: " + "; ".join(f"{name} ({source})" for name, source in sources.items()))
+    namespace = {
+        "lm": lm,
+        "lmer": lmer,
+        "glmer": glmer,
+        "lmlist": lmlist,
+        "aic_table": aic_table,
+        "VarIdent": VarIdent,
+        "CorAR1": CorAR1,
+        "seed": seed,
+        **data,
+    }
+    session = _Session(report, namespace)
+    gpa = data["gpa"]
 
     report.heading("20.1-20.2 Standard regression model: lm(gpa ~ occasion)")
-    gpa_lm = lm("gpa ~ occasion", gpa)
-    report.table("gpa_lm coefficients", gpa_lm.coefficients())
-    report.table("gpa_lm fit", gpa_lm.fit_statistics())
+    session.let("gpa_lm", 'lm("gpa ~ occasion", gpa)')
+    session.table("gpa_lm coefficients", "gpa_lm.coefficients()")
+    session.table("gpa_lm fit", "gpa_lm.fit_statistics()")
 
     report.heading("20.2.3 Mixed model: lmer(gpa ~ occasion + (1 | student))")
-    gpa_mixed = _timed(report, "gpa_mixed", lambda: lmer("gpa ~ occasion + (1 | student)", gpa))
-    report.text(gpa_mixed.summary())
-    report.table("gpa_mixed fixed effects", gpa_mixed.fixed_effects())
-    report.table("gpa_mixed variance components", gpa_mixed.variance_components())
-    report.text(f"Intraclass correlation (student): {gpa_mixed.icc()['student']:.4f}")
+    session.fit("gpa_mixed", 'lmer("gpa ~ occasion + (1 | student)", gpa)')
+    session.show("gpa_mixed.summary()")
+    session.table("gpa_mixed fixed effects", "gpa_mixed.fixed_effects()")
+    session.table("gpa_mixed variance components", "gpa_mixed.variance_components()")
+    icc = session.value('gpa_mixed.icc()["student"]')
+    report.text(f"Intraclass correlation (student): {icc:.4f}")
 
     report.heading("20.2.4 Estimation of random effects")
-    report.table("gpa_mixed random effects (first 5)", gpa_mixed.random_effects().head(5))
-    report.table("gpa_mixed random intercepts (first 5)", gpa_mixed.coef().head(5))
+    session.table("gpa_mixed random effects (first 5)", "gpa_mixed.random_effects().head(5)")
+    session.table("gpa_mixed random intercepts (first 5)", "gpa_mixed.coef().head(5)")
 
     report.heading("20.2.5 Prediction")
-    predictions = gpa[["student", "occasion", "gpa"]].assign(
-        lm=gpa_lm.predict(),
-        lmm_no_random_effects=gpa_mixed.predict(re_form="~0"),
-        lmm_with_random_effects=gpa_mixed.predict(),
+    session.table(
+        "predictions (first 8 rows)",
+        'gpa[["student", "occasion", "gpa"]].assign(\n'
+        "    lm=gpa_lm.predict(),\n"
+        '    lmm_no_random_effects=gpa_mixed.predict(re_form="~0"),\n'
+        "    lmm_with_random_effects=gpa_mixed.predict(),\n"
+        ").head(8)",
     )
-    report.table("predictions (first 8 rows)", predictions.head(8))
 
     report.heading("20.2.4 (cont.) merTools: REsim and predictInterval")
-    report.table("gpa_mixed REsim (first 5)", gpa_mixed.resim(nsim=1000, seed=seed).head(5))
-    intervals = gpa_mixed.predict_interval(level=0.95, nsim=1000, seed=seed)
-    covered = ((intervals["lower"] <= gpa["gpa"]) & (gpa["gpa"] <= intervals["upper"])).mean()
+    session.table("gpa_mixed REsim (first 5)", "gpa_mixed.resim(nsim=1000, seed=seed).head(5)")
+    intervals = session.let(
+        "intervals", "gpa_mixed.predict_interval(level=0.95, nsim=1000, seed=seed)"
+    )
     report.table("gpa_mixed predictInterval (first 6)", intervals.head(6))
+    covered = ((intervals["lower"] <= gpa["gpa"]) & (gpa["gpa"] <= intervals["upper"])).mean()
     report.text(f"95% prediction intervals cover {covered:.1%} of the observations.")
-    report.text("Equation (equatiomatic form):\n" + gpa_mixed.to_latex())
-    report.figure("caterpillar_gpa_mixed", gpa_mixed.plot.caterpillar(seed=seed))
-    report.figure("fitted_two_students", gpa_mixed.plot.fitted(groups=["1", "2"]))
+    report.text("Equation (equatiomatic form):")
+    session.show("gpa_mixed.to_latex()")
+    session.figure("caterpillar_gpa_mixed", "gpa_mixed.plot.caterpillar(seed=seed)")
+    session.figure("fitted_two_students", 'gpa_mixed.plot.fitted(groups=["1", "2"])')
 
     report.heading("20.3 Random slopes: lmer(gpa ~ occasion + (1 + occasion | student))")
-    gpa_mixed2 = _timed(
-        report, "gpa_mixed2", lambda: lmer("gpa ~ occasion + (1 + occasion | student)", gpa)
-    )
-    report.table("gpa_mixed2 fixed effects", gpa_mixed2.fixed_effects())
-    report.table("gpa_mixed2 variance components", gpa_mixed2.variance_components())
-    report.table("gpa_mixed2 VarCorr", gpa_mixed2.varcorr())
-    report.table("gpa_mixed2 random coefficients (first 6)", gpa_mixed2.coef().head(6))
-    separate = lmlist("gpa ~ occasion", gpa, group="student")
+    gpa_mixed2 = session.fit("gpa_mixed2", 'lmer("gpa ~ occasion + (1 + occasion | student)", gpa)')
+    session.table("gpa_mixed2 fixed effects", "gpa_mixed2.fixed_effects()")
+    session.table("gpa_mixed2 variance components", "gpa_mixed2.variance_components()")
+    session.table("gpa_mixed2 VarCorr", "gpa_mixed2.varcorr()")
+    session.table("gpa_mixed2 random coefficients (first 6)", "gpa_mixed2.coef().head(6)")
+    separate = session.let("separate", 'lmlist("gpa ~ occasion", gpa, group="student")')
     report.table("separate per-student lm fits (lmlist, first 6 rows)", separate.head(6))
     report.text(f"lmlist: {separate['group'].nunique()} per-student fits.")
-    report.text("Equation (equatiomatic form):\n" + gpa_mixed2.to_latex())
-    report.figure("shrinkage_gpa_mixed2", gpa_mixed2.plot.shrinkage())
-    report.figure("fitted_gpa_mixed2", gpa_mixed2.plot.fitted(groups=["1", "2"]))
-    report.figure("residuals_gpa_mixed2", gpa_mixed2.plot.residuals())
+    report.text("Equation (equatiomatic form):")
+    session.show("gpa_mixed2.to_latex()")
+    session.figure("shrinkage_gpa_mixed2", "gpa_mixed2.plot.shrinkage()")
+    session.figure("fitted_gpa_mixed2", 'gpa_mixed2.plot.fitted(groups=["1", "2"])')
+    session.figure("residuals_gpa_mixed2", "gpa_mixed2.plot.residuals()")
 
     report.heading("20.4 Cross-classified: (1 | primary_school_id) + (1 | secondary_school_id)")
-    crossed = _timed(
-        report,
+    session.fit(
         "pupils_crossed",
-        lambda: lmer(
-            "achievement ~ sex + ses + (1 | primary_school_id) + (1 | secondary_school_id)", pupils
-        ),
+        'lmer(\n    "achievement ~ sex + ses + (1 | primary_school_id) + '
+        '(1 | secondary_school_id)",\n    pupils,\n)',
     )
-    report.table("pupils_crossed fixed effects", crossed.fixed_effects())
-    report.table("pupils_crossed variance components", crossed.variance_components())
-    report.table("pupils_crossed REsim (first 5)", crossed.resim(nsim=1000, seed=seed).head(5))
-    report.figure("caterpillar_pupils_crossed", crossed.plot.caterpillar(seed=seed))
+    session.table("pupils_crossed fixed effects", "pupils_crossed.fixed_effects()")
+    session.table("pupils_crossed variance components", "pupils_crossed.variance_components()")
+    session.table(
+        "pupils_crossed REsim (first 5)", "pupils_crossed.resim(nsim=1000, seed=seed).head(5)"
+    )
+    session.figure("caterpillar_pupils_crossed", "pupils_crossed.plot.caterpillar(seed=seed)")
 
     report.heading("20.5 Hierarchical: nurses in wards in hospitals")
     fixed = "stress ~ age + sex + experience + treatment + wardtype + hospsize"
@@ -205,93 +313,89 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
         ("nurses_hierach2", "(1 | hospital) + (1 | hospital:wardid)"),
         ("nurses_nested", "(1 | hospital) + (1 | wardid)"),
     ):
-        model = _timed(report, name, lambda random=random: lmer(f"{fixed} + {random}", nurses))
+        session.fit(name, f'lmer("{fixed} + {random}", nurses)')
         if name == "nurses_hierach":
-            report.table(f"{name} fixed effects", model.fixed_effects())
-            report.figure(f"caterpillar_{name}", model.plot.caterpillar(seed=seed))
-        report.table(f"{name} variance components", model.variance_components())
+            session.table(f"{name} fixed effects", f"{name}.fixed_effects()")
+            session.figure(f"caterpillar_{name}", f"{name}.plot.caterpillar(seed=seed)")
+        session.table(f"{name} variance components", f"{name}.variance_components()")
 
     report.heading("20.6 Residual structure: the marginal covariance of the first students")
-    report.figure("marginal_cov_gpa_mixed", gpa_mixed.plot.marginal_cov(groups=["1", "2", "3"]))
-    report.table("rescov first block (student 1)", gpa_mixed.marginal_cov(groups="1"))
+    session.figure("marginal_cov_gpa_mixed", 'gpa_mixed.plot.marginal_cov(groups=["1", "2", "3"])')
+    session.table("rescov first block (student 1)", 'gpa_mixed.marginal_cov(groups="1")')
 
     report.heading("20.6.1 Heterogeneous variance: nlme varIdent and glmmTMB diag")
-    hetero = _timed(
-        report,
+    session.fit(
         "gpa_hetero_res",
-        lambda: lmer("gpa ~ occasion + (1 | student)", gpa, variance=VarIdent("occasion")),
+        'lmer("gpa ~ occasion + (1 | student)", gpa, variance=VarIdent("occasion"))',
     )
-    report.table("gpa_hetero_res fixed effects", hetero.fixed_effects())
-    report.table("gpa_hetero_res residual variances", hetero.residual_variances())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        hetero2 = _timed(
-            report,
-            "gpa_hetero_res2",
-            lambda: lmer(
-                "gpa ~ occasion + (1 | student) + diag(0 + occas | student)", gpa, reml=False
-            ),
-        )
-    report.table("gpa_hetero_res2 residual variances", hetero2.residual_variances())
+    session.table("gpa_hetero_res fixed effects", "gpa_hetero_res.fixed_effects()")
+    session.table("gpa_hetero_res residual variances", "gpa_hetero_res.residual_variances()")
+    session.fit(
+        "gpa_hetero_res2",
+        'lmer(\n    "gpa ~ occasion + (1 | student) + diag(0 + occas | student)",\n'
+        "    gpa,\n    reml=False,\n)",
+        quiet=True,
+    )
+    session.table("gpa_hetero_res2 residual variances", "gpa_hetero_res2.residual_variances()")
 
     report.heading("20.6.2 Autocorrelation: nlme corAR1 and glmmTMB ar1")
-    autocorr = _timed(
-        report,
+    session.fit(
         "gpa_autocorr",
-        lambda: lmer(
-            "gpa ~ occasion + (1 | student)",
-            gpa,
-            correlation=CorAR1(time="occasion", group="student"),
-        ),
+        'lmer(\n    "gpa ~ occasion + (1 | student)",\n    gpa,\n'
+        '    correlation=CorAR1(time="occasion", group="student"),\n)',
     )
-    report.table("gpa_autocorr fixed effects", autocorr.fixed_effects())
-    report.table(
-        "gpa_autocorr residual parameters", autocorr.residual_parameters().to_frame("value")
+    session.table("gpa_autocorr fixed effects", "gpa_autocorr.fixed_effects()")
+    session.table(
+        "gpa_autocorr residual parameters",
+        'gpa_autocorr.residual_parameters().to_frame("value")',
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        autocorr2 = _timed(
-            report,
-            "gpa_autocorr2",
-            lambda: lmer(
-                "gpa ~ occasion + ar1(0 + occas | student) + (1 | student)", gpa, reml=False
-            ),
-        )
-    report.table("gpa_autocorr2 fixed effects", autocorr2.fixed_effects())
+    session.fit(
+        "gpa_autocorr2",
+        'lmer(\n    "gpa ~ occasion + ar1(0 + occas | student) + (1 | student)",\n'
+        "    gpa,\n    reml=False,\n)",
+        quiet=True,
+    )
+    session.table("gpa_autocorr2 fixed effects", "gpa_autocorr2.fixed_effects()")
 
     report.heading("20.7 Generalized linear mixed model: speed-dating decisions (binomial)")
-    dating = datasets.speed_dating(seed=seed)
-    sdating = _timed(
-        report,
+    session.fit(
         "sdating",
-        lambda: glmer(
-            "decision ~ sex + samerace + attractive_sc + sincere_sc + intelligent_sc + (1 | iid)",
-            dating,
-            family="binomial",
-        ),
+        "glmer(\n"
+        '    "decision ~ sex + samerace + attractive_sc + sincere_sc + intelligent_sc + (1 | iid)",'
+        '\n    speed_dating,\n    family="binomial",\n)',
     )
-    report.text(sdating.summary())
-    report.table("sdating fixed effects", sdating.fixed_effects())
-    report.table("sdating variance components", sdating.variance_components())
+    session.show("sdating.summary()")
+    session.table("sdating fixed effects", "sdating.fixed_effects()")
+    session.table("sdating variance components", "sdating.variance_components()")
 
     report.heading("20.8.1 Model comparison by AIC (REML criterion, as lme4)")
-    models = {
-        "gpa_1": lmer("gpa ~ occasion + (1 + occasion | student)", gpa),
-        "gpa_2": lmer("gpa ~ occasion + sex + (1 + occasion | student)", gpa),
-        "gpa_3": lmer("gpa ~ occasion + (1 | student)", gpa),
-    }
-    report.table("AIC comparison", aic_table(models))
+    session.table(
+        "AIC comparison",
+        "aic_table({\n"
+        '    "gpa_1": lmer("gpa ~ occasion + (1 + occasion | student)", gpa),\n'
+        '    "gpa_2": lmer("gpa ~ occasion + sex + (1 + occasion | student)", gpa),\n'
+        '    "gpa_3": lmer("gpa ~ occasion + (1 | student)", gpa),\n'
+        "})",
+    )
 
     report.heading("20.9 Formula summary: every row of the table, fitted")
+    report.code(
+        "for meaning, formula in FORMULA_TABLE:\n"
+        "    model = lmer(formula, gpa | nurses | pupils)  # the data set the formula names"
+    )
     rows = []
     for meaning, formula in FORMULA_TABLE:
-        data = (
-            gpa if formula.startswith("gpa") else nurses if formula.startswith("stress") else pupils
+        frame = (
+            gpa
+            if formula.startswith("gpa")
+            else data["nurses"]
+            if formula.startswith("stress")
+            else data["pupils"]
         )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             start = time.perf_counter()
-            model = lmer(formula, data)
+            model = lmer(formula, frame)
             elapsed = time.perf_counter() - start
         notes = "; ".join(sorted({type(w.message).__name__ for w in caught}))
         rows.append(
@@ -310,7 +414,8 @@ def run(output: Path | None = None, seed: int = 2024) -> _Report:
     if path is not None:
         from .report import report as html_report
 
-        html = html_report(gpa_mixed2, output / "report.html", title="gpa_mixed2 (simulated gpa)")
+        kind = "the chapter's gpa" if "gpa" in real else "simulated gpa"
+        html = html_report(gpa_mixed2, output / "report.html", title=f"gpa_mixed2 ({kind})")
         print(f"\nReport written to {path} and {html}")
     return report
 
@@ -319,8 +424,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", "-o", type=Path, default=Path("demo-output"))
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--data", type=Path, default=None, help="folder of the chapter's CSVs")
     args = parser.parse_args(argv)
-    run(args.output, args.seed)
+    run(args.output, args.seed, data_dir=args.data)
 
 
 if __name__ == "__main__":

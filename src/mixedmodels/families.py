@@ -36,6 +36,11 @@ class Link:
     inverse: Callable[[np.ndarray], np.ndarray]
     mu_eta: Callable[[np.ndarray], np.ndarray]
 
+    def __reduce__(self) -> tuple[Callable[[str], Link], tuple[str]]:
+        # the functions are module-level lambdas, which pickle cannot name: a fitted
+        # model pickles its links by name and gets the same Link back
+        return _link_named, (self.name,)
+
 
 def _logit_inverse(eta: np.ndarray) -> np.ndarray:
     # R's binomial()$linkinv keeps μ inside (0, 1) the same way; 1/(1 + e^−η) on η cut
@@ -93,6 +98,10 @@ LINKS: dict[str, Link] = {
     # the inverse Gaussian's canonical link, R's ``"1/mu^2"``
     "1/mu^2": Link("1/mu^2", lambda mu: 1.0 / mu**2, _inverse_sqrt, _inverse_sqrt_mu_eta),
 }
+
+
+def _link_named(name: str) -> Link:
+    return LINKS[name]
 
 
 @dataclass(frozen=True)

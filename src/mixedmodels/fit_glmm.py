@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ._threads import blas_threads_for
-from .design import NaAction, as_dataframe, build_design
+from .design import NaAction, _check_columns, as_dataframe, build_design
 from .errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning
 from .families import Family, get_family
 from .formula import parse_formula
@@ -116,6 +116,20 @@ def _response(spec, frame: pd.DataFrame, family: Family) -> tuple[np.ndarray, np
             raise DataError(f"The response '{text}' is not numeric (dtype {column.dtype}).")
         return column.to_numpy(dtype=float), None
     return _evaluate(text, frame), None
+
+
+def _row_values(frame: pd.DataFrame, value: Any, label: str) -> np.ndarray:
+    """A ``weights=``/``offset=`` argument as one number per row: a column name is checked
+    as lmer checks it (DataError with close matches), an array for its length."""
+    if isinstance(value, str):
+        _check_columns([value], frame)
+        return frame[value].to_numpy(dtype=float)
+    array = np.asarray(value, dtype=float).ravel()
+    if array.shape[0] != frame.shape[0]:
+        raise DataError(
+            f"{label} has {array.shape[0]} values but the data have {frame.shape[0]} rows."
+        )
+    return array
 
 
 def _split_offsets(fixed: str) -> tuple[str, list[str]]:
@@ -254,13 +268,7 @@ def glmer(
     fixed, offset_exprs = _split_offsets(spec.fixed)
     y, trials = _response(spec, frame, fam)
     frame[_RESPONSE] = y
-    prior = None
-    if weights is not None:
-        prior = (
-            frame[weights].to_numpy(dtype=float)
-            if isinstance(weights, str)
-            else np.asarray(weights, float)
-        )
+    prior = None if weights is None else _row_values(frame, weights, "weights")
     if trials is not None:
         prior = trials if prior is None else prior * trials
     total_offset = None
@@ -268,11 +276,7 @@ def glmer(
         value = _evaluate(expr, frame)
         total_offset = value if total_offset is None else total_offset + value
     if offset is not None:
-        value = (
-            frame[offset].to_numpy(dtype=float)
-            if isinstance(offset, str)
-            else np.asarray(offset, float)
-        )
+        value = _row_values(frame, offset, "offset")
         total_offset = value if total_offset is None else total_offset + value
     design_spec = dataclasses.replace(spec, response=_RESPONSE, fixed=fixed)
     design = build_design(

@@ -57,7 +57,7 @@ def _numeric_column(frame: pd.DataFrame, name: str, owner: str) -> np.ndarray:
     ):
         raise DataError(
             f"{owner}: column '{name}' must be numeric. Got {column.dtype}; convert it, "
-            "e.g. data['{name}'].astype(float)."
+            f"e.g. data['{name}'].astype(float)."
         )
     return column.to_numpy(dtype=float)
 

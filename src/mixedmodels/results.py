@@ -25,6 +25,21 @@ def _effect_name(column: str) -> str:
     return "Intercept" if column == "(Intercept)" else column
 
 
+def _distinct_parameters(structure: str, k: int) -> tuple[list[int], list[tuple[int, int]]]:
+    """The variances (column positions) and correlations (pairs) a term's covariance
+    structure has as parameters, as glmmTMB prints them: one variance and the lag-1
+    correlation for ``ar1``, the variances and one correlation for ``cs``, no
+    correlations for ``diag``, everything for ``us`` and ``toep``."""
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    if structure == "ar1":
+        return [0], pairs[:1]
+    if structure == "cs":
+        return list(range(k)), pairs[:1]
+    if structure == "diag":
+        return list(range(k)), []
+    return list(range(k)), pairs
+
+
 def _is_no_random(re_form: Any) -> bool:
     if re_form is None:
         return False
@@ -151,20 +166,24 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
         Returns
         -------
         DataFrame with columns ``group, var1, var2, vcov, sdcor`` and, when a term has a
-        glmmTMB structure (``diag``, ``cs``, ``ar1``, ``toep``), ``structure``.
+        glmmTMB structure (``diag``, ``cs``, ``ar1``, ``toep``), ``structure``.  A structured
+        term lists its distinct parameters, as glmmTMB prints them: ``ar1`` one variance
+        (the first column's; all are equal) and its lag-1 correlation, ``cs`` every
+        variance and its one correlation, ``diag`` the variances only (its covariances are
+        0 by construction), ``toep`` and ``us`` every variance and correlation.
         """
         rows = []
         for label, term, cov in zip(
             self._group_labels(), self.crossprods.terms, self._term_covariances(), strict=True
         ):
             sd = np.sqrt(np.diag(cov))
-            for i, name in enumerate(term.columns):
-                rows.append((label, name, None, cov[i, i], sd[i]))
-            for i in range(len(term.columns)):
-                for j in range(i + 1, len(term.columns)):
-                    denom = sd[i] * sd[j]
-                    corr = cov[i, j] / denom if denom > 0 else np.nan
-                    rows.append((label, term.columns[i], term.columns[j], cov[i, j], corr))
+            variances, pairs = _distinct_parameters(term.structure, len(term.columns))
+            for i in variances:
+                rows.append((label, term.columns[i], None, cov[i, i], sd[i]))
+            for i, j in pairs:
+                denom = sd[i] * sd[j]
+                corr = cov[i, j] / denom if denom > 0 else np.nan
+                rows.append((label, term.columns[i], term.columns[j], cov[i, j], corr))
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         table = pd.DataFrame(rows, columns=["group", "var1", "var2", "vcov", "sdcor"])
         structures = [t.structure for t in self.crossprods.terms]
@@ -177,13 +196,16 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
         """Variance components as mixedup's ``extract_vc``: group, effect, variance, sd, var_prop.
 
         ``var_prop`` is each variance's share of the sum of all variances (residual included).
+        An ``ar1`` term has one row, its common variance, counted once (mixedup's table for
+        the chapter's ar1 model shows one row too, but its var_prop, 0.159, divides by all six
+        identical diagonal entries, so its rows do not sum to 1; here they do).
         """
         rows = []
         for label, term, cov in zip(
             self._group_labels(), self.crossprods.terms, self._term_covariances(), strict=True
         ):
-            for i, name in enumerate(term.columns):
-                rows.append((label, _effect_name(name), cov[i, i]))
+            for i in _distinct_parameters(term.structure, len(term.columns))[0]:
+                rows.append((label, _effect_name(term.columns[i]), cov[i, i]))
         rows.append(("Residual", "", self.sigma**2))
         table = pd.DataFrame(rows, columns=["group", "effect", "variance"])
         table["sd"] = np.sqrt(table["variance"])

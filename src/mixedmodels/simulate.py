@@ -14,16 +14,26 @@
 also carry the fixed effects' uncertainty (0.0932 against lme4's conditional 0.0917 for the
 seed's student intercepts); ours are lme4's conditional SDs up to Monte Carlo error.
 
+For a GLMM (:func:`mixedmodels.glmer`) ``predict_interval`` is merTools'
+``predictInterval(type = "probability", include.resid.var = FALSE)``: β and b are drawn
+as above on the link scale and the interval is that of the mean μ = g⁻¹(η) on the
+response scale.  merTools' default for a binomial glmer adds N(0, 1) noise to η ("sigma
+set at 1"), which is no quantity of the model; it is not drawn here.  The same draws
+serve every family (poisson, negative binomial, Gamma, inverse Gaussian, binomial with
+trials): they are draws of the mean, whose distribution does not involve the response's.
+
 Vectorized over levels and draws; no Python loop over rows or levels.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
+from ._progress import progress_bar
 from .design import as_dataframe
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Which = Literal["full", "fixed", "random"]
 Stat = Literal["median", "mean"]
+Scale = Literal["response", "link"]
 
 # Draws kept in memory at once (levels x draws x effects); larger jobs are done in chunks.
 _CHUNK_ELEMENTS = 4_000_000
@@ -147,9 +158,11 @@ def predict_interval(
     level: float = 0.95,
     nsim: int = 1000,
     which: Which = "full",
-    include_resid_var: bool = True,
+    include_resid_var: bool | None = None,
     stat: Stat = "median",
     seed: Any = None,
+    type: Scale = "response",
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Prediction intervals by simulation, as merTools' ``predictInterval``.
 
@@ -159,9 +172,17 @@ def predict_interval(
     their estimates, as in merTools. Levels of a grouping factor not seen in the fit get no
     random effect (merTools warns and does the same).
 
+    For a GLMM the draws are of the linear predictor η and the interval is for the mean
+    μ = g⁻¹(η) on the response scale (probabilities for binomial, rates for poisson), as
+    merTools' ``type = "probability"`` without its N(0, 1) link-scale noise; ``type="link"``
+    gives the interval for η.  A GLMM has no Gaussian residual: ``include_resid_var=True``
+    is refused there (new observations are drawn by :meth:`simulate`).  Draws of η for
+    which an inverse or ``1/mu^2`` link gives no valid mean (η ≤ 0) leave that row NaN,
+    with a warning.
+
     Parameters
     ----------
-    model : LinearMixedModel
+    model : LinearMixedModel or GeneralizedLinearMixedModel
     newdata : DataFrame, optional
         Rows to predict; the fitted rows when omitted.
     level : float
@@ -170,11 +191,19 @@ def predict_interval(
         Number of draws.
     which : {"full", "fixed", "random"}
         Simulate the whole linear predictor, only its fixed part or only its random part.
-    include_resid_var : bool
+    include_resid_var : bool, optional
         Add residual noise, for an interval for new observations rather than for the mean.
+        The default is True for a linear mixed model (merTools' default) and False for a
+        GLMM, where True is refused.
     stat : {"median", "mean"}
-        How ``fit`` summarises the draws.
+        How ``fit`` summarises the draws (for a GLMM, the draws of μ, or of η with
+        ``type="link"``; merTools maps the mean of η through g⁻¹ instead).
     seed : int or numpy.random.Generator, optional
+    type : {"response", "link"}
+        The scale of a GLMM's interval; a linear mixed model has only one scale.
+    progress : bool, optional
+        A progress bar over the rows' random-effect draws; by default shown in a terminal
+        or a notebook only.
 
     Returns
     -------
@@ -191,12 +220,32 @@ def predict_interval(
     ['fit', 'lower', 'upper']
     >>> bool(((pi["lower"] <= data["gpa"]) & (data["gpa"] <= pi["upper"])).mean() > 0.9)
     True
+
+    A binomial GLMM's intervals are probabilities:
+
+    >>> dates = mm.datasets.speed_dating(seed=1, n_raters=60, dates_per_rater=10)
+    >>> g = mm.glmer("decision ~ attractive_sc + (1 | iid)", dates, family="binomial")
+    >>> pi = g.predict_interval(nsim=200, seed=1)
+    >>> bool(((0 < pi["lower"]) & (pi["lower"] < pi["fit"]) & (pi["upper"] < 1)).all())
+    True
     """
+    from .glmm_results import GeneralizedLinearMixedModel
+
     _choice("which", which, Which)
     _choice("stat", stat, Stat)
+    _choice("type", type, Scale)
     nsim = _check_nsim(nsim)
     if not 0.0 < float(level) < 1.0:
         raise ValueError(f"level: expecting a number between 0 and 1. Got {level!r}.")
+    family = model.family if isinstance(model, GeneralizedLinearMixedModel) else None
+    if include_resid_var is None:
+        include_resid_var = family is None
+    elif include_resid_var and family is not None:
+        raise ValueError(
+            f"include_resid_var=True: a {family.r_name} GLMM has no Gaussian residual to add "
+            "to its linear predictor; its interval is for the mean (include_resid_var=False, "
+            "the default). Draw new responses with simulate()."
+        )
     rng = np.random.default_rng(seed)
     solution = model._solution
     frame = None if newdata is None else as_dataframe(newdata)
@@ -208,22 +257,25 @@ def predict_interval(
         sigma = np.sqrt(1.0 / rng.gamma(0.5 * df, 2.0 / solution.pwrss, size=nsim))
     yhat = np.zeros((n, nsim))
     if which in ("full", "random"):
-        for (matrix, codes), modes, cov in zip(
-            _term_rows(model, frame), solution.b, solution.b_cov, strict=True
-        ):
-            used = np.unique(codes[codes >= 0])
-            if used.size == 0:
-                continue
-            draws = _draw_effects(rng, modes[used], cov[used], nsim)  # (nsim, used, k)
-            position = np.full(modes.shape[0], -1)
-            position[used] = np.arange(used.size)
-            known = np.flatnonzero(codes >= 0)
-            step = max(1, _CHUNK_ELEMENTS // (nsim * matrix.shape[1]))
-            for start in range(0, known.size, step):
-                rows = known[start : start + step]
-                yhat[rows] += np.einsum(
-                    "nk,snk->ns", matrix[rows], draws[:, position[codes[rows]], :]
-                )
+        terms = _term_rows(model, frame)
+        total = sum(int(np.count_nonzero(codes >= 0)) for _, codes in terms)
+        bar = progress_bar(progress, total=total, desc="predict_interval", unit="row")
+        with bar:
+            for (matrix, codes), modes, cov in zip(terms, solution.b, solution.b_cov, strict=True):
+                used = np.unique(codes[codes >= 0])
+                if used.size == 0:
+                    continue
+                draws = _draw_effects(rng, modes[used], cov[used], nsim)  # (nsim, used, k)
+                position = np.full(modes.shape[0], -1)
+                position[used] = np.arange(used.size)
+                known = np.flatnonzero(codes >= 0)
+                step = max(1, _CHUNK_ELEMENTS // (nsim * matrix.shape[1]))
+                for start in range(0, known.size, step):
+                    rows = known[start : start + step]
+                    yhat[rows] += np.einsum(
+                        "nk,snk->ns", matrix[rows], draws[:, position[codes[rows]], :]
+                    )
+                    bar.update(rows.size)
     if which in ("full", "fixed"):
         X = model.design.X if frame is None else model.design.encode_fixed(frame)
         offset = model.design.offset if frame is None else None
@@ -235,8 +287,35 @@ def predict_interval(
             yhat += offset[:, None]
     if include_resid_var:
         yhat += rng.standard_normal((n, nsim)) * sigma[None, :]
+    if family is not None and type == "response":
+        yhat = _response_scale(family, yhat)
     alpha = (1.0 - float(level)) / 2.0
     lower, middle, upper = np.quantile(yhat, [alpha, 0.5, 1.0 - alpha], axis=1)
     fit = middle if stat == "median" else yhat.mean(axis=1)
     index = frame.index if frame is not None else None
     return pd.DataFrame({"fit": fit, "lower": lower, "upper": upper}, index=index)
+
+
+def _response_scale(family: Any, eta: np.ndarray) -> np.ndarray:
+    """Draws of the mean g⁻¹(η); rows with a draw that has no valid mean become NaN.
+
+    Quantiles are taken of these draws rather than mapped through g⁻¹, which holds for
+    links that are not increasing (inverse, ``1/mu^2``) or not monotone (sqrt).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = family.link.inverse(eta)
+    valid = np.isfinite(mu)
+    if family.name in ("poisson", "negative_binomial", "Gamma", "inverse_gaussian"):
+        valid &= mu > 0
+    bad_rows = ~valid.all(axis=1)
+    if bad_rows.any():
+        warnings.warn(
+            f"predict_interval: {int(bad_rows.sum())} of {mu.shape[0]} rows have draws of the "
+            f"linear predictor with no valid mean under the {family.link.name} link "
+            f"({int((~valid).sum())} of {valid.size} draws); their intervals are NaN. A log "
+            "link keeps every draw valid.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        mu = np.where(bad_rows[:, None], np.nan, mu)
+    return mu

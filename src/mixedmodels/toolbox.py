@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from .plots import PlotAccessor
-    from .simulate import Stat, Which
+    from .simulate import Scale, Stat, Which
 
 
 class ToolboxMixin:
@@ -36,11 +36,16 @@ class ToolboxMixin:
         level: float = 0.95,
         nsim: int = 1000,
         which: Which = "full",
-        include_resid_var: bool = True,
+        include_resid_var: bool | None = None,
         stat: Stat = "median",
         seed: Any = None,
+        type: Scale = "response",
+        progress: bool | None = None,
     ) -> pd.DataFrame:
         """Simulated prediction intervals (fit, lower, upper), as merTools' ``predictInterval``.
+
+        For a GLMM, the interval of the mean on the response scale (merTools'
+        ``type = "probability"``, without residual noise).
 
         See :func:`mixedmodels.simulate.predict_interval`.
         """
@@ -55,6 +60,8 @@ class ToolboxMixin:
             include_resid_var=include_resid_var,
             stat=stat,
             seed=seed,
+            type=type,
+            progress=progress,
         )
 
     @property
@@ -76,3 +83,7 @@ class ToolboxMixin:
         from .latex import to_latex
 
         return to_latex(self)
+
+    def _repr_latex_(self) -> str:
+        """The equation for Jupyter's LaTeX display (MathJax renders ``$$ ... $$``)."""
+        return self.to_latex()

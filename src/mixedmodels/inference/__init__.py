@@ -50,7 +50,7 @@ class InferenceMixin:
         nsim: int = 500,
         seed: int | None = None,
         n_jobs: int | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
     ) -> pd.DataFrame:
         """Confidence intervals for the variance parameters, σ and the fixed effects.
 
@@ -72,8 +72,11 @@ class InferenceMixin:
             Parameters by name or position, or ``"theta_"`` / ``"beta_"``; all by default.
         type : {"percentile", "basic", "normal"}
             Bootstrap interval type (``method="boot"`` only).
-        nsim, seed, n_jobs, progress
+        nsim, seed, n_jobs
             Passed to :meth:`bootstrap` when ``method="boot"``.
+        progress : bool, optional
+            A progress bar over the profiled parameters or the bootstrap refits; by
+            default shown in a terminal or a notebook only.
 
         Returns
         -------
@@ -95,7 +98,7 @@ class InferenceMixin:
             raise ValueError(f"method: expecting one of {set(_METHODS)}. Got {method!r}.")
         level = _check_level(level)
         if method == "profile":
-            return profile_confint(self, parm=parm, level=level)
+            return profile_confint(self, parm=parm, level=level, progress=progress)
         names = self._parameter_names()
         nvp = len(names) - len(self.design.fixed_names)
         which = select_parameters(names, nvp, parm)
@@ -127,7 +130,14 @@ class InferenceMixin:
     def _is_glmm(self) -> bool:
         return getattr(self, "family", None) is not None
 
-    def profile(self, parm: Any = None, *, alphamax: float = 0.01, maxpts: int = 100):
+    def profile(
+        self,
+        parm: Any = None,
+        *,
+        alphamax: float = 0.01,
+        maxpts: int = 100,
+        progress: bool | None = None,
+    ):
         """Likelihood profiles: ζ (signed square root of the ML deviance change) along each
         parameter, the other parameters re-optimized, as lme4's ``profile``.
 
@@ -140,9 +150,12 @@ class InferenceMixin:
         parm : str, int or list, optional
             Parameters to profile (names as :meth:`confint`); all by default.
         alphamax : float
-            The traces reach |ζ| ≥ √χ²₁₋ₐₗₚₕₐₘₐₓ(#parameters), as lme4.
+            The traces reach ``|ζ|`` ≥ √χ²₁₋ₐₗₚₕₐₘₐₓ(#parameters), as lme4.
         maxpts : int
             At most this many points per direction.
+        progress : bool, optional
+            A progress bar over the profiled parameters; by default shown in a terminal or
+            a notebook only.
 
         Returns
         -------
@@ -164,7 +177,7 @@ class InferenceMixin:
         profiler = make_profiler(self, alphamax=alphamax, maxpts=maxpts)
         which = select_parameters(profiler.names, profiler.nvp, parm)
         with blas_threads_for(self.crossprods):
-            table = profile_table(profiler, which)
+            table = profile_table(profiler, which, progress=progress)
         table["parameter"] = table["parameter"].replace({"(Intercept)": "Intercept"})
         return table
 
@@ -279,7 +292,7 @@ class InferenceMixin:
         seed: int | None = None,
         func: Callable[[Any], Any] | None = None,
         n_jobs: int | None = None,
-        progress: bool = True,
+        progress: bool | None = None,
     ):
         """Parametric bootstrap (lme4's ``bootMer`` with ``use.u = FALSE``).
 
@@ -300,8 +313,9 @@ class InferenceMixin:
             ``n_jobs > 1`` on platforms without ``fork`` it must be picklable.
         n_jobs : int, optional
             Worker processes (``-1``: all cores); 1 by default.
-        progress : bool
-            Show a tqdm progress bar.
+        progress : bool, optional
+            A progress bar over the refits; by default shown in a terminal or a notebook
+            only (not in logs, pipes or tests).
 
         Returns
         -------

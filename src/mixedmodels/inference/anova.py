@@ -123,8 +123,8 @@ def anova(*models: LinearMixedModel, names: Sequence[str] | None = None) -> pd.D
 
     Returns
     -------
-    DataFrame indexed by model (fewest parameters first) with ``npar, AIC, BIC, logLik,
-    deviance, Chisq, Df, p``.
+    DataFrame indexed by model (fewest parameters first) with the columns ``npar``,
+    ``AIC``, ``BIC``, ``logLik``, ``deviance``, ``Chisq``, ``Df`` and ``p``.
 
     Examples
     --------

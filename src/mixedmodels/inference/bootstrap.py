@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import stats
 
+from .._progress import progress_bar
 from ..lmm import deviance, factorize
 from ..optimize import REFIT_CONTROL, minimize, relative_step
 from ._params import VarianceLayout, theta_to_sdcor
@@ -234,7 +235,7 @@ def bootstrap(
     seed: int | None = None,
     func: Callable[[Any], Any] | None = None,
     n_jobs: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> BootstrapResult:
     """See :meth:`mixedmodels.inference.InferenceMixin.bootstrap`."""
     global _WORKER
@@ -256,9 +257,7 @@ def bootstrap(
     else:
         simulator = _Simulator(model, func)
     seeds = np.random.SeedSequence(seed).spawn(int(nsim))
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=int(nsim), disable=not progress, desc="bootstrap", unit="refit")
+    bar = progress_bar(progress, total=int(nsim), desc="bootstrap", unit="refit")
     results: list[tuple[np.ndarray | None, Any]] = []
     try:
         if n_jobs == 1:

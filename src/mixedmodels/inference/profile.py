@@ -13,7 +13,9 @@ lme4 profiles the *ML* deviance (a REML fit is refitted by ML first, in ``devfun
 ``fillmat``/``nextpar`` do (ζ steps of ``cutoff / 8``, until |ζ| passes
 ``cutoff = √χ²₀.₉₉(#parameters)`` or a bound is met), the ζ trace is interpolated by a
 natural cubic spline and inverted as splines' ``backSpline``, so the intervals agree
-with lme4's ``confint(method = "profile")``.
+with lme4's ``confint(method = "profile")``.  A trace that turns back far from the
+estimate is read off its monotone branch through the estimate, the ends refined by refits
+(:func:`interval_from_trace`), where lme4 gives NaN or interpolates linearly over the turn.
 
 That walk is model-independent (:class:`Profiler`); a model class supplies only the
 refit with one parameter held fixed: :class:`LmmProfiler` here, and
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,6 +34,7 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import interpolate, stats
 
+from .._progress import progress_bar
 from ..errors import MixedModelsError, ProfileWarning
 from ..lmm import CrossProducts, factorize, factorize_profiled, objective
 from ..optimize import REFIT_CONTROL, minimize, relative_step
@@ -425,38 +428,126 @@ def back_spline(values: np.ndarray, zeta: np.ndarray) -> Callable[[np.ndarray], 
     return predict
 
 
+def monotone_branch(values: np.ndarray, zeta: np.ndarray) -> np.ndarray:
+    """Positions of the trace's monotone branch through the estimate (ζ = 0).
+
+    The trace is sorted by value; from the point nearest ζ = 0 the branch extends in
+    each direction while ζ keeps moving away from 0.  Far from the estimate a profile
+    can turn back (a refit that meets a plateau where an SD reaches 0 and a correlation
+    is no longer identified); the points beyond the turn are not on the branch.
+    """
+    ok = np.flatnonzero(np.isfinite(values) & np.isfinite(zeta))
+    if ok.size == 0:
+        return ok
+    z = zeta[ok]
+    centre = int(np.argmin(np.abs(z)))
+    lo = centre
+    while lo > 0 and z[lo - 1] < z[lo]:
+        lo -= 1
+    hi = centre
+    while hi < z.size - 1 and z[hi + 1] > z[hi]:
+        hi += 1
+    return ok[lo : hi + 1]
+
+
+# Interval ends refined on a turning trace: until the deviance is within this of
+# minimum + z² (the issue's self-consistency check asks for 1e-4).
+_END_DEVIANCE_TOL = 1e-5
+_END_MAX_REFITS = 12
+
+
+def _refine_end(
+    target: float,
+    guess: float,
+    branch: np.ndarray,
+    col: int,
+    zeta_at: Callable[[float, np.ndarray], np.ndarray],
+) -> float:
+    """The value on the branch where ζ = ``target``, by bracketed secant steps from ``guess``.
+
+    ``branch`` holds the trace rows of the monotone branch (ζ increasing with the value);
+    each new refit starts from the nearest point already computed.
+    """
+    below = [r for r in branch if r[0] < target]
+    above = [r for r in branch if r[0] > target]
+    if not below or not above:
+        return float("nan")
+    a = max(below, key=lambda r: r[col])  # the bracket: ζ(a) < target < ζ(b)
+    b = min(above, key=lambda r: r[col])
+    value = guess if a[col] < guess < b[col] else np.nan  # NaN: start by a secant step
+    for _ in range(_END_MAX_REFITS):
+        if not np.isfinite(value):
+            # secant between the bracket ends
+            value = a[col] + (target - a[0]) * (b[col] - a[col]) / (b[0] - a[0])
+        start = min((a, b), key=lambda r: abs(r[col] - value))
+        row = zeta_at(value, start)
+        if not np.isfinite(row[0]):
+            return float("nan")
+        if abs(row[0] ** 2 - target**2) < _END_DEVIANCE_TOL:
+            return float(value)
+        if row[0] < target:
+            a = row
+        else:
+            b = row
+        value = np.nan
+    return float("nan")
+
+
 def interval_from_trace(
-    trace: _Trace, col: int, zeta: np.ndarray, bounds: tuple[float, float]
+    trace: _Trace,
+    col: int,
+    zeta: np.ndarray,
+    bounds: tuple[float, float],
+    zeta_at: Callable[[float, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """The values where the trace reaches ``zeta`` (lme4's ``confint.thpr``).
 
     An end the trace does not reach is the parameter's bound when the profile ran into
     that bound (an SD of 0, a correlation of ±1), else NaN with a :class:`ProfileWarning`.
+
+    A trace that is not monotone as a whole is read off its monotone branch through the
+    estimate (:func:`monotone_branch`), where lme4 gives up or interpolates linearly over
+    the turn.  With ``zeta_at`` (value, start row → trace row, a refit), the ends read
+    off that branch are then refined by refits until the deviance there is the minimum +
+    z² to 1e-5: the coarse grid has few points near a turn.
     """
     values, z = trace.rows[:, col], trace.rows[:, 0]
+    turned = False
     try:
         result = back_spline(values, z)(zeta)
     except (ValueError, np.linalg.LinAlgError):
         ok = np.isfinite(values) & np.isfinite(z)
-        if not ok.any() or np.any(np.diff(z[ok]) < -0.01):
-            warnings.warn(
-                f"non-monotonic profile for {trace.name}: no interval",
-                ProfileWarning,
-                stacklevel=4,
+        if ok.any() and np.any(np.diff(z[ok]) < -0.01):
+            on_branch = monotone_branch(values, z)
+            values, z = values[on_branch], z[on_branch]
+            turned = True
+        else:
+            on_branch = np.flatnonzero(ok)
+            if ok.sum() >= 4:
+                warnings.warn(
+                    f"bad spline fit for {trace.name}: falling back to linear interpolation",
+                    ProfileWarning,
+                    stacklevel=4,
+                )
+        try:
+            result = back_spline(values, z)(zeta)
+        except (ValueError, np.linalg.LinAlgError):
+            zs, vs = z, values
+            inside = (zeta >= zs.min()) & (zeta <= zs.max()) if zs.size else zeta != zeta
+            result = np.where(inside, np.interp(zeta, zs, vs) if zs.size else np.nan, np.nan)
+        if turned and zeta_at is not None:
+            branch = trace.rows[on_branch]
+            guesses = np.asarray(result, dtype=float)
+            result = np.array(
+                [
+                    _refine_end(target, guess, branch, col, zeta_at)
+                    for target, guess in zip(zeta, guesses, strict=True)
+                ]
             )
-            return np.full(zeta.shape, np.nan)
-        if ok.sum() >= 4:
-            warnings.warn(
-                f"bad spline fit for {trace.name}: falling back to linear interpolation",
-                ProfileWarning,
-                stacklevel=4,
-            )
-        zs, vs = z[ok], values[ok]
-        result = np.where((zeta >= zs.min()) & (zeta <= zs.max()), np.interp(zeta, zs, vs), np.nan)
     result = np.array(result, dtype=float)
     for side, bound, hit in (
-        (0, bounds[0], np.nanmin(values) <= bounds[0]),
-        (1, bounds[1], np.nanmax(values) >= bounds[1]),
+        (0, bounds[0], values.size and np.nanmin(values) <= bounds[0]),
+        (1, bounds[1], values.size and np.nanmax(values) >= bounds[1]),
     ):
         if np.isnan(result[side]):
             if hit:
@@ -464,9 +555,10 @@ def interval_from_trace(
             else:
                 warnings.warn(
                     f"The profile of {trace.name} did not reach zeta = {zeta[side]:.3g} "
-                    f"on the {'lower' if side == 0 else 'upper'} side: that bound is NaN. "
-                    "The likelihood is too flat in that direction (increase maxpts, or "
-                    "use method='boot').",
+                    f"on the {'lower' if side == 0 else 'upper'} side"
+                    + (" before it turned back" if turned else "")
+                    + ": that bound is NaN. The likelihood is too flat in that direction "
+                    "(increase maxpts, or use method='boot').",
                     ProfileWarning,
                     stacklevel=4,
                 )
@@ -501,11 +593,21 @@ def select_parameters(names: Sequence[str], nvp: int, parm: object) -> list[int]
     return sorted(set(chosen))
 
 
-def profile_table(profiler: Profiler, which: list[int]) -> pd.DataFrame:
+def _traces(profiler: Profiler, which: list[int], progress: bool | None) -> Iterator[_Trace]:
+    """The traces of the selected parameters, one progress-bar step each."""
+    with progress_bar(progress, total=len(which), desc="profile", unit="parameter") as bar:
+        for index in which:
+            bar.set_postfix_str(_display_name(profiler.names[index]), refresh=False)
+            yield profiler.trace(index)
+            bar.update(1)
+
+
+def profile_table(
+    profiler: Profiler, which: list[int], progress: bool | None = None
+) -> pd.DataFrame:
     """Tidy traces: parameter, value, zeta, then every parameter's value along the trace."""
     frames = []
-    for index in which:
-        trace = profiler.trace(index)
+    for index, trace in zip(which, _traces(profiler, which, progress), strict=True):
         frame = pd.DataFrame(trace.rows[:, 1:], columns=profiler.names)
         frame.insert(0, "zeta", trace.rows[:, 0])
         frame.insert(0, "value", trace.rows[:, 1 + index])
@@ -525,7 +627,7 @@ def make_profiler(model: LinearMixedModel, alphamax: float = 0.01, maxpts: int =
 
 
 def profile_confint(
-    model: LinearMixedModel, parm: object = None, level: float = 0.95
+    model: LinearMixedModel, parm: object = None, level: float = 0.95, progress: bool | None = None
 ) -> pd.DataFrame:
     """Profile intervals for the selected parameters (see ``confint``)."""
     profiler = make_profiler(model)
@@ -533,10 +635,13 @@ def profile_confint(
     alpha = (1.0 - level) / 2.0
     zeta = stats.norm.ppf([alpha, 1.0 - alpha])
     rows = []
-    for index in which:
-        trace = profiler.trace(index)
+    for index, trace in zip(which, _traces(profiler, which, progress), strict=True):
         bounds = (profiler.lower[index], profiler.upper[index])
-        rows.append(interval_from_trace(trace, 1 + index, zeta, bounds))
+
+        def zeta_at(value: float, start: np.ndarray, index: int = index) -> np.ndarray:
+            return profiler.zeta_at(index, value, start)
+
+        rows.append(interval_from_trace(trace, 1 + index, zeta, bounds, zeta_at))
     names = [_display_name(profiler.names[i]) for i in which]
     return pd.DataFrame(np.array(rows), index=names, columns=["lower", "upper"])
 

@@ -1,8 +1,9 @@
 """A self-contained HTML report of a fitted mixed model.
 
-Everything is in the one file: the stylesheet is inline, every figure is a base64 PNG, and
-the equation is shown as its LaTeX source (no MathJax, no CDN, no network), so the page
-opens anywhere, offline, and can be mailed as is.
+Everything is in the one file: the stylesheet is inline, every figure is a base64 PNG shown at
+its natural size, and the equation is MathML converted here from the LaTeX of ``to_latex``
+(browsers render it natively: no MathJax, no CDN, no network), so the page opens anywhere,
+offline, and can be mailed as is.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import MixedModelsError
+from ..mathml import latex_to_mathml
 
 _CSS = """
 :root { --accent: #B35136; --muted: #6f6f6f; --line: #e4e4e4; --bg: #fafafa; }
@@ -42,21 +44,35 @@ th, td { padding: 5px 10px; text-align: right; border-bottom: 1px solid var(--li
 th { background: #f1f1f1; font-weight: 600; }
 td:first-child, th:first-child { text-align: left; }
 tr:last-child td { border-bottom: none; }
-pre.eq { max-height: 300px; }
+.equation { background: #fff; border: 1px solid var(--line); border-radius: 6px;
+            padding: 12px 16px; overflow-x: auto; font-size: 17px; }
 pre { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px;
       overflow-x: auto; font-size: 12.5px; line-height: 1.35; }
 figure { margin: 0 0 18px; background: #fff; border: 1px solid var(--line); border-radius: 6px;
-         padding: 10px; }
-figure img { width: 100%; height: auto; display: block; }
+         padding: 10px; width: fit-content; max-width: 100%; }
+/* natural size (the width attribute), shrunk only to fit a narrow window */
+figure img { max-width: 100%; height: auto; display: block; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; }
 .note { color: var(--muted); font-size: 13px; }
 """
 
 
-def _png(fig: Any) -> str:
+#: the figures are drawn at twice the screen's 96 px per inch and shown at half their pixel
+#: size: their natural size, sharp on high-density screens
+_DPI = 192
+_SCREEN_DPI = 96
+
+
+def _png(fig: Any) -> tuple[str, int, int]:
+    """(base64 PNG, CSS width, CSS height) of a figure at its natural size."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    data = buffer.getvalue()
+    # the IHDR chunk of every PNG holds width and height as big-endian 32-bit integers
+    width, height = (int.from_bytes(data[i : i + 4], "big") for i in (16, 20))
+    scale = _SCREEN_DPI / _DPI
+    encoded = base64.b64encode(data).decode("ascii")
+    return encoded, round(width * scale), round(height * scale)
 
 
 def _table(frame: pd.DataFrame, digits: int = 4) -> str:
@@ -78,34 +94,39 @@ def _card(key: str, value: Any) -> str:
     )
 
 
-def _figures(model: Any, nsim: int, seed: Any, progress: bool = False) -> list[tuple[str, str]]:
-    """(caption, base64 PNG) of every plot the model supports; the others are skipped."""
+def _figures(
+    model: Any, nsim: int, seed: Any, progress: bool | None = None
+) -> list[tuple[str, tuple[str, int, int]]]:
+    """(caption, (base64 PNG, width, height)) of every plot the model supports; the others
+    are skipped."""
     plots: list[tuple[str, Callable[[], Any]]] = [
         (
             "Random effects ranked with 95% REsim intervals; accent: interval excludes 0.",
             lambda: model.plot.caterpillar(nsim=nsim, seed=seed),
         ),
         (
-            "Per-group least-squares estimates (grey) against the mixed model's (accent): "
-            "shrinkage toward the population.",
+            "Per-group fits of the same fixed part (grey) against the mixed model's "
+            "(accent): shrinkage toward the population.",
             lambda: model.plot.shrinkage(),
         ),
         (
-            "Two groups' data and fitted lines against the population and lm lines; "
-            "right: every group's line.",
+            "Two groups' data and fitted lines (other covariates at their means or "
+            "reference levels) against the population line; right: every group's line.",
             lambda: model.plot.fitted(),
         ),
         (
-            "Marginal covariance Var(y) of the first groups' observations.",
+            "Marginal covariance of the first groups' observations (Var(y); for a GLMM "
+            "Cov(η) of the linear predictor).",
             lambda: model.plot.marginal_cov(),
         ),
         ("Residual diagnostics.", lambda: model.plot.residuals()),
     ]
     from matplotlib.figure import Figure
-    from tqdm.auto import tqdm
+
+    from .._progress import progress_bar
 
     out = []
-    for caption, make in tqdm(plots, desc="report figures", disable=not progress, leave=False):
+    for caption, make in progress_bar(progress, iterable=plots, desc="report figures"):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -117,13 +138,24 @@ def _figures(model: Any, nsim: int, seed: Any, progress: bool = False) -> list[t
     return out
 
 
+def _fitted_by(model: Any) -> str:
+    family = getattr(model, "family", None)
+    if family is None:
+        method = "REML" if getattr(model, "reml", False) else "maximum likelihood"
+        return f"Linear mixed model fitted by mixedmodels with {method}."
+    return (
+        f"Generalized linear mixed model ({family.r_name} family, {family.link.name} link) "
+        "fitted by mixedmodels with maximum likelihood."
+    )
+
+
 def report_html(
     model: Any,
     *,
     title: str | None = None,
     nsim: int = 500,
     seed: Any = 1,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> str:
     """The report of :func:`report` as an HTML string.
 
@@ -135,8 +167,9 @@ def report_html(
         Draws for the REsim intervals of the caterpillar plot.
     seed : int, optional
         Seed of those draws (the report is reproducible).
-    progress : bool
-        Show a progress bar (on stderr) while the figures are drawn.
+    progress : bool, optional
+        A progress bar while the figures are drawn; by default shown in a terminal or a
+        notebook only.
 
     Returns
     -------
@@ -156,19 +189,18 @@ def report_html(
         ("singular", "YES" if model.is_singular else "no"),
     ]
     try:
-        equation = model.to_latex()
-    except (MixedModelsError, ValueError) as error:  # pragma: no cover - defensive
-        equation = f"(no equation: {error})"
+        equation = latex_to_mathml(model.to_latex())
+    except (MixedModelsError, ValueError) as error:  # a model kind to_latex has no form for
+        equation = f'<p class="note">No equation: {html.escape(str(error))}</p>'
     sections = [
         f"<header><h1>{html.escape(title or 'Mixed model report')}</h1>"
         f'<div class="formula">{html.escape(model.formula)}</div>'
-        f'<div class="sub">Fitted by mixedmodels with '
-        f"{'REML' if getattr(model, 'reml', False) else 'maximum likelihood'}.</div></header>",
+        f'<div class="sub">{html.escape(_fitted_by(model))}</div></header>',
         f'<div class="cards">{"".join(_card(k, v) for k, v in cards)}</div>',
         "<h2>Model equation</h2>",
-        '<p class="note">LaTeX source, as equatiomatic writes it (paste into any LaTeX or '
-        "Markdown math block).</p>",
-        f'<pre class="eq"><code>{html.escape(equation)}</code></pre>',
+        f'<div class="equation">{equation}</div>',
+        '<p class="note">In equatiomatic\'s notation; <code>m.to_latex()</code> gives the LaTeX '
+        "source.</p>",
         '<div class="grid"><section><h2>Fixed effects</h2>',
         _table(model.fixed_effects()),
         "</section><section><h2>Variance components</h2>",
@@ -178,9 +210,10 @@ def report_html(
         _table(model.random_effects().head(10)),
         "<h2>Plots</h2>",
     ]
-    for caption, data in _figures(model, nsim, seed, progress):
+    for caption, (data, width, height) in _figures(model, nsim, seed, progress):
         sections.append(
-            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f'<figure><img alt="{html.escape(caption)}" width="{width}" height="{height}" '
+            f'src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
     sections.append("<h2>Summary</h2>")
@@ -201,11 +234,11 @@ def report(
     title: str | None = None,
     nsim: int = 500,
     seed: Any = 1,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> Path:
     """Write one self-contained HTML report of a fitted model.
 
-    The page shows the formula and the model equation (LaTeX source), fit statistics, the
+    The page shows the formula and the model equation (MathML), fit statistics, the
     fixed-effects, variance-components and random-effects tables and the plots of
     ``m.plot``; images are embedded as base64 PNG and nothing is loaded from the network.
 
@@ -218,8 +251,9 @@ def report(
     nsim : int
         Draws for the REsim intervals.
     seed : int, optional
-    progress : bool
-        Show a progress bar (on stderr) while the figures are drawn.
+    progress : bool, optional
+        A progress bar while the figures are drawn; by default shown in a terminal or a
+        notebook only.
 
     Returns
     -------
