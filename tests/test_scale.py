@@ -190,3 +190,8 @@ def test_import_without_the_dask_extra():
     assert result.returncode == 0, result.stderr
     assert "refused:" in result.stdout and "mixedmodels[dask]" in result.stdout
     assert issubclass(DataError, MixedModelsError)
+
+
+def test_glmer_on_dask_data_is_refused_with_the_alternative(tmp_path):
+    with pytest.raises(DataError, match="glmer does not fit Dask data"):
+        mm.glmer("y ~ 1 + (1 | g)", str(tmp_path / "rows.parquet"), family="binomial")

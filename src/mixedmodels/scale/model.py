@@ -54,9 +54,9 @@ class DaskLinearMixedModel(LinearMixedModel):
 
         Examples
         --------
-        >>> # doctest: +SKIP
-        >>> m = mm.lmer("y ~ x + (1 | g)", "data/*.parquet")
-        >>> m.predict().compute()
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("y ~ x + (1 | g)", "data/*.parquet")  # doctest: +SKIP
+        >>> m.predict().compute()  # doctest: +SKIP
         """
         self._selected_terms(re_form)  # an unknown term fails here, not on a worker
         if newdata is None:
