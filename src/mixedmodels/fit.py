@@ -20,6 +20,7 @@ from .lmm import CrossProducts, deviance
 from .lmm_gradient import deviance_and_gradient, supports_gradient
 from .optimize import (
     Control,
+    OptSummary,
     boundary_mask,
     check_convergence,
     escape_boundary,
@@ -91,7 +92,10 @@ def lmer(
     ----------
     formula : str
         ``"y ~ x + (1 + x | g)"``; see :func:`mixedmodels.formula.parse_formula`.
-    data : pandas DataFrame, polars DataFrame or dict of arrays
+    data : pandas DataFrame, polars DataFrame, dict of arrays, dask DataFrame or parquet path
+        A dask DataFrame, or a parquet path or glob (read lazily), is fitted on
+        dask.distributed with the same results (:mod:`mixedmodels.scale`; needs
+        ``mixedmodels[dask]``).
     reml : bool, default True
         REML (default, as lme4) or maximum likelihood.
     weights : str or array-like, optional
@@ -154,31 +158,58 @@ def lmer(
                 correlation=correlation,
             )
         )
+    from .scale import is_scale_input
+
+    if is_scale_input(data):  # Dask data or parquet: the blocks are formed on the cluster
+        from .scale.lmer import lmer_dask
+
+        return lmer_dask(
+            formula, data, reml=reml, weights=weights, na_action=na_action, control=control,
+            offset=offset,
+        )
     design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     func, cp = deviance_function(design, reml)
-    calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
-    with blas_threads_for(cp):
-        try:
-            if control.optimizer == "bobyqa" and _gradient_pays(cp):
-                opt, derivatives = _fit_with_gradient(cp, reml, control, calc)
-            else:
-                opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
-                opt = escape_boundary(func, opt, control)
-                derivatives = None
-        except FloatingPointError:
-            raise DataError(
-                f"The deviance is not finite at the starting values: the {design.X.shape[1]} "
-                f"fixed-effects columns leave (almost) no residual variation in the "
-                f"{design.nobs} observations. Simplify the fixed effects."
-            ) from None
-        converged = (
-            check_convergence(func, opt, stacklevel=3, derivatives=derivatives)
-            if calc
-            else opt.return_code != "MAXEVAL_REACHED"
+    try:
+        opt, converged = optimize_deviance(
+            func, cp, control, design.nobs, reml=reml, stacklevel=4
         )
+    except FloatingPointError:
+        raise DataError(
+            f"The deviance is not finite at the starting values: the {design.X.shape[1]} "
+            f"fixed-effects columns leave (almost) no residual variation in the "
+            f"{design.nobs} observations. Simplify the fixed effects."
+        ) from None
     model = LinearMixedModel(design, cp, opt, reml, converged)
     warn_if_singular(opt.final, opt.lower, stacklevel=2)
     return call.attach(model)
+
+
+def optimize_deviance(
+    func: Callable[[np.ndarray], float],
+    cp: CrossProducts,
+    control: Control,
+    nobs: int,
+    *,
+    reml: bool,
+    stacklevel: int = 3,
+) -> tuple[OptSummary, bool]:
+    """Minimize the profiled deviance over θ from lme4's start, with the restarts off a
+    bound (L-BFGS-B on the exact gradient where it pays, else BOBYQA); returns the
+    optimizer's summary and whether the fit converged."""
+    calc = control.calc_derivs if control.calc_derivs is not None else nobs < 10_000
+    with blas_threads_for(cp):
+        if control.optimizer == "bobyqa" and _gradient_pays(cp):
+            opt, derivatives = _fit_with_gradient(cp, reml, control, calc)
+        else:
+            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+            opt = escape_boundary(func, opt, control)
+            derivatives = None
+        converged = (
+            check_convergence(func, opt, stacklevel=stacklevel, derivatives=derivatives)
+            if calc
+            else opt.return_code != "MAXEVAL_REACHED"
+        )
+    return opt, converged
 
 
 #: nlme's default ``lmeControl(maxIter = 50, tolerance = 1e-6)``, tighter: the fixed point

@@ -226,6 +226,13 @@ def glmer(
     >>> bool(0.35 < m.sigma < 0.65)  # shape 4: dispersion 1/4
     True
     """
+    from .scale import is_scale_input
+
+    if is_scale_input(data):
+        raise DataError(
+            "glmer does not fit Dask data or parquet yet (lmer does): read the data into a "
+            "pandas DataFrame (e.g. data.compute() or pandas.read_parquet) and fit in memory."
+        )
     call = FitCall.capture(glmer, locals())
     control = Control.from_any(control)
     fam = get_family(family, link)
