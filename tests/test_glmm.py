@@ -190,7 +190,7 @@ def test_glmm_tables_and_predictions(binary_data):
     )
     np.testing.assert_allclose(dev, expected)
     sims = m.simulate(nsim=3, seed=1)
-    assert sims.shape == (3, len(y)) and set(np.unique(sims)) <= {0.0, 1.0}
+    assert sims.shape == (len(y), 3) and set(np.unique(sims)) <= {0.0, 1.0}
     np.testing.assert_array_equal(sims, m.simulate(nsim=3, seed=1))
     assert m.npar == 3
     assert m.aic == pytest.approx(-2 * m.loglik + 6)

@@ -192,12 +192,12 @@ def test_gamma_draws_have_shape_one_over_sigma_squared(fits):
     gives trigamma(σ): ten times larger here."""
     model = fits["gamma_log"]
     sims = model.simulate(200, seed=11)
-    assert sims.shape == (200, model.nobs) and np.all(sims > 0)
+    assert sims.shape == (model.nobs, 200) and np.all(sims > 0)
     fixed = model.design.X @ model.fixef.to_numpy()
-    observed = np.mean(np.var(np.log(sims) - fixed, axis=1))
+    observed = np.mean(np.var(np.log(sims) - fixed[:, None], axis=0))
     expected = model.theta[0] ** 2 + special.polygamma(1, 1.0 / model.sigma**2)
     assert observed == pytest.approx(expected, rel=0.05)
-    np.testing.assert_array_equal(sims[:2], model.simulate(2, seed=11))
+    np.testing.assert_array_equal(sims[:, :2], model.simulate(2, seed=11))
 
 
 def test_inverse_gaussian_draws_have_dispersion_sigma_squared(fits):
@@ -209,8 +209,8 @@ def test_inverse_gaussian_draws_have_dispersion_sigma_squared(fits):
     var = model.sigma**2 * np.exp(3 * eta + 4.5 * t2) + np.exp(2 * eta) * (
         np.exp(2 * t2) - np.exp(t2)
     )
-    assert np.mean(sims.mean(axis=0) / mean) == pytest.approx(1.0, abs=0.02)
-    assert np.mean(sims.var(axis=0) / var) == pytest.approx(1.0, abs=0.06)
+    assert np.mean(sims.mean(axis=1) / mean) == pytest.approx(1.0, abs=0.02)
+    assert np.mean(sims.var(axis=1) / var) == pytest.approx(1.0, abs=0.06)
 
 
 def test_bootstrap_reports_sigma(fits):

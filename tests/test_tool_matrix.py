@@ -380,9 +380,6 @@ NOT_APPLICABLE: set[tuple[str, str]] = {("lm", t) for t in RANDOM_EFFECT_TOOLS}
 # -- cells that are wrong or unclear today (strict xfail: delete the entry once fixed) -------
 _STRUCTURE_TERMS = ("cs term", "ar1 term", "toep term")
 _BROKEN: dict[str, list[tuple[str, str]]] = {
-    "issue 16: m.simulate(nsim, seed) -> n x nsim on every model": [
-        (k, "simulate") for k in ZOO if k != "lm"
-    ],
     "issue 10 item 2: the ML refit drops the residual structure": [
         (k, "anova_lrt") for k in RESIDUAL_KINDS
     ],
@@ -404,21 +401,13 @@ _BROKEN: dict[str, list[tuple[str, str]]] = {
         ("lm", t)
         for t in (
             "anova_lrt",
-            "anova_type1",
-            "anova_type2",
-            "anova_type3",
             "bootstrap",
             "confint_boot",
             "confint_profile",
-            "confint_wald",
-            "contrast",
-            "fixed_effects",
             "plot_fitted",
             "plot_residuals",
             "predict_interval",
             "report",
-            "simulate",
-            "to_latex",
         )
     ],
 }

@@ -26,6 +26,7 @@ from .optimize import (
 )
 from .residual import CorrelationStructure, VarianceFunction
 from .results import LinearMixedModel
+from .update import FitCall
 
 
 def lmer_design(
@@ -119,36 +120,41 @@ def lmer(
     >>> bool(m.sigma > 0)
     True
     """
+    call = FitCall.capture(lmer, locals())
     control = Control.from_any(control)
     if variance is not None or correlation is not None:
         from .residual_fit import fit_with_residual_structure
 
-        return fit_with_residual_structure(
-            formula,
-            data,
-            reml=reml,
-            weights=weights,
-            na_action=na_action,
-            control=control,
-            offset=offset,
-            variance=variance,
-            correlation=correlation,
+        return call.attach(
+            fit_with_residual_structure(
+                formula,
+                data,
+                reml=reml,
+                weights=weights,
+                na_action=na_action,
+                control=control,
+                offset=offset,
+                variance=variance,
+                correlation=correlation,
+            )
         )
     from .scale import is_scale_input
 
     if is_scale_input(data):  # Dask data or parquet: the blocks are formed on the cluster
         from .scale.lmer import lmer_dask
 
-        return lmer_dask(
-            formula, data, reml=reml, weights=weights, na_action=na_action, control=control,
-            offset=offset,
+        return call.attach(
+            lmer_dask(
+                formula, data, reml=reml, weights=weights, na_action=na_action,
+                control=control, offset=offset,
+            )
         )
     design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     func, cp = deviance_function(design, reml)
     opt, converged = optimize_deviance(func, cp, control, design.nobs, stacklevel=4)
     model = LinearMixedModel(design, cp, opt, reml, converged)
     warn_if_singular(opt.final, opt.lower, stacklevel=2)
-    return model
+    return call.attach(model)
 
 
 def optimize_deviance(

@@ -33,6 +33,7 @@ from .optimize import (
     minimize,
     warn_if_singular,
 )
+from .update import FitCall
 
 _RESPONSE = "__response__"
 _OFFSET = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
@@ -241,6 +242,7 @@ def glmer(
     >>> bool(0.35 < m.sigma < 0.65)  # shape 4: dispersion 1/4
     True
     """
+    call = FitCall.capture(glmer, locals())
     from .scale import is_scale_input
 
     if is_scale_input(data):
@@ -310,7 +312,7 @@ def glmer(
     with blas_threads_for(problem.template):
         model = _fit(design, problem, nagq, control)
     model.success_level = _success_level(spec.response, frame, fam)
-    return model
+    return call.attach(model)
 
 
 def _success_level(response: str, frame: pd.DataFrame, family: Family) -> str | None:
@@ -530,6 +532,7 @@ def glmer_nb(
     >>> bool(0.5 < m.family.shape < 10)
     True
     """
+    call = FitCall.capture(glmer_nb, locals())
     from scipy.optimize import minimize_scalar
 
     from .families import get_family
@@ -585,4 +588,4 @@ def glmer_nb(
     model = fit(result.x)
     model.nb_shape_evaluations = len(fits)
     warn_if_singular(model.theta, model.opt_summary.lower, stacklevel=2)
-    return model
+    return call.attach(model)

@@ -163,10 +163,14 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
             {"chisq": chisq, "df": df, "ratio": chisq / df, "p_value": stats.chi2.sf(chisq, df)}
         )
 
-    def simulate(self, nsim: int = 1, seed: int | None = None) -> np.ndarray:
+    def simulate(self, nsim: int = 1, seed: int | None = None, re_form: Any = "~0") -> np.ndarray:
         """Responses simulated from the fitted model with new random effects (lme4's
-        ``simulate(use.u = FALSE)``); shape (nsim, n), on the response's scale
+        ``simulate(use.u = FALSE)``); shape (n, nsim) as R's, on the response's scale
         (proportions for binomial with trials).
+
+        ``re_form`` names the random-effects terms kept at their conditional modes, as
+        :func:`mixedmodels.simulate.simulate`: ``"~0"`` (default, lme4's ``re.form = NA``)
+        draws them all, ``None`` keeps them all.
 
         As lme4, the random effects are drawn as Λu with u standard normal.  Gamma
         responses have shape wt/σ² (mean μ, variance σ²μ²/wt) and inverse Gaussian ones
@@ -176,10 +180,19 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
         """
         rng = np.random.default_rng(seed)
         fixed = self.design.X @ self.fixef.to_numpy() + self.problem.offset
+        kept = self._selected_terms(re_form) if re_form is not None else None
+        if kept is None:
+            kept = list(range(len(self.crossprods.terms)))
+        fixed = fixed + self._random_part(None, kept)
         out = np.empty((nsim, self.nobs))
         wt = self.problem.prior_weights
         for s in range(nsim):
-            u = [rng.standard_normal((t.n_levels, t.n_columns)) for t in self.crossprods.terms]
+            u = [
+                np.zeros((t.n_levels, t.n_columns))
+                if index in kept
+                else rng.standard_normal((t.n_levels, t.n_columns))
+                for index, t in enumerate(self.crossprods.terms)
+            ]
             mu = self.family.link.inverse(fixed + self.problem.random_part(self.theta, u))
             name = self.family.name
             if name == "binomial":
@@ -203,7 +216,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
                 out[s] = draws
             else:
                 raise ValueError(f"simulate() has no draws for the {name} family.")
-        return out
+        return out.T
 
     # -- display ---------------------------------------------------------------------------
     def summary(self) -> str:

@@ -156,8 +156,9 @@ def to_latex(model: Any) -> str:
     design = model.design
     frame = design.frame
     fixed = list(design.fixed_names)
-    terms = list(model.crossprods.terms)
-    order = list(getattr(model.crossprods, "order", range(len(terms))))
+    crossprods = getattr(model, "crossprods", None)  # an lm has no random-effects terms
+    terms = list(crossprods.terms) if crossprods is not None else []
+    order = list(getattr(crossprods, "order", range(len(terms))))
     # grouping factors in formula order; terms sharing a factor form one block
     by_position = sorted(range(len(terms)), key=lambda i: order[i])
     groups: list[str] = []

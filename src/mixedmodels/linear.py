@@ -9,12 +9,21 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .analysis import AnalysisMixin
 from .design import NaAction, as_dataframe, build_design
 from .errors import DataError
 from .formula import parse_formula
+from .r2 import LinearR2
+from .update import FitCall
 
 
-class LinearModel:
+def _check_level(level: float) -> float:
+    if not (isinstance(level, float | int) and 0.0 < float(level) < 1.0):
+        raise DataError(f"level must be a number strictly between 0 and 1. Got {level!r}.")
+    return float(level)
+
+
+class LinearModel(AnalysisMixin):
     """A fitted linear model (:func:`mixedmodels.lm`).
 
     Examples
@@ -61,19 +70,25 @@ class LinearModel:
         return pd.DataFrame(self.sigma**2 * self._XtX_inv, index=names, columns=names)
 
     @cached_property
-    def r2(self) -> float:
-        """R² (about the mean when the model has an intercept, as R)."""
+    def r2(self) -> LinearR2:
+        """R² (about the mean when the model has an intercept, as R).
+
+        A float; called, ``fit.r2()`` gives ``{"marginal", "conditional", "adjusted"}``
+        as mixed models' ``r2()`` (both R² here: there are no random effects).
+        """
         y = self.design.y
         w = np.ones_like(y) if self.design.weights is None else self.design.weights
         has_intercept = "Intercept" in self.design.fixed_names
         centre = np.average(y, weights=w) if has_intercept else 0.0
         tss = np.sum(w * (y - centre) ** 2)
-        return float(1.0 - np.sum(w * self._resid**2) / tss)
+        value = float(1.0 - np.sum(w * self._resid**2) / tss)
+        has = "Intercept" in self.design.fixed_names
+        adjusted = 1.0 - (1.0 - value) * (self.nobs - int(has)) / self.df_residual
+        return LinearR2(value, adjusted)
 
     @property
     def adj_r2(self) -> float:
-        has_intercept = "Intercept" in self.design.fixed_names
-        return float(1.0 - (1.0 - self.r2) * (self.nobs - int(has_intercept)) / self.df_residual)
+        return self.r2.adjusted
 
     @property
     def loglik(self) -> float:
@@ -127,6 +142,153 @@ class LinearModel:
     def residuals(self) -> np.ndarray:
         return self._resid.copy()
 
+    # -- the vocabulary of lmer and glmer fits -------------------------------------------
+    def fixed_effects(self, level: float = 0.95) -> pd.DataFrame:
+        """The coefficients with lmer's columns: ``term, value, se, t, p_value,
+        lower_2.5, upper_97.5``; t tests and intervals on the residual df, as
+        ``summary.lm`` and ``confint.lm`` (the interval columns are named by ``level``).
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> fit.fixed_effects().columns.tolist()
+        ['term', 'value', 'se', 't', 'p_value', 'lower_2.5', 'upper_97.5']
+        """
+        level = _check_level(level)
+        table = self.coefficients()
+        q = stats.t.ppf(0.5 + level / 2, self.df_residual)
+        alpha = 100 * (1 - level) / 2
+        return pd.DataFrame(
+            {
+                "term": table["term"],
+                "value": table["estimate"],
+                "se": table["se"],
+                "t": table["t"],
+                "p_value": table["p_value"],
+                f"lower_{alpha:g}": table["estimate"] - q * table["se"],
+                f"upper_{100 - alpha:g}": table["estimate"] + q * table["se"],
+            }
+        )
+
+    def confint(self, method: str = "wald", level: float = 0.95, parm: Any = None) -> pd.DataFrame:
+        """Confidence intervals of the coefficients, as R's ``confint.lm``: exact t intervals
+        (``method="wald"``, the only method an lm needs), columns ``lower``, ``upper``.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> fit.confint().index.tolist()
+        ['Intercept', 'occasion']
+        """
+        if method != "wald":
+            raise DataError(
+                f"method={method!r}: an lm's intervals are confint.lm's exact t intervals; "
+                "use method='wald' (profile and bootstrap intervals are for mixed models)."
+            )
+        table = self.fixed_effects(level).set_index("term")
+        out = pd.DataFrame({"lower": table.iloc[:, -2], "upper": table.iloc[:, -1]})
+        out.index.name = None
+        if parm is None:
+            return out
+        wanted = [parm] if isinstance(parm, str) else list(parm)
+        unknown = [p for p in wanted if p not in out.index]
+        if unknown:
+            raise DataError(
+                f"parm names unknown coefficients {unknown}; expecting {list(out.index)}."
+            )
+        return out.loc[wanted]
+
+    def _weighted_X(self) -> np.ndarray:
+        w = self.design.weights
+        return self.design.X if w is None else self.design.X * np.sqrt(w)[:, None]
+
+    def _f_test(self, L: np.ndarray) -> tuple[float, int, float]:
+        L = np.atleast_2d(L)
+        Lb = L @ self.beta
+        F = float(Lb @ np.linalg.solve(L @ self.vcov.to_numpy() @ L.T, Lb)) / L.shape[0]
+        return F, L.shape[0], float(self.df_residual)
+
+    def contrast(self, L: Any) -> pd.DataFrame:
+        """Test ``L β = 0`` with the residual df, in the columns of lmer's ``contrast``.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> fit.contrast({"occasion": 1.0}).columns.tolist()
+        ['estimate', 'se', 't', 'df', 'p_value']
+        """
+        names = list(self.design.fixed_names)
+        if isinstance(L, dict):
+            unknown = [k for k in L if k not in names]
+            if unknown:
+                raise DataError(
+                    f"L names unknown coefficients {unknown}. Expecting any of {names}."
+                )
+            L = [[float(L.get(n, 0.0)) for n in names]]
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        if L.ndim != 2 or L.shape[1] != len(names):
+            raise DataError(
+                f"L must have {len(names)} columns (one per coefficient: {names}). "
+                f"Got shape {L.shape}."
+            )
+        df = float(self.df_residual)
+        if L.shape[0] == 1:
+            estimate = float(L[0] @ self.beta)
+            se = float(np.sqrt(L[0] @ self.vcov.to_numpy() @ L[0]))
+            t = estimate / se
+            return pd.DataFrame(
+                {
+                    "estimate": [estimate],
+                    "se": [se],
+                    "t": [t],
+                    "df": [df],
+                    "p_value": [2.0 * stats.t.sf(abs(t), df)],
+                }
+            )
+        F, q, df = self._f_test(L)
+        return pd.DataFrame(
+            {"F": [F], "num_df": [q], "den_df": [df], "p_value": [stats.f.sf(F, q, df)]}
+        )
+
+    def anova(self, type: int = 1) -> pd.DataFrame:
+        """F tests per term in the columns of lmer's ``anova``: ``num_df, den_df, F,
+        p_value``.  Type 1 (the default, as R's ``anova.lm``) is sequential and equals
+        anova.lm's F tests; 2 and 3 are car's ``Anova`` types (type 3 with lmerTest's
+        contrast-invariant hypotheses), all on the residual df.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> fit.anova().index.tolist()
+        ['occasion']
+        """
+        from .inference.hypotheses import ANOVA_TYPES, model_terms, term_hypotheses, type1, type2
+
+        if type not in ANOVA_TYPES:
+            raise DataError(f"type: expecting one of {set(ANOVA_TYPES)}. Got {type!r}.")
+        if type in (1, 2) and self.design.weights is not None:
+            # the sequential and type II hypotheses are those of the weighted design
+            build = type1 if type == 1 else type2
+            hypotheses = build(self._weighted_X(), list(self.design.fixed_names), model_terms(self))
+        else:
+            hypotheses = term_hypotheses(self, type)  # type: ignore[arg-type]
+        rows = []
+        for term, L in hypotheses.items():
+            F, q, df = self._f_test(L)
+            rows.append((term, q, df, F, stats.f.sf(F, q, df)))
+        table = pd.DataFrame(rows, columns=["term", "num_df", "den_df", "F", "p_value"])
+        return table.set_index("term")
+
+    def to_latex(self) -> str:
+        """The model equation in equatiomatic's form (see :func:`mixedmodels.latex.to_latex`)."""
+        from .latex import to_latex
+
+        return to_latex(self)
+
     def summary(self) -> str:
         table = self.coefficients().set_index("term")
         table.columns = ["Estimate", "Std. Error", "t value", "Pr(>|t|)"]
@@ -169,6 +331,7 @@ def lm(formula: str, data: Any, weights: Any = None, na_action: NaAction = "omit
     >>> 0 < fit.r2 < 1
     True
     """
+    call = FitCall.capture(lm, locals())
     spec = parse_formula(formula)
     if spec.random:
         raise DataError(
@@ -184,4 +347,4 @@ def lm(formula: str, data: Any, weights: Any = None, na_action: NaAction = "omit
     beta = np.linalg.solve(R, Q.T @ y)
     R_inv = np.linalg.solve(R, np.eye(R.shape[0]))
     resid = design.y - design.X @ beta
-    return LinearModel(design, beta, resid, R_inv @ R_inv.T)
+    return call.attach(LinearModel(design, beta, resid, R_inv @ R_inv.T))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .analysis import AnalysisMixin
 from .design import Design, as_dataframe
 from .formula import parse_formula
 from .inference import InferenceMixin
@@ -49,7 +50,7 @@ def _is_no_random(re_form: Any) -> bool:
     return text in ("~0", "0", "NA", "nan")
 
 
-class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin):
+class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixin):
     """A fitted linear mixed model (:func:`mixedmodels.lmer`).
 
     Tables are computed lazily and cached; the fit itself is never mutated.

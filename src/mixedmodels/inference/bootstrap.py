@@ -192,7 +192,7 @@ class _GlmmSimulator(_Simulator):
         from ..glmm_optimize import fit_profiled
         from ..optimize import Control
 
-        y = self.model.simulate(1, seed=np.random.default_rng(seed))[0]
+        y = self.model.simulate(1, seed=np.random.default_rng(seed))[:, 0]
         problem = self.model.problem.with_response(y)
         se = np.sqrt(np.diag(self.model.vcov.to_numpy()))
         step = stage2_step(self.theta, se)
