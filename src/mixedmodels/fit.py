@@ -163,16 +163,21 @@ def lmer(
     if is_scale_input(data):  # Dask data or parquet: the blocks are formed on the cluster
         from .scale.lmer import lmer_dask
 
-        return lmer_dask(
-            formula, data, reml=reml, weights=weights, na_action=na_action, control=control,
-            offset=offset,
+        return call.attach(
+            lmer_dask(
+                formula,
+                data,
+                reml=reml,
+                weights=weights,
+                na_action=na_action,
+                control=control,
+                offset=offset,
+            )
         )
     design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     func, cp = deviance_function(design, reml)
     try:
-        opt, converged = optimize_deviance(
-            func, cp, control, design.nobs, reml=reml, stacklevel=4
-        )
+        opt, converged = optimize_deviance(func, cp, reml, control, design.nobs, stacklevel=4)
     except FloatingPointError:
         raise DataError(
             f"The deviance is not finite at the starting values: the {design.X.shape[1]} "
@@ -187,15 +192,13 @@ def lmer(
 def optimize_deviance(
     func: Callable[[np.ndarray], float],
     cp: CrossProducts,
+    reml: bool,
     control: Control,
     nobs: int,
-    *,
-    reml: bool,
     stacklevel: int = 3,
 ) -> tuple[OptSummary, bool]:
-    """Minimize the profiled deviance over θ from lme4's start, with the restarts off a
-    bound (L-BFGS-B on the exact gradient where it pays, else BOBYQA); returns the
-    optimizer's summary and whether the fit converged."""
+    """Minimize the profiled deviance over θ (the gradient path where it pays), with the
+    restarts off a bound; the optimizer's summary and whether the fit converged."""
     calc = control.calc_derivs if control.calc_derivs is not None else nobs < 10_000
     with blas_threads_for(cp):
         if control.optimizer == "bobyqa" and _gradient_pays(cp):

@@ -81,7 +81,7 @@ def lmer_dask(
     def func(theta):
         return deviance(cp, theta, reml)
 
-    opt, converged = optimize_deviance(func, cp, control, design.nobs, reml=reml, stacklevel=5)
+    opt, converged = optimize_deviance(func, cp, reml, control, design.nobs, stacklevel=5)
     log.record(f"optimizer: {opt.evaluations} deviance evaluations on the blocks")
     model = DaskLinearMixedModel(design, cp, opt, reml, converged)
     model.attach(frame, encoder, log)
