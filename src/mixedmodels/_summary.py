@@ -81,10 +81,13 @@ def lmm_summary(model: LinearMixedModel) -> str:
             f"{model.loglik:8.1f} {model.deviance:8.1f}"
         )
     lines.append("")
-    scaled = model.design.unpad(model.residuals()) / model.sigma
-    if model.design.weights is not None:
-        scaled = scaled * np.sqrt(model.design.weights)
-    q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
+    if hasattr(model, "scaled_residual_quantiles"):  # rows in Dask partitions
+        q = model.scaled_residual_quantiles()
+    else:
+        scaled = model.design.unpad(model.residuals()) / model.sigma
+        if model.design.weights is not None:
+            scaled = scaled * np.sqrt(model.design.weights)
+        q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1])
     lines.append("Scaled residuals:")
     lines.append("     Min       1Q   Median       3Q      Max")
     lines.append(" " + " ".join(f"{v:8.4f}" for v in q))

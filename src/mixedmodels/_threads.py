@@ -15,8 +15,11 @@ from contextlib import AbstractContextManager, nullcontext
 #: tails smaller than this are factored faster, fit for fit, by one BLAS thread
 #: (2 cores, measured): VerbAgg (q₂ = 24) 0.31 → 0.22 s and the 500k crossed benchmark
 #: (q₂ = 500) 2.3 → 1.5 s with one thread, although its 500² x 5000 syrk alone runs
-#: 26 → 18 ms with two; InstEval-shaped (q₂ = 1156) 3.2 → 2.8 s with two
-SMALL_TAIL = 1000
+#: 26 → 18 ms with two.  InstEval (q₂ = 1142) gained 12% from two threads on an idle
+#: machine but lost tenfold with other processes on the cores (one deviance 0.07 s with
+#: one thread, 0.72 s with two; OpenBLAS's threads spin waiting for each other), so the
+#: limit sits above every dense tail we factor
+SMALL_TAIL = 4000
 
 
 @functools.cache

@@ -227,6 +227,13 @@ def glmer(
     True
     """
     call = FitCall.capture(glmer, locals())
+    from .scale import is_scale_input
+
+    if is_scale_input(data):
+        raise DataError(
+            "glmer does not fit Dask data or parquet yet (lmer does): read the data into a "
+            "pandas DataFrame (e.g. data.compute() or pandas.read_parquet) and fit in memory."
+        )
     control = Control.from_any(control)
     fam = get_family(family, link)
     if fam.name == "gaussian":

@@ -108,6 +108,94 @@ class _PairMap:
         return cls(matrix=matrix)
 
 
+def internal_order(terms: list[ReTerm] | tuple[ReTerm, ...]) -> np.ndarray:
+    """The internal term order: by number of levels, largest first (stable)."""
+    return np.argsort([-t.n_levels for t in terms], kind="stable")
+
+
+def check_tail_size(ordered: list[ReTerm]) -> None:
+    """Refuse, before any pass over the rows, a tail whose dense block is too large."""
+    tail = ordered[1:]
+    q2 = sum(t.n_effects for t in tail)
+    if q2 > MAX_DENSE_EFFECTS:
+        sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
+        raise DataError(
+            f"The random-effects terms after the largest one ({ordered[0].group}) have {q2} "
+            f"random effects in all ({sizes}); their dense block would need "
+            f"{q2 * q2 * 8 / 1e9:.1f} GB. Models with two grouping factors of more than "
+            f"{MAX_DENSE_EFFECTS} levels each are not supported yet."
+        )
+
+
+@dataclass
+class BlockSums:
+    """The row sums behind :class:`CrossProducts`: ``Z₁ᵀZ₁`` (block diagonal), ``Z_tailᵀZ₁``,
+    ``Z_tailᵀZ_tail``, ``Zᵀ[X y]`` and ``[X y]ᵀ[X y]``, all weighted.
+
+    Sums over disjoint sets of rows add (``a + b``), so the blocks of a table split in
+    partitions are the sum of the partitions' blocks (:mod:`mixedmodels.scale`)."""
+
+    n: int
+    A11: np.ndarray
+    C1: np.ndarray
+    A21: sp.csr_matrix
+    A22: np.ndarray
+    C2: np.ndarray
+    XyXy: np.ndarray
+    sum_log_weights: float
+
+    @classmethod
+    def of_rows(
+        cls,
+        y: np.ndarray,
+        X: np.ndarray,
+        ordered: list[ReTerm],
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> BlockSums:
+        """The sums over these rows; ``ordered`` are the terms in internal order."""
+        n, p = X.shape
+        if offset is not None:
+            y = y - offset
+        sqrt_w = None
+        sum_log_weights = 0.0
+        if weights is not None:
+            sqrt_w = np.sqrt(weights)
+            positive = weights > 0
+            sum_log_weights = float(np.sum(np.log(weights[positive])))
+        Xy = np.column_stack([X, y])
+        if sqrt_w is not None:
+            Xy = Xy * sqrt_w[:, None]
+        first = ordered[0]
+        k1 = first.n_columns
+        A11 = _block_diagonal_crossprod(first, weights)
+        Z1 = _term_sparse(first, sqrt_w)
+        C1 = np.asarray(Z1.T @ Xy).reshape(first.n_levels, k1, p + 1)
+        tail = ordered[1:]
+        if tail:
+            Z2 = sp.hstack([_term_sparse(t, sqrt_w) for t in tail], format="csr")
+            A21 = (Z2.T @ Z1).tocsr()
+            A22 = (Z2.T @ Z2).toarray()
+            C2 = np.asarray(Z2.T @ Xy)
+        else:
+            A21 = sp.csr_matrix((0, Z1.shape[1]))
+            A22 = np.zeros((0, 0))
+            C2 = np.zeros((0, p + 1))
+        return cls(n, A11, C1, A21, A22, C2, Xy.T @ Xy, sum_log_weights)
+
+    def __add__(self, other: BlockSums) -> BlockSums:
+        return BlockSums(
+            self.n + other.n,
+            self.A11 + other.A11,
+            self.C1 + other.C1,
+            (self.A21 + other.A21).tocsr(),
+            self.A22 + other.A22,
+            self.C2 + other.C2,
+            self.XyXy + other.XyXy,
+            self.sum_log_weights + other.sum_log_weights,
+        )
+
+
 @dataclass
 class CrossProducts:
     """Cross-product blocks of ``[Z X y]``, formed once per model.
@@ -160,55 +248,31 @@ class CrossProducts:
         offset: np.ndarray | None = None,
     ) -> CrossProducts:
         """Form every block once: O(n) passes, memory bounded by the blocks."""
-        n, p = X.shape
-        if offset is not None:
-            y = y - offset
-        sqrt_w = None
-        sum_log_weights = 0.0
-        if weights is not None:
-            sqrt_w = np.sqrt(weights)
-            positive = weights > 0
-            sum_log_weights = float(np.sum(np.log(weights[positive])))
-        Xy = np.column_stack([X, y])
-        if sqrt_w is not None:
-            Xy = Xy * sqrt_w[:, None]
-        order = np.argsort([-t.n_levels for t in terms], kind="stable")
+        order = internal_order(terms)
         ordered = [terms[i] for i in order]
+        check_tail_size(ordered)
+        sums = BlockSums.of_rows(y, X, ordered, weights, offset)
+        return cls.from_sums(sums, ordered, order)
+
+    @classmethod
+    def from_sums(cls, sums: BlockSums, ordered: list[ReTerm], order: np.ndarray) -> CrossProducts:
+        """The blocks from their row sums (of one table, or added over partitions), with
+        the fast-path maps of the factorization; ``ordered`` are the terms largest first
+        (their rows are not read)."""
         structures = [structure_for(t.structure, t.n_columns) for t in ordered]
         theta_slices = []
         start = 0
         for s in structures:
             theta_slices.append(slice(start, start + s.n_theta))
             start += s.n_theta
-
         first = ordered[0]
         k1 = first.n_columns
-        A11 = _block_diagonal_crossprod(first, weights)
-        Z1 = _term_sparse(first, sqrt_w)
-        C1 = np.asarray(Z1.T @ Xy).reshape(first.n_levels, k1, p + 1)
-
         tail = ordered[1:]
         tail_offsets = [0]
         for t in tail:
             tail_offsets.append(tail_offsets[-1] + t.n_effects)
         q2 = tail_offsets[-1]
-        if q2 > MAX_DENSE_EFFECTS:
-            sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
-            raise DataError(
-                f"The random-effects terms after the largest one ({first.group}) have {q2} "
-                f"random effects in all ({sizes}); their dense block would need "
-                f"{q2 * q2 * 8 / 1e9:.1f} GB. Models with two grouping factors of more than "
-                f"{MAX_DENSE_EFFECTS} levels each are not supported yet."
-            )
-        if tail:
-            Z2 = sp.hstack([_term_sparse(t, sqrt_w) for t in tail], format="csr")
-            A21 = (Z2.T @ Z1).tocsr()
-            A22 = (Z2.T @ Z2).toarray()
-            C2 = np.asarray(Z2.T @ Xy)
-        else:
-            A21 = sp.csr_matrix((0, Z1.shape[1]))
-            A22 = np.zeros((0, 0))
-            C2 = np.zeros((0, p + 1))
+        A21 = sums.A21.tocsr()
         pair_map = None
         dense_A21 = None
         tail_scalar = all(t.n_columns == 1 for t in tail)
@@ -226,20 +290,20 @@ class CrossProducts:
             elif q2 * first.n_levels <= _MAP_MAX_ENTRIES:
                 dense_A21 = np.asfortranarray(A21.toarray())
         return cls(
-            n=n,
-            p=p,
+            n=sums.n,
+            p=sums.XyXy.shape[0] - 1,
             terms=ordered,
             order=order,
             structures=structures,
             theta_slices=theta_slices,
-            A11=A11,
-            C1=C1,
+            A11=sums.A11,
+            C1=sums.C1,
             A21=A21,
-            A22=A22,
-            C2=C2,
-            XyXy=Xy.T @ Xy,
+            A22=sums.A22,
+            C2=sums.C2,
+            XyXy=sums.XyXy,
             tail_offsets=tail_offsets,
-            sum_log_weights=sum_log_weights,
+            sum_log_weights=sums.sum_log_weights,
             pair_map=pair_map,
             dense_A21=dense_A21,
             tail_scalar=tail_scalar,

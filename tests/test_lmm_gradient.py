@@ -1,0 +1,145 @@
+"""The exact θ gradient of the profiled (RE)ML deviance (mixedmodels.lmm_gradient) and the
+L-BFGS-B path of lmer that uses it."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+import mixedmodels.fit as fit_module
+from mixedmodels.fit import lmer_design
+from mixedmodels.lmm import CrossProducts, deviance
+from mixedmodels.lmm_gradient import deviance_and_gradient, supports_gradient
+from mixedmodels.optimize import Control, minimize, minimize_with_gradient
+
+
+def _crossed(seed: int, n: int = 1500) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.integers(0, 150, n), rng.integers(0, 30, n), rng.integers(0, 6, n)
+    x = rng.normal(size=n)
+    y = (
+        1.0
+        + 0.3 * x
+        + 0.7 * rng.normal(size=150)[a]
+        + 0.4 * rng.normal(size=30)[b]
+        + 0.5 * rng.normal(size=6)[c]
+        + rng.normal(size=n)
+    )
+    return pd.DataFrame(
+        {"y": y, "x": x, "a": a.astype(str), "b": b.astype(str), "c": c.astype(str)}
+    )
+
+
+def _paths(cp: CrossProducts) -> dict[str, CrossProducts]:
+    """The same cross-products through each of factorize's three Schur paths."""
+    paths = {"sparse": dataclasses.replace(cp, pair_map=None, dense_A21=None)}
+    if cp.q2:
+        paths["dense"] = dataclasses.replace(
+            cp, pair_map=None, dense_A21=np.asfortranarray(cp.A21.toarray())
+        )
+        paths["as built"] = cp  # the pair map where it is cheaper
+    return paths
+
+
+def _numeric_gradient(cp, theta, reml, step=1e-6):
+    out = np.empty(theta.size)
+    for j in range(theta.size):
+        e = np.zeros(theta.size)
+        e[j] = step
+        out[j] = (deviance(cp, theta + e, reml) - deviance(cp, theta - e, reml)) / (2 * step)
+    return out
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    "formula",
+    ["y ~ x + (1 | a)", "y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b) + (1 | c)"],
+)
+def test_gradient_matches_central_differences(formula, reml, weighted):
+    data = _crossed(7)
+    design = lmer_design(formula, data)
+    weights = np.random.default_rng(2).uniform(0.5, 2.0, len(data)) if weighted else None
+    cp = CrossProducts.build(design.y, design.X, design.terms, weights)
+    assert supports_gradient(cp)
+    rng = np.random.default_rng(11)
+    for name, variant in _paths(cp).items():
+        theta = rng.uniform(0.2, 1.5, cp.n_theta)
+        value, grad = deviance_and_gradient(variant, theta, reml)
+        assert value == pytest.approx(deviance(cp, theta, reml), rel=1e-12), name
+        numeric = _numeric_gradient(cp, theta, reml)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=5e-5 * np.abs(numeric).max())
+
+
+def test_gradient_at_a_zero_sd_is_zero_in_that_coordinate_and_exact_in_the_others():
+    data = _crossed(8)
+    design = lmer_design("y ~ x + (1 | a) + (1 | b) + (1 | c)", data)
+    cp = CrossProducts.build(design.y, design.X, design.terms)
+    theta = np.array([0.6, 0.0, 0.4])
+    _, grad = deviance_and_gradient(cp, theta, True)
+    assert grad[1] == 0.0  # the deviance is even in each relative SD
+    numeric = _numeric_gradient(cp, theta, True)
+    np.testing.assert_allclose(grad[[0, 2]], numeric[[0, 2]], rtol=1e-5)
+
+
+def test_vector_terms_are_not_claimed():
+    data = _crossed(9)
+    design = lmer_design("y ~ x + (1 + x | a)", data)
+    cp = CrossProducts.build(design.y, design.X, design.terms)
+    assert not supports_gradient(cp)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_lmer_takes_the_gradient_path_and_reaches_the_bobyqa_optimum(reml):
+    data = _crossed(10, n=3000)
+    formula = "y ~ x + (1 | a) + (1 | b) + (1 | c)"
+    model = mm.lmer(formula, data, reml=reml)
+    assert model.opt_summary.optimizer.startswith("scipy L-BFGS-B")
+    design = lmer_design(formula, data)
+    cp = CrossProducts.build(design.y, design.X, design.terms)
+    bobyqa = minimize(
+        lambda t: deviance(cp, t, reml), cp.initial_theta(), cp.lower_bounds(), Control()
+    )
+    assert model.opt_summary.objective <= bobyqa.objective + 1e-9 * abs(bobyqa.objective)
+    assert model.opt_summary.evaluations < bobyqa.evaluations
+    # the convergence check ran on the exact gradient, and it is ~0 at the optimum
+    assert np.max(np.abs(model.opt_summary.gradient)) < 1e-2
+
+
+def test_a_search_stuck_at_a_zero_sd_is_restarted_off_the_bound():
+    data = _crossed(12)
+    design = lmer_design("y ~ x + (1 | a) + (1 | b) + (1 | c)", data)
+    cp = CrossProducts.build(design.y, design.X, design.terms)
+
+    def func_and_gradient(theta):
+        return deviance_and_gradient(cp, theta, True)
+
+    # from θ_b = 0 the gradient in θ_b is 0, so L-BFGS-B cannot leave the bound by itself
+    stuck = minimize_with_gradient(
+        func_and_gradient, np.array([1.0, 0.0, 1.0]), cp.lower_bounds(), Control()
+    )
+    assert stuck.final[1] == 0.0
+    freed = fit_module._probe_off_bound(func_and_gradient, stuck, Control())
+    assert freed.final[1] > 0.1
+    assert freed.objective < stuck.objective - 1.0
+    assert freed.evaluations > stuck.evaluations
+
+
+def test_a_truly_singular_scalar_fit_stays_on_the_bound():
+    rng = np.random.default_rng(13)
+    data = _crossed(13)
+    data["y"] = 1.0 + 0.3 * data["x"] + rng.normal(size=len(data))  # no b or c effects
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = mm.lmer("y ~ x + (1 | a) + (1 | b) + (1 | c)", data)
+    design = lmer_design("y ~ x + (1 | a) + (1 | b) + (1 | c)", data)
+    cp = CrossProducts.build(design.y, design.X, design.terms)
+    bobyqa = minimize(
+        lambda t: deviance(cp, t, True), cp.initial_theta(), cp.lower_bounds(), Control()
+    )
+    assert model.opt_summary.objective <= bobyqa.objective + 1e-8 * abs(bobyqa.objective)

@@ -1,0 +1,197 @@
+"""Fits on Dask data (mixedmodels.scale) equal the in-memory fits: a LocalCluster of two
+workers, on parquet written by the test (1M rows)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.errors import DataError, MixedModelsError
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+pytest.importorskip("pyarrow")
+
+N_ROWS = 1_000_000
+
+
+@pytest.fixture(scope="session")
+def cluster_client():
+    """One LocalCluster of 2 single-threaded workers for the session, the default client."""
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, dashboard_address=None, processes=True
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="session")
+def big_data(tmp_path_factory):
+    """1M rows with a string grouping factor, a crossed numeric one and a 3-level factor,
+    written as 8 parquet partitions; returns (pandas frame, parquet folder)."""
+    rng = np.random.default_rng(14)
+    n = N_ROWS
+    g = rng.integers(0, 3000, n)
+    a = rng.integers(0, 150, n)
+    x = rng.normal(size=n)
+    f = np.array(["low", "mid", "high"])[rng.integers(0, 3, n)]
+    b0, b1, c0 = rng.normal(0, 0.8, 3000), rng.normal(0, 0.3, 3000), rng.normal(0, 0.5, 150)
+    eta = 0.2 + 0.5 * x + b0[g] + b1[g] * x + c0[a] + 0.3 * (f == "high")
+    frame = pd.DataFrame(
+        {
+            "y": eta + rng.normal(size=n),
+            "yb": (rng.random(n) < 1 / (1 + np.exp(-(eta - 0.2) * 0.6))).astype(float),
+            "yc": rng.poisson(np.exp(0.3 * (eta - 0.2))).astype(float),
+            "x": x,
+            "f": f,
+            "g": np.char.add("g", g.astype(str)),
+            "a": a,
+        }
+    )
+    frame.loc[[7, 500_000], "x"] = np.nan  # NA rows are dropped in both paths
+    path = tmp_path_factory.mktemp("scale") / "rows"
+    path.mkdir()
+    for index, start in enumerate(range(0, n, n // 8)):
+        frame.iloc[start : start + n // 8].to_parquet(path / f"part.{index}.parquet")
+    return frame, str(path / "*.parquet")
+
+
+def _fit_both(fit, formula, frame, path, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        in_memory = fit(formula, frame, **kwargs)
+        on_dask = fit(formula, path, **kwargs)
+    return in_memory, on_dask
+
+
+def _assert_same(in_memory, on_dask):
+    np.testing.assert_allclose(on_dask.theta, in_memory.theta, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        on_dask.fixef.to_numpy(), in_memory.fixef.to_numpy(), rtol=1e-6, atol=1e-7
+    )
+    assert on_dask.loglik == pytest.approx(in_memory.loglik, rel=1e-8)
+    assert on_dask.nobs == in_memory.nobs
+    assert list(on_dask.fixef.index) == list(in_memory.fixef.index)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "formula",
+    ["y ~ x + (1 | g)", "y ~ x + f + (1 + x | g)", "y ~ x + (1 | g) + (1 | a)"],
+    ids=["scalar", "vector", "crossed"],
+)
+def test_lmer_on_parquet_equals_in_memory(cluster_client, big_data, formula):
+    frame, path = big_data
+    in_memory, on_dask = _fit_both(mm.lmer, formula, frame, path)
+    _assert_same(in_memory, on_dask)
+    assert on_dask.sigma == pytest.approx(in_memory.sigma, rel=1e-7)
+    assert [line.split(":")[0] for line in on_dask.fit_log[:2]] == ["levels", "blocks"]
+    for label, table in in_memory.ranef().items():
+        np.testing.assert_allclose(on_dask.ranef()[label].to_numpy(), table.to_numpy(), atol=1e-6)
+        assert list(on_dask.ranef()[label].index) == list(table.index)
+
+
+@pytest.mark.slow
+def test_predict_fitted_residuals_are_lazy_and_equal(cluster_client, big_data):
+    frame, path = big_data
+    in_memory, on_dask = _fit_both(mm.lmer, "y ~ x + f + (1 + x | g)", frame, path)
+    # the estimates agree to ~1e-7 (summation order differs between partitions), so the
+    # predictions agree to that times the covariates
+    fitted = on_dask.fitted()
+    assert isinstance(fitted, dd.Series)
+    np.testing.assert_allclose(fitted.compute().to_numpy(), in_memory.fitted(), atol=1e-6)
+    np.testing.assert_allclose(
+        on_dask.residuals().compute().to_numpy(), in_memory.residuals(), atol=1e-6
+    )
+    new = frame.iloc[:5000].dropna()
+    lazy = on_dask.predict(dd.from_pandas(new, npartitions=3), re_form="~0")
+    assert isinstance(lazy, dd.Series)
+    np.testing.assert_allclose(
+        lazy.compute().to_numpy(), in_memory.predict(new, re_form="~0"), atol=1e-6
+    )
+    np.testing.assert_allclose(on_dask.predict(new), in_memory.predict(new), atol=1e-6)
+    assert "Scaled residuals" in on_dask.summary()
+
+
+def test_dask_dataframe_input_and_missing_rows(cluster_client):
+    rng = np.random.default_rng(3)
+    n = 4000
+    g = rng.integers(0, 40, n)
+    frame = pd.DataFrame({"y": rng.normal(size=n) + rng.normal(size=40)[g], "g": g, "w": 1.0})
+    frame.loc[3, "y"] = np.nan
+    with pytest.warns(mm.MissingDataWarning, match="Dropped 1 row"):
+        on_dask = mm.lmer("y ~ 1 + (1 | g)", dd.from_pandas(frame, npartitions=3), weights="w")
+    with pytest.warns(mm.MissingDataWarning):
+        in_memory = mm.lmer("y ~ 1 + (1 | g)", frame, weights="w")
+    _assert_same(in_memory, on_dask)
+    with pytest.raises(DataError, match="na_action='fail'"):
+        mm.lmer("y ~ 1 + (1 | g)", dd.from_pandas(frame, npartitions=2), na_action="fail")
+
+
+def test_refusals_name_the_fix(cluster_client, tmp_path):
+    frame = pd.DataFrame({"y": np.arange(20.0), "x": np.arange(20.0), "g": np.arange(20) % 4})
+    data = dd.from_pandas(frame, npartitions=2)
+    with pytest.raises(DataError, match="stateful transform center"):
+        mm.lmer("y ~ center(x) + (1 | g)", data)
+    with pytest.raises(DataError, match="must be a column name"):
+        mm.lmer("y ~ x + (1 | g)", data, weights=np.ones(20))
+    with pytest.raises(DataError, match="Unknown column 'z'"):
+        mm.lmer("y ~ z + (1 | g)", data)
+    with pytest.raises(DataError, match="No parquet file"):
+        mm.lmer("y ~ x + (1 | g)", str(tmp_path / "nothing-*.parquet"))
+
+
+def test_blocks_that_do_not_fit_are_refused_with_the_figure():
+    from mixedmodels.design import ReTerm
+    from mixedmodels.scale.memory import block_bytes, check_fits
+
+    def term(levels: int) -> ReTerm:
+        return ReTerm(
+            "g",
+            np.zeros(0, int),
+            np.arange(levels).astype(str),
+            np.zeros((0, 1)),
+            ("(Intercept)",),
+            "us",
+            "1",
+            ("g",),
+        )
+
+    ordered = [term(1_000_000), term(10_000)]
+    # 1M x 10k sparse cross block at most, 10k² dense tail
+    assert block_bytes(ordered, 2) == 8 * (10**6 * 4 + 10**8 + 3 * 10**4 + 9) + 12 * 10**10
+    expected = 3 * block_bytes(ordered, 2) / 1e9
+    with pytest.raises(DataError, match=rf"need about {expected:.2f} GB .* a worker has 4\.00"):
+        check_fits(ordered, 2, client_bytes=1e12, worker_bytes=4e9)
+
+
+def test_import_without_the_dask_extra():
+    """Without dask, distributed and pyarrow mixedmodels imports and fits in memory; a
+    parquet path is refused naming the extra."""
+    code = (
+        "import sys\n"
+        "for name in ('dask', 'distributed', 'pyarrow'): sys.modules[name] = None\n"
+        "import mixedmodels as mm\n"
+        "m = mm.lmer('gpa ~ occasion + (1 | student)', mm.datasets.gpa(seed=1))\n"
+        "try:\n"
+        "    mm.lmer('y ~ (1 | g)', 'rows.parquet')\n"
+        "except mm.MixedModelsError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "refused:" in result.stdout and "mixedmodels[dask]" in result.stdout
+    assert issubclass(DataError, MixedModelsError)
+
+
+def test_glmer_on_dask_data_is_refused_with_the_alternative(tmp_path):
+    with pytest.raises(DataError, match="glmer does not fit Dask data"):
+        mm.glmer("y ~ 1 + (1 | g)", str(tmp_path / "rows.parquet"), family="binomial")
