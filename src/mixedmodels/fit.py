@@ -189,32 +189,6 @@ def lmer(
     return call.attach(model)
 
 
-def optimize_deviance(
-    func: Callable[[np.ndarray], float],
-    cp: CrossProducts,
-    reml: bool,
-    control: Control,
-    nobs: int,
-    stacklevel: int = 3,
-) -> tuple[OptSummary, bool]:
-    """Minimize the profiled deviance over θ (the gradient path where it pays), with the
-    restarts off a bound; the optimizer's summary and whether the fit converged."""
-    calc = control.calc_derivs if control.calc_derivs is not None else nobs < 10_000
-    with blas_threads_for(cp):
-        if control.optimizer == "bobyqa" and _gradient_pays(cp):
-            opt, derivatives = _fit_with_gradient(cp, reml, control, calc)
-        else:
-            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
-            opt = escape_boundary(func, opt, control)
-            derivatives = None
-        converged = (
-            check_convergence(func, opt, stacklevel=stacklevel, derivatives=derivatives)
-            if calc
-            else opt.return_code != "MAXEVAL_REACHED"
-        )
-    return opt, converged
-
-
 #: nlme's default ``lmeControl(maxIter = 50, tolerance = 1e-6)``, tighter: the fixed point
 #: is reached to 1e-8 so that nlme's own stopping error dominates any comparison
 _FITTED_MAX_ITER = 50
@@ -278,6 +252,32 @@ def _fit_fitted_variance(formula: str, data: Any, *, variance: Any, **options: A
         )
     model._variance_spec = variance
     return model
+
+
+def optimize_deviance(
+    func: Callable[[np.ndarray], float],
+    cp: CrossProducts,
+    reml: bool,
+    control: Control,
+    nobs: int,
+    stacklevel: int = 3,
+) -> tuple[OptSummary, bool]:
+    """Minimize the profiled deviance over θ (the gradient path where it pays), with the
+    restarts off a bound; the optimizer's summary and whether the fit converged."""
+    calc = control.calc_derivs if control.calc_derivs is not None else nobs < 10_000
+    with blas_threads_for(cp):
+        if control.optimizer == "bobyqa" and _gradient_pays(cp):
+            opt, derivatives = _fit_with_gradient(cp, reml, control, calc)
+        else:
+            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+            opt = escape_boundary(func, opt, control)
+            derivatives = None
+        converged = (
+            check_convergence(func, opt, stacklevel=stacklevel, derivatives=derivatives)
+            if calc
+            else opt.return_code != "MAXEVAL_REACHED"
+        )
+    return opt, converged
 
 
 def _gradient_pays(cp: CrossProducts) -> bool:

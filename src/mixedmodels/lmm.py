@@ -262,9 +262,7 @@ class CrossProducts:
         return cls.from_sums(sums, ordered, order)
 
     @classmethod
-    def from_sums(
-        cls, sums: BlockSums, ordered: list[ReTerm], order: np.ndarray
-    ) -> CrossProducts:
+    def from_sums(cls, sums: BlockSums, ordered: list[ReTerm], order: np.ndarray) -> CrossProducts:
         """The blocks from their row sums (of one table, or added over partitions), with
         the fast-path maps of the factorization; ``ordered`` are the terms largest first
         (their rows are not read)."""
