@@ -11,10 +11,12 @@ by σ.  Names follow ``confint(oldNames = FALSE)``: ``sd_(Intercept)|Subject``,
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..covariance import CovarianceStructure
 from ..lmm import CrossProducts
 
 
@@ -59,13 +61,20 @@ def theta_to_sdcor(cp: CrossProducts, theta: np.ndarray, sigma: float) -> np.nda
     return np.concatenate([*parts, [sigma]])
 
 
+@functools.lru_cache(maxsize=256)
+def _n_sdcor(structure: CovarianceStructure) -> int:
+    """How many SD/correlation parameters the structure has (cached: profiles call
+    :func:`sdcor_to_theta` at every deviance evaluation)."""
+    return len(structure.sdcor_labels(tuple(map(str, range(structure.k)))))
+
+
 def sdcor_to_theta(cp: CrossProducts, pars: np.ndarray) -> np.ndarray:
     """Inverse of :func:`theta_to_sdcor`; ``pars`` ends with σ."""
     sigma = pars[-1]
     theta = np.empty(cp.n_theta)
     pos = 0
-    for term, structure, sl in zip(cp.terms, cp.structures, cp.theta_slices, strict=True):
-        n = len(structure.sdcor_labels(tuple(term.columns)))
+    for structure, sl in zip(cp.structures, cp.theta_slices, strict=True):
+        n = _n_sdcor(structure)
         theta[sl] = structure.from_sdcor(pars[pos : pos + n], sigma)
         pos += n
     return theta
