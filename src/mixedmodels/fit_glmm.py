@@ -7,7 +7,6 @@ starting from stage 1, as lme4's default two-stage ``glmer``.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import warnings
 from typing import Any
@@ -16,8 +15,15 @@ import numpy as np
 import pandas as pd
 
 from ._threads import blas_threads_for
-from .design import NaAction, _check_columns, as_dataframe, build_design
-from .errors import ConvergenceWarning, DataError, FormulaError, SingularFitWarning
+from .design import (
+    NaAction,
+    _check_columns,
+    as_dataframe,
+    build_design,
+    check_lmm_design,
+    evaluate_numeric,
+)
+from .errors import ConvergenceWarning, DataError, FormulaError, OptionError, SingularFitWarning
 from .families import Family, get_family
 from .formula import parse_formula
 from .glmm import GlmmProblem
@@ -35,9 +41,6 @@ from .optimize import (
 )
 from .update import FitCall
 
-_RESPONSE = "__response__"
-_OFFSET = re.compile(r"^\s*offset\s*\((.*)\)\s*$", re.S)
-
 
 def _split_arguments(text: str) -> list[str]:
     depth, start, parts = 0, 0, []
@@ -54,20 +57,20 @@ def _split_arguments(text: str) -> list[str]:
 
 
 def _evaluate(expr: str, frame: pd.DataFrame) -> np.ndarray:
-    """A column or simple arithmetic on columns (``size - incidence``, ``log(exposure)``)."""
-    expr = expr.strip()
-    if expr in frame.columns:
-        return pd.to_numeric(frame[expr], errors="coerce").to_numpy(dtype=float)
-    cleaned = re.sub(r"\b(?:np|numpy)\.", "", expr)
-    try:
-        return np.asarray(frame.eval(cleaned, engine="python"), dtype=float)
-    except Exception as exc:
-        raise DataError(f"Could not evaluate '{expr}' on the data: {exc}") from None
+    """A column or arithmetic on columns (``size - incidence``, ``log(exposure)``)."""
+    return evaluate_numeric(expr, frame)
 
 
 def _binary(values: pd.Series) -> np.ndarray:
     """R's rule for a factor response: the first level is failure, the others success."""
     if isinstance(values.dtype, pd.CategoricalDtype):
+        present = values.dropna().unique()
+        if len(present) > 2:
+            raise DataError(
+                f"The response has {len(present)} levels; a binomial response needs two "
+                "levels, 0/1, proportions with weights=, or cbind(successes, failures)."
+            )
+        values = values.cat.remove_unused_categories()
         codes = values.cat.codes.to_numpy()
         return np.where(codes < 0, np.nan, (codes > 0).astype(float))
     if pd.api.types.is_bool_dtype(values.dtype):
@@ -77,7 +80,7 @@ def _binary(values: pd.Series) -> np.ndarray:
     levels = sorted(
         pd.unique(values.dropna()), key=lambda v: (str(v).casefold(), str(v).swapcase())
     )
-    if len(levels) > 2:
+    if len(levels) > 2 or not levels:
         raise DataError(
             f"The response has {len(levels)} distinct values; a binomial response needs two "
             "levels, 0/1, proportions with weights=, or cbind(successes, failures)."
@@ -131,25 +134,6 @@ def _row_values(frame: pd.DataFrame, value: Any, label: str) -> np.ndarray:
             f"{label} has {array.shape[0]} values but the data have {frame.shape[0]} rows."
         )
     return array
-
-
-def _split_offsets(fixed: str) -> tuple[str, list[str]]:
-    """Take ``offset(...)`` terms out of the fixed part (formulaic has no offset())."""
-    from .formula import _scan_depths, _split_top
-
-    kept, offsets = [], []
-    for sign, term, _ in _split_top(fixed, _scan_depths(fixed, 0, fixed)):
-        match = _OFFSET.match(term)
-        if match:
-            offsets.append(match.group(1))
-        elif term.strip():
-            kept.append(f"{'-' if sign == '-' else '+'} {term.strip()}")
-    text = " ".join(kept).strip()
-    if text.startswith("+ "):
-        text = text[2:]
-    if text.startswith("- "):
-        text = "1 " + text
-    return text or "1", offsets
 
 
 def glmer(
@@ -253,13 +237,13 @@ def glmer(
     control = Control.from_any(control)
     fam = get_family(family, link)
     if fam.name == "gaussian":
-        raise ValueError(
+        raise OptionError(
             "glmer does not fit the gaussian family; use lmer() for a linear mixed model."
         )
     if not isinstance(nagq, int | np.integer) or nagq < 0:
-        raise ValueError(f"nagq must be a non-negative integer. Got {nagq!r}.")
+        raise OptionError(f"nagq must be a non-negative integer. Got {nagq!r}.")
     if not fam.scale_free and nagq > 1:
-        raise ValueError(
+        raise OptionError(
             f"nagq = {nagq}: adaptive Gauss-Hermite quadrature is not implemented for the "
             f"{fam.r_name} family, whose dispersion is estimated; use nagq=1 (Laplace)."
         )
@@ -269,37 +253,23 @@ def glmer(
     if nagq > 1 and (
         len(spec.random) != 1 or spec.random[0].expr.replace(" ", "") not in ("1", "0+1")
     ):
-        raise ValueError(
+        raise OptionError(
             f"nagq = {nagq} (adaptive Gauss-Hermite) needs exactly one scalar random-effects "
             "term such as (1 | group); use nagq=1 (Laplace) for this model."
         )
-    frame = as_dataframe(data).copy()
-    fixed, offset_exprs = _split_offsets(spec.fixed)
+    frame = as_dataframe(data)
     y, trials = _response(spec, frame, fam)
-    frame[_RESPONSE] = y
     prior = None if weights is None else _row_values(frame, weights, "weights")
     if trials is not None:
         prior = trials if prior is None else prior * trials
-    total_offset = None
-    for expr in offset_exprs:
-        value = _evaluate(expr, frame)
-        total_offset = value if total_offset is None else total_offset + value
-    if offset is not None:
-        value = _row_values(frame, offset, "offset")
-        total_offset = value if total_offset is None else total_offset + value
-    design_spec = dataclasses.replace(spec, response=_RESPONSE, fixed=fixed)
     design = build_design(
-        design_spec, frame, weights=prior, offset=total_offset, na_action=na_action
+        spec, frame, weights=prior, offset=offset, na_action=na_action, response=y
     )
-    design = dataclasses.replace(design, spec=dataclasses.replace(design.spec, text=formula))
-    for term in design.terms:
-        if term.n_levels < 2:
-            raise DataError(
-                f"Grouping factor '{term.group}' has only {term.n_levels} level: a variance "
-                "cannot be estimated from one group."
-            )
+    check_lmm_design(design, generalized=True)
     wt = design.weights if design.weights is not None else np.ones(design.nobs)
     fam.check_response(design.y, wt)
+    if fam.name == "binomial":
+        _check_separation(design, wt)
     problem = GlmmProblem(
         y=design.y,
         X=design.X,
@@ -309,10 +279,77 @@ def glmer(
         family=fam,
         nagq=1,
     )
-    with blas_threads_for(problem.template):
-        model = _fit(design, problem, nagq, control)
+    with blas_threads_for(problem.template), np.errstate(over="ignore", under="ignore"):
+        try:
+            model = _fit(design, problem, nagq, control)
+        except (FloatingPointError, np.linalg.LinAlgError) as exc:
+            raise DataError(
+                f"The fit broke down numerically ({exc}). The usual causes: a covariate or "
+                "factor level that separates the outcomes, or covariates on very different "
+                "scales; check the data, rescale with scale(x), or simplify the model."
+            ) from None
+    if fam.name == "binomial":
+        _check_fitted_separation(model)
     model.success_level = _success_level(spec.response, frame, fam)
     return call.attach(model)
+
+
+def _check_separation(design, wt: np.ndarray) -> None:
+    """Refuse a binomial response that a 0/1 column separates (its maximum-likelihood
+    coefficient is infinite: lme4 returns a huge number and a warning), naming the column."""
+    y = design.y
+    weighted = wt > 0
+    if np.all(y[weighted] <= 0) or np.all(y[weighted] >= 1):
+        raise DataError(
+            f"Every response is {int(y[weighted][0])}: a binomial model needs both outcomes "
+            "(its intercept would be infinite)."
+        )
+    separated = []
+    for j, name in enumerate(design.fixed_names):
+        column = design.X[:, j]
+        if name == "Intercept" or not np.isin(column, (0.0, 1.0)).all():
+            continue
+        rows = (column == 1) & weighted
+        if (
+            rows.any()
+            and rows.sum() < weighted.sum()
+            and (np.all(y[rows] <= 0) or np.all(y[rows] >= 1))
+        ):
+            outcome = int(y[rows][0])
+            separated.append(f"{name} (all {int(rows.sum())} rows with it are {outcome})")
+    if separated:
+        raise DataError(
+            "The response is (quasi-)separated: "
+            + "; ".join(separated)
+            + ". Their coefficients would be infinite. Merge or drop those levels, or use a "
+            "penalized (bias-reduced) model."
+        )
+
+
+def _check_fitted_separation(model) -> None:
+    """Separation by a continuous covariate shows after the fit: fitted probabilities of
+    numerically 0 or 1 driven by a coefficient of absurd size on the logit scale.  The
+    estimate diverges as glm's does; warn naming the covariates (R's glm warns that
+    "fitted probabilities numerically 0 or 1 occurred")."""
+    X, beta = model.design.X, model.fixef.to_numpy()
+    eta = X @ beta
+    if np.max(np.abs(eta)) < 30:
+        return
+    spread = np.abs(beta) * X.std(axis=0)
+    names = [
+        n
+        for n, s in zip(model.design.fixed_names, spread, strict=True)
+        if n != "Intercept" and s > 10
+    ]
+    if names:
+        warnings.warn(
+            f"The response is separated by {', '.join(names)}: fitted probabilities are "
+            "numerically 0 or 1 and those estimates diverge (|coefficient x SD| > 10 on the "
+            "logit scale); their standard errors and tests mean nothing. Drop or coarsen "
+            "those covariates, or use a penalized model.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
 
 
 def _success_level(response: str, frame: pd.DataFrame, family: Family) -> str | None:
