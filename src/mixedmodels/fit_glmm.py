@@ -80,7 +80,7 @@ def _binary(values: pd.Series) -> np.ndarray:
     levels = sorted(
         pd.unique(values.dropna()), key=lambda v: (str(v).casefold(), str(v).swapcase())
     )
-    if len(levels) > 2:
+    if len(levels) > 2 or not levels:
         raise DataError(
             f"The response has {len(levels)} distinct values; a binomial response needs two "
             "levels, 0/1, proportions with weights=, or cbind(successes, failures)."
