@@ -128,25 +128,16 @@ def lmer(
     reml = bool(check_choice("reml", reml, (True, False)))
     call = FitCall.capture(lmer, locals())
     control = Control.from_any(control)
-    if getattr(variance, "uses_fitted", False):
-        return call.attach(
-            _fit_fitted_variance(
-                formula,
-                data,
-                reml=reml,
-                weights=weights,
-                na_action=na_action,
-                control=control,
-                offset=offset,
-                variance=variance,
-                correlation=correlation,
-            )
-        )
     if variance is not None or correlation is not None:
         from .residual_fit import fit_with_residual_structure
 
+        fit = (
+            _fit_fitted_variance
+            if getattr(variance, "uses_fitted", False)
+            else fit_with_residual_structure
+        )
         return call.attach(
-            fit_with_residual_structure(
+            fit(
                 formula,
                 data,
                 reml=reml,
