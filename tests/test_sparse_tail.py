@@ -156,7 +156,7 @@ def _assert_matches(fit, ref, loglik_abs, rel):
     assert fit.loglik == pytest.approx(ref["loglik"], abs=loglik_abs)
     # lme4 names the intercept "(Intercept)", we "Intercept": compare in order
     np.testing.assert_allclose(np.asarray(fit.fixef), list(ref["fixef"].values()), rtol=rel)
-    se = np.sqrt(np.diag(np.asarray(fit.vcov())))
+    se = np.sqrt(np.diag(np.asarray(fit.vcov)))
     np.testing.assert_allclose(se, list(ref["se"].values()), rtol=10 * rel)
     np.testing.assert_allclose(fit.theta, ref["theta"], rtol=10 * rel)
 

@@ -379,7 +379,9 @@ def _fit(
     path at stage 2 (refits of a nearby model, as glmer_nb's over the shape)."""
     n_theta = problem.n_theta
     lower_theta = problem.template.lower_bounds()
-    derivs = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
+    # lme4's glmer always computes the Hessian (calc.derivs = TRUE): its vcov is the β block of
+    # that Hessian's inverse, so skipping it on large data would change every SE
+    derivs = control.calc_derivs if control.calc_derivs is not None else True
     if nagq == 1 and has_beta_gradient(problem):
         full, theta, beta = _fit_with_gradient(problem, lower_theta, control)
         derivatives = laplace_derivatives(problem, theta, beta, lower_theta) if derivs else None

@@ -75,7 +75,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel):
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of β̂, as lme4's ``vcov``: the β block of the inverse of half
         the Hessian of the deviance in (θ, β), not scaled by σ² (for every family);
-        without that Hessian (``calc_derivs=False``, n ≥ 10 000), σ² (RXᵀRX)⁻¹ from the
+        without that Hessian (``control={"calc_derivs": False}``), σ² (RXᵀRX)⁻¹ from the
         weighted PLS system at the optimum (lme4's ``use.hessian = FALSE``)."""
         names = list(self.design.fixed_names)
         scale = self.sigma**2 if self.vcov_source == "pirls" else 1.0

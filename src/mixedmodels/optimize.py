@@ -48,8 +48,10 @@ class Control:
         Stopping tolerances.
     maxeval : int
     calc_derivs : bool or None
-        Finite-difference gradient and Hessian for the convergence check; ``None``
-        means "when there are fewer than 10,000 observations", as lme4.
+        Gradient and Hessian at the optimum for the convergence check (and, in glmer, for
+        the covariance of β̂, as lme4's ``vcov``). ``None``: always in glmer, as lme4's
+        ``calc.derivs = TRUE``; in lmer and the residual-structure fits, where they only
+        check convergence, when there are fewer than 10,000 observations.
     """
 
     optimizer: str = "bobyqa"
