@@ -362,19 +362,21 @@ def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
 
 
 def _drop_rank_deficient(
-    X: np.ndarray, names: list[str]
+    X: np.ndarray, names: list[str], rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Drop linearly dependent columns, keeping the earlier ones, as R's ``qr`` does for lme4.
 
     Without pivoting, |R_jj| is the norm of what column j adds to the columns before
-    it; a column adding less than 1e-7 of its own norm is dependent.
+    it; a column adding less than 1e-7 of its own norm is dependent.  ``rows`` restricts
+    the check to those rows (the ones with a positive weight).
     """
     if X.shape[1] == 0:
         return X, names, []
-    R = np.linalg.qr(X, mode="r")
-    norms = np.linalg.norm(X, axis=0)
+    checked = X if rows is None else X[rows]
+    R = np.linalg.qr(checked, mode="r")
+    norms = np.linalg.norm(checked, axis=0)
     diagonal = np.zeros(X.shape[1])
-    diagonal[: min(X.shape)] = np.abs(np.diag(R))  # columns beyond the n-th add nothing
+    diagonal[: min(checked.shape)] = np.abs(np.diag(R))  # columns beyond the n-th add nothing
     dependent = diagonal <= 1e-7 * np.where(norms > 0, norms, 1.0)
     if not dependent.any():
         return X, names, []
@@ -564,8 +566,6 @@ def build_design(
             f"The fixed-effects column(s) {', '.join(bad)} have non-finite values after "
             "transformation (e.g. log of 0). Check the covariates' range."
         )
-    X, fixed_names, dropped = _drop_rank_deficient(X, fixed_names)
-
     terms = []
     for term in spec.random:
         terms.append(_build_term(term, clean))
@@ -579,6 +579,12 @@ def build_design(
             )
         if not np.any(row_weights > 0):
             raise DataError("Every weight is zero: there is nothing to fit.")
+    # rows of zero weight carry no information: R's lm.wfit leaves them out of its rank
+    # check, so a column that varies only there is dependent
+    weighted = row_weights is not None and not np.all(row_weights > 0)
+    X, fixed_names, dropped = _drop_rank_deficient(
+        X, fixed_names, rows=np.flatnonzero(row_weights > 0) if weighted else None
+    )
     row_offset = extra.get("offset")
     if row_offset is not None and n_missing:
         row_offset = row_offset[~missing]
