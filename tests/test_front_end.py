@@ -378,3 +378,21 @@ def test_badly_scaled_covariates_warn_with_the_columns(gpa):
 def test_bad_options_are_option_errors(gpa, call):
     with pytest.raises(OptionError):
         call(gpa)
+
+
+def test_varconstpower_on_a_covariate_with_zeros(gpa):
+    # |0|^power: a negative power makes the variance infinite, so the power stays >= 0;
+    # before, the search met +inf there, stopped at its first step and said nothing
+    plain = mm.lmer("gpa ~ occasion + (1 | student)", gpa)
+    with pytest.warns(mm.errors.SingularFitWarning, match="power = 0"):
+        flat = mm.lmer("gpa ~ occasion + (1 | student)", gpa, variance=mm.VarConstPower("occasion"))
+    assert flat.residual_parameters()["power"] == pytest.approx(0.0, abs=1e-6)
+    # at power 0 the variance function is constant: the fit is the plain model's
+    assert flat.loglik == pytest.approx(plain.loglik, abs=1e-6)
+    np.testing.assert_allclose(flat.fixef, plain.fixef, rtol=1e-5)
+    noise = np.random.default_rng(1).normal(size=len(gpa))
+    grows = gpa.assign(gpa=gpa["gpa"] + noise * 0.05 * (0.5 + gpa["occasion"] ** 1.5))
+    fit = mm.lmer("gpa ~ occasion + (1 | student)", grows, variance=mm.VarConstPower("occasion"))
+    assert fit.converged and fit.residual_parameters()["power"] > 1
+    base = mm.lmer("gpa ~ occasion + (1 | student)", grows)
+    assert fit.loglik > base.loglik + 10
