@@ -1,11 +1,18 @@
-"""mixedmodels.optimize: bounds of minimize and the refit step rule."""
+"""mixedmodels.lmm.optimize: bounds of minimize and the refit step rule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mixedmodels.optimize import REFIT_CONTROL, Control, minimize, relative_step
+from mixedmodels.errors import ConvergenceWarning
+from mixedmodels.lmm.optimize import (
+    REFIT_CONTROL,
+    Control,
+    check_convergence,
+    minimize,
+    relative_step,
+)
 
 
 def _bowl(x: np.ndarray) -> float:
@@ -46,9 +53,6 @@ def test_relative_step_stays_within_half_the_room():
 def test_a_deviance_infinite_beside_the_optimum_fails_the_convergence_check():
     # f is finite only for x >= 0 and least at its edge: the finite differences there meet
     # +inf, which must not pass as a small gradient
-    from mixedmodels.errors import ConvergenceWarning
-    from mixedmodels.optimize import check_convergence
-
     def func(x):
         return float(x[0] ** 2 + 1.0) if x[0] >= 0 else np.inf
 
