@@ -375,6 +375,8 @@ for _kind in ("glmer Gamma", "glmer inverse Gaussian"):  # as lme4: no profiles
     REFUSED[(_kind, "confint_profile")] = r"(?i)profile.*(wald|boot)"
 # pupils' fixed part (sex, ses) has no numeric covariate for the x axis of fitted lines
 REFUSED[("crossed", "plot_fitted")] = r"numeric fixed-effect covariate.*Pass x="
+# an lm has no θ and exact t intervals (confint.lm): no likelihood profile to offer
+REFUSED[("lm", "confint_profile")] = r"theta_.*lm fit.*no random-effect variance.*boot"
 
 #: tools that have no meaning without random effects: lm has no such method
 NOT_APPLICABLE: set[tuple[str, str]] = {("lm", t) for t in RANDOM_EFFECT_TOOLS}
@@ -398,22 +400,7 @@ _BROKEN: dict[str, list[tuple[str, str]]] = {
     # interval; the fit should reach the bound (or the zoo use an identified cs model)
     "objective: the zoo's cs fit is not at its optimum (ρ → 1)": [("cs term", "confint_profile")],
     # the ar1 fit's σ profile runs to σ ≈ 1e-5 without reaching |ζ| = 1.96 or exactly 0
-    "objective: σ of the zoo's ar1 fit is not bracketed (σ → 0)": [
-        ("ar1 term", "confint_profile")
-    ],
-    "issue 16: one vocabulary across lm, lmer and glmer": [
-        ("lm", t)
-        for t in (
-            "anova_lrt",
-            "bootstrap",
-            "confint_boot",
-            "confint_profile",
-            "plot_fitted",
-            "plot_residuals",
-            "predict_interval",
-            "report",
-        )
-    ],
+    "objective: σ of the zoo's ar1 fit is not bracketed (σ → 0)": [("ar1 term", "confint_profile")],
 }
 KNOWN_BROKEN: dict[tuple[str, str], str] = {
     cell: reason for reason, cells in _BROKEN.items() for cell in cells

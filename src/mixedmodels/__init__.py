@@ -22,6 +22,7 @@ from .errors import (
     RefitWarning,
     ScaleWarning,
     SingularFitWarning,
+    UnsupportedToolError,
 )
 from .fit import deviance_function, lmer, lmer_design
 from .fit_glmm import glmer, glmer_nb
@@ -62,6 +63,7 @@ __all__ = [
     "MissingDataWarning",
     "ScaleWarning",
     "MixedModelsError",
+    "UnsupportedToolError",
     "ProfileWarning",
     "RankDeficiencyWarning",
     "RefitWarning",

@@ -66,6 +66,12 @@ class RefitWarning(UserWarning):
     """REML fits were refitted by maximum likelihood before a likelihood-ratio test."""
 
 
+class UnsupportedToolError(MixedModelsError, ValueError):
+    """A tool that this kind of fitted model cannot support: the message names the model
+    kind, the tool, why, and what to use instead (raised by
+    :func:`mixedmodels.objective.refuse`)."""
+
+
 class OptionError(MixedModelsError, ValueError, TypeError):
     """An argument is not one of the values the function accepts (see :func:`check_choice`)."""
 

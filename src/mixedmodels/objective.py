@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.linalg as sla
 
-from .errors import MixedModelsError
+from .errors import UnsupportedToolError
 from .lmm import (
     CrossProducts,
     Solution,
@@ -58,10 +58,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .residual import ResidualStructure
 
 _FAILURES = (np.linalg.LinAlgError, sla.LinAlgError, FloatingPointError, ValueError)
-
-
-class UnsupportedToolError(MixedModelsError, ValueError):
-    """A tool that this kind of fitted model cannot support (raised by :func:`refuse`)."""
 
 
 def refuse(kind: str, tool: str, instead: str, why: str = "") -> UnsupportedToolError:
