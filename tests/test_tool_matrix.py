@@ -375,6 +375,9 @@ for _kind in ("glmer Gamma", "glmer inverse Gaussian"):  # as lme4: no profiles
     REFUSED[(_kind, "confint_profile")] = r"(?i)profile.*(wald|boot)"
 # pupils' fixed part (sex, ses) has no numeric covariate for the x axis of fitted lines
 REFUSED[("crossed", "plot_fitted")] = r"numeric fixed-effect covariate.*Pass x="
+# CorSymm within student beside (1 | student): τ² and the correlations' common part trade
+# off along a flat ridge (nlme's intervals() fail there too)
+REFUSED[("CorSymm", "confint_profile")] = r"profile intervals.*not identified.*instead"
 # an lm has no θ and exact t intervals (confint.lm): no likelihood profile to offer
 REFUSED[("lm", "confint_profile")] = r"theta_.*lm fit.*no random-effect variance.*boot"
 
@@ -383,24 +386,12 @@ NOT_APPLICABLE: set[tuple[str, str]] = {("lm", t) for t in RANDOM_EFFECT_TOOLS}
 
 # -- cells that are wrong or unclear today (strict xfail: delete the entry once fixed) -------
 _BROKEN: dict[str, list[tuple[str, str]]] = {
-    # the whitened profile is right and flat: CorSymm beside (1 | student) is not identified
-    # (σ and the intercept SD trade off along a ridge, ζ < 1e-3 from σ = 0.24 to 0.27), so
-    # no interval exists; the zoo's CorSymm model should drop the random intercept
-    "zoo: CorSymm with a random intercept is not identified (flat profile)": [
-        ("CorSymm", "confint_profile")
-    ],
     # the toep fit sits on the edge of the positive-definite region (partial
     # autocorrelation ±1: ρ₂ = 2ρ₁² − 1), which is no box on the SD/correlation scale, so
     # the refits of its profile step out of it (deviance inf)
     "objective: toep profiles on the edge of the positive-definite region": [
         ("toep term", "confint_profile")
     ],
-    # the zoo's cs fit stops at ρ = 0.9997, short of the bound ρ = 1 where the ML deviance
-    # is far lower (−79.6 vs 19.1): its profile says so (MixedModelsError) instead of an
-    # interval; the fit should reach the bound (or the zoo use an identified cs model)
-    "objective: the zoo's cs fit is not at its optimum (ρ → 1)": [("cs term", "confint_profile")],
-    # the ar1 fit's σ profile runs to σ ≈ 1e-5 without reaching |ζ| = 1.96 or exactly 0
-    "objective: σ of the zoo's ar1 fit is not bracketed (σ → 0)": [("ar1 term", "confint_profile")],
 }
 KNOWN_BROKEN: dict[tuple[str, str], str] = {
     cell: reason for reason, cells in _BROKEN.items() for cell in cells

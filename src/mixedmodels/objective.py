@@ -57,6 +57,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .glmm_results import GeneralizedLinearMixedModel
     from .residual import ResidualStructure
 
+#: σ² below this fraction of y'y (whitened) is where the SD/correlation-scale ML deviance
+#: is no longer computed: θ = SD/σ grows without bound and the penalized residual sum of
+#: squares r², a difference of terms of size y'y, carries an absolute error of about
+#: ε·y'y, so r²/σ² errs by ε/1e-10 ≈ 2e-6 at the floor and by O(1) a few decades below
+#: (a model with one random effect per observation reached a spurious deviance 100 below
+#: its minimum at σ = 1e-7).  Profiles of σ stop there (see ``LmmProfiler``).
+_SIGMA_FLOOR = 1e-10
+
 _FAILURES = (np.linalg.LinAlgError, sla.LinAlgError, FloatingPointError, ValueError)
 
 
@@ -312,10 +320,12 @@ class LmmObjective:
         cp, _ = self.crossprods_at(r)
         beta, sigma = _beta_sigma(cp, theta, False)
         p = beta.size
+        lower = layout.lower.copy()
+        lower[-1] = min(sigma, np.sqrt(_SIGMA_FLOOR * cp.XyXy[p, p]))  # σ: see _SIGMA_FLOOR
         self._parameters = Parameters(
             names=tuple(layout.names) + tuple(self.design.fixed_names),
             estimate=np.concatenate([self.to_sdcor(x, sigma), beta]),
-            lower=np.concatenate([layout.lower, np.full(p, -np.inf)]),
+            lower=np.concatenate([lower, np.full(p, -np.inf)]),
             upper=np.concatenate([layout.upper, np.full(p, np.inf)]),
             n_variance=len(layout.names),
             is_sd=layout.is_sd,
@@ -344,6 +354,8 @@ class LmmObjective:
             return float("inf"), nan_beta
         r2 = fac.L33[p, p] ** 2
         s2 = sigma * sigma
+        if s2 < 0.999 * _SIGMA_FLOOR * cp.XyXy[p, p]:  # r²/σ² is rounding error there
+            return float("inf"), nan_beta
         value = fac.logdet_z + r2 / s2 + cp.n * np.log(2.0 * np.pi * s2) - cp.sum_log_weights
         value += logdet
         if not with_beta:
