@@ -23,6 +23,7 @@ import scipy.linalg as sla
 from scipy import stats
 
 from .._progress import progress_bar
+from ..objective import refuse
 from ..optimize import REFIT_CONTROL, minimize
 from ._params import VarianceLayout, theta_to_sdcor
 
@@ -161,7 +162,13 @@ class _GlmmSimulator(_Simulator):
         theta, beta = opt.final[:n_theta], opt.final[n_theta:]
         extra = None
         if self.func is not None:
-            raise ValueError("func= is not supported for glmer bootstraps yet.")
+            raise refuse(
+                "glmer fit",
+                "bootstrap(func=)",
+                "bootstrap() without func (its replicates hold the SDs, correlations and "
+                "fixed effects)",
+                "the refits of a glmer bootstrap are not fitted models",
+            )
         sigma = 1.0
         if self.scaled:
             from ..fit_glmm import dispersion_pwrss
@@ -207,7 +214,13 @@ def bootstrap(
 
     if isinstance(model, GeneralizedLinearMixedModel):
         if func is not None:
-            raise ValueError("func= is not supported for glmer bootstraps yet.")
+            raise refuse(
+                "glmer fit",
+                "bootstrap(func=)",
+                "bootstrap() without func (its replicates hold the SDs, correlations and "
+                "fixed effects)",
+                "the refits of a glmer bootstrap are not fitted models",
+            )
         simulator: _Simulator = _GlmmSimulator(model, func)
     else:
         simulator = _Simulator(model, func)
