@@ -168,6 +168,7 @@ class LmmObjective:
     _ml_start: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False)
     _parameters: Parameters | None = dataclasses.field(default=None, init=False, repr=False)
     _simulation: tuple | None = dataclasses.field(default=None, init=False, repr=False)
+    _held: tuple | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.start = np.asarray(self.start, dtype=float).copy()
@@ -229,10 +230,19 @@ class LmmObjective:
                 return float("inf")
             if held is None:
                 return deviance(cp, theta, reml) + logdet
-            cp = _drop_fixed_column(cp, *held)
+            cp = self._held_crossprods(cp, held)
             return float(objective(cp, factorize_profiled(cp, theta), reml) + logdet)
         except _FAILURES:
             return float("inf")
+
+    def _held_crossprods(self, cp: CrossProducts, held: tuple) -> CrossProducts:
+        """:func:`_drop_fixed_column` of ``cp``, kept while a profile refit evaluates at
+        one held value: a new CrossProducts per evaluation would also rebuild the
+        single-term kernel it caches (the refits of fixed effects took 3.5x longer)."""
+        cached = self._held
+        if cached is None or cached[0] is not cp or cached[1] != held:
+            cached = self._held = (cp, held, _drop_fixed_column(cp, *held))
+        return cached[2]
 
     def __call__(self, x: np.ndarray) -> float:
         return self.deviance(x)
@@ -276,7 +286,17 @@ class LmmObjective:
         lower, upper = self.lower, self.upper
         if control is None:
             control = dataclasses.replace(REFIT_CONTROL, ftol_abs=1e-10, xtol_abs=1e-10)
-        return minimize(self, x0, lower, control, relative_step(x0, lower, upper), upper)
+        func: Callable[[np.ndarray], float] = self
+        if self.residual is None:  # x is θ: the bootstrap's inner loop, without the wrapper
+            cp, reml = self.crossprods, self.reml
+
+            def func(x: np.ndarray) -> float:
+                try:
+                    return deviance(cp, x, reml)
+                except _FAILURES:
+                    return float("inf")
+
+        return minimize(func, x0, lower, control, relative_step(x0, lower, upper), upper)
 
     def refitted_model(self, opt: OptSummary) -> Any:
         """A fitted model of the same kind at the optimum ``opt`` of this objective."""
