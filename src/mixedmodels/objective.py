@@ -653,4 +653,38 @@ class GlmmObjective:
     def simulate(self, nsim: int, rng: np.random.Generator) -> np.ndarray:
         """Responses (n × nsim) from the fit with new random effects (lme4's
         ``simulate(use.u = FALSE)``)."""
-        return np.asarray(self.model.simulate(nsim, seed=rng)).T  # type: ignore[arg-type]
+        return np.asarray(self.model.simulate(nsim, seed=rng))  # type: ignore[arg-type]
+
+    def fit(self, start: np.ndarray | None = None) -> OptSummary:
+        """Minimize this objective from ``start`` (the estimate by default) as glmer's
+        second stage does: θ by BOBYQA with β profiled on its exact gradient where the
+        family allows, else (θ, β) together, first steps scaled by the fit's SEs."""
+        from .fit_glmm import stage2_step
+        from .glmm_gradient import has_beta_gradient
+        from .glmm_optimize import fit_profiled
+
+        x0 = self.start if start is None else np.asarray(start, dtype=float)
+        n_theta = self.n_theta
+        se = np.sqrt(np.diag(self.model.vcov.to_numpy()))
+        step = stage2_step(x0[:n_theta], se)
+        lower = self.lower
+        if has_beta_gradient(self.problem):
+            opt, _ = fit_profiled(
+                self.problem, x0[:n_theta], x0[n_theta:], lower[:n_theta], Control(),
+                step[:n_theta],
+            )  # fmt: skip
+            return opt
+        return minimize(self, x0, lower, Control(), step)
+
+    def dispersion(self, x: np.ndarray) -> float:
+        """σ at ``x`` for families with a dispersion (Gamma, inverse Gaussian: lme4's
+        Pearson-type estimate from the penalized weighted RSS); 1 for the others."""
+        if self.model.family.scale_free:
+            return 1.0
+        from .fit_glmm import dispersion_pwrss
+
+        x = np.asarray(x, dtype=float)
+        state = self.problem.pirls(x[: self.n_theta], x[self.n_theta :])
+        return float(
+            np.sqrt(dispersion_pwrss(self.problem, state.mu, state.u) / self.problem.y.size)
+        )

@@ -24,7 +24,7 @@ from scipy import stats
 
 from .._progress import progress_bar
 from ..objective import refuse
-from ..optimize import REFIT_CONTROL, minimize
+from ..optimize import REFIT_CONTROL
 from ._params import VarianceLayout, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,14 +117,17 @@ class _Simulator:
 
 
 class _GlmmSimulator(_Simulator):
-    """Replicates of a glmer fit: responses from ``model.simulate`` (new random effects),
-    refitted by the second stage only, warm-started at (θ̂, β̂), with the same family,
-    weights and offset.  No σ for binomial and Poisson fits; Gamma and inverse Gaussian
-    replicates report σ and SDs scaled by it, as the fit's ``varcorr``."""
+    """Replicates of a glmer fit through its objective
+    (:class:`~mixedmodels.objective.GlmmObjective`): responses from its ``simulate`` (new
+    random effects), refitted by its ``fit`` (glmer's second stage only), warm-started
+    at (θ̂, β̂), with the same family, weights and offset.  No σ for binomial and Poisson
+    fits; Gamma and inverse Gaussian replicates report σ and SDs scaled by it, as the
+    fit's ``varcorr``."""
 
     def __init__(self, model: Any, func: Callable[[Any], Any] | None):
         self.model = model
         self.func = func
+        self.objective = model.objective  # GlmmObjective: draws and refits
         self.cp = model.crossprods
         self.theta = model.theta
         self.beta = model.fixef.to_numpy()
@@ -143,24 +146,6 @@ class _GlmmSimulator(_Simulator):
         return np.concatenate([sdcor if self.scaled else sdcor[:-1], beta])
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
-        from ..fit_glmm import stage2_step
-        from ..glmm_gradient import has_beta_gradient
-        from ..glmm_optimize import fit_profiled
-        from ..optimize import Control
-
-        y = self.model.simulate(1, seed=np.random.default_rng(seed))[:, 0]
-        problem = self.model.problem.with_response(y)
-        se = np.sqrt(np.diag(self.model.vcov.to_numpy()))
-        step = stage2_step(self.theta, se)
-        n_theta = self.theta.size
-        if has_beta_gradient(problem):  # θ by BOBYQA, β profiled with its exact gradient
-            lower = self.lower[:n_theta]
-            opt, _ = fit_profiled(problem, self.theta, self.beta, lower, Control(), step[:n_theta])
-        else:
-            x0 = np.concatenate([self.theta, self.beta])
-            opt = minimize(problem.deviance_theta_beta, x0, self.lower, Control(), step)
-        theta, beta = opt.final[:n_theta], opt.final[n_theta:]
-        extra = None
         if self.func is not None:
             raise refuse(
                 "glmer fit",
@@ -169,12 +154,13 @@ class _GlmmSimulator(_Simulator):
                 "fixed effects)",
                 "the refits of a glmer bootstrap are not fitted models",
             )
-        sigma = 1.0
-        if self.scaled:
-            from ..fit_glmm import dispersion_pwrss
-
-            state = problem.pirls(theta, beta)
-            sigma = float(np.sqrt(dispersion_pwrss(problem, state.mu, state.u) / y.size))
+        y = self.objective.simulate(1, np.random.default_rng(seed))[:, 0]
+        objective = self.objective.with_response(y)
+        opt = objective.fit()
+        n_theta = self.theta.size
+        theta, beta = opt.final[:n_theta], opt.final[n_theta:]
+        sigma = objective.dispersion(opt.final) if self.scaled else 1.0
+        extra = None
         return self.statistics(self.cp, theta, beta, sigma), extra
 
 
