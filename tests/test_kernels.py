@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedmodels import glmm_blocks
-from mixedmodels._kernels import HAVE_NUMBA
-from mixedmodels.design import ReTerm
+from mixedmodels.frontend.design import ReTerm
+from mixedmodels.glmm import blocks as glmm_blocks
+from mixedmodels.lmm._kernels import HAVE_NUMBA
 
 
 def _term(name: str, codes: np.ndarray, values: np.ndarray, levels: int) -> ReTerm:
@@ -52,7 +52,7 @@ def test_compiled_single_term_factor_equals_numpy(formula, monkeypatch):
     import pandas as pd
 
     import mixedmodels as mm
-    from mixedmodels import lmm
+    from mixedmodels.lmm import deviance as lmm
 
     rng = np.random.default_rng(5)
     g = np.repeat(np.arange(15), 8)

@@ -69,7 +69,7 @@ class RefitWarning(UserWarning):
 class UnsupportedToolError(MixedModelsError, ValueError):
     """A tool that this kind of fitted model cannot support: the message names the model
     kind, the tool, why, and what to use instead (raised by
-    :func:`mixedmodels.objective.refuse`)."""
+    :func:`mixedmodels.models.objective.refuse`)."""
 
 
 class OptionError(MixedModelsError, ValueError, TypeError):

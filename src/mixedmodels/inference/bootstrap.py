@@ -23,12 +23,12 @@ import scipy.linalg as sla
 from scipy import stats
 
 from .._progress import progress_bar
-from ..objective import refuse
-from ..optimize import REFIT_CONTROL
+from ..lmm.optimize import REFIT_CONTROL
+from ..models.objective import refuse
 from ._params import VarianceLayout, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..results import LinearMixedModel
+    from ..models.linear_mixed import LinearMixedModel
 
 _BOOT_TYPES = ("percentile", "basic", "normal")
 
@@ -81,7 +81,7 @@ class BootstrapResult:
 
 class _Simulator:
     """What one replicate of an lmer fit needs: its objective
-    (:class:`~mixedmodels.objective.LmmObjective`), which draws the responses (residual
+    (:class:`~mixedmodels.models.objective.LmmObjective`), which draws the responses (residual
     structure included) and refits each on the same design."""
 
     def __init__(self, model: LinearMixedModel, func: Callable[[Any], Any] | None):
@@ -118,7 +118,7 @@ class _Simulator:
 
 class _GlmmSimulator(_Simulator):
     """Replicates of a glmer fit through its objective
-    (:class:`~mixedmodels.objective.GlmmObjective`): responses from its ``simulate`` (new
+    (:class:`~mixedmodels.models.objective.GlmmObjective`): responses from its ``simulate`` (new
     random effects), refitted by its ``fit`` (glmer's second stage only), warm-started
     at (θ̂, β̂), with the same family, weights and offset.  No σ for binomial and Poisson
     fits; Gamma and inverse Gaussian replicates report σ and SDs scaled by it, as the
@@ -196,7 +196,7 @@ def bootstrap(
     if n_jobs < 0:
         n_jobs = os.cpu_count() or 1
     n_jobs = int(min(n_jobs, nsim))
-    from ..glmm_results import GeneralizedLinearMixedModel
+    from ..models.generalized_mixed import GeneralizedLinearMixedModel
 
     if isinstance(model, GeneralizedLinearMixedModel):
         if func is not None:

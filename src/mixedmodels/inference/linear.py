@@ -18,12 +18,12 @@ import pandas as pd
 from scipy import stats
 
 from .._progress import progress_bar
-from ..design import as_dataframe
 from ..errors import DataError, MixedModelsError
+from ..frontend.design import as_dataframe
 from .bootstrap import BootstrapResult
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..linear import LinearModel
+    from ..models.linear import LinearModel
 
 BOOTSTRAP_KINDS = ("parametric", "case")
 
@@ -145,7 +145,7 @@ def anova_lm(models: Sequence[LinearModel], labels: Sequence[str]) -> pd.DataFra
     Columns ``npar, AIC, BIC, logLik, Res.Df, RSS, Df, Sum of Sq, F, p`` (``p`` is the F
     test's, as anova.lm's ``Pr(>F)``), models ordered by their number of parameters.
     """
-    from ..linear import LinearModel
+    from ..models.linear import LinearModel
 
     for label, m in zip(labels, models, strict=True):
         if not isinstance(m, LinearModel):

@@ -35,10 +35,10 @@ from scipy import interpolate, stats
 
 from .._progress import progress_bar
 from ..errors import MixedModelsError, ProfileWarning
-from ..objective import refuse
+from ..models.objective import refuse
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..results import LinearMixedModel
+    from ..models.linear_mixed import LinearMixedModel
 
 
 @dataclasses.dataclass
@@ -213,7 +213,7 @@ class Profiler:
 
 class LmmProfiler(Profiler):
     """Profiles of a linear mixed model on its objective's ML deviance
-    (:meth:`~mixedmodels.objective.LmmObjective.refit`): the SD/correlation scale of each
+    (:meth:`~mixedmodels.models.objective.LmmObjective.refit`): the SD/correlation scale of each
     covariance structure, σ included, β profiled out for the variance parameters and
     moved into the offset for the fixed effects; a residual structure's parameters are
     re-optimized at every point (the data whitened by them)."""
@@ -221,7 +221,7 @@ class LmmProfiler(Profiler):
     def __init__(self, model: LinearMixedModel, alphamax: float = 0.01, maxpts: int = 100):
         self.model = model
         self.objective = model.objective
-        from ..residual_fit import unidentified_correlation
+        from ..fitting.residual import unidentified_correlation
 
         why = unidentified_correlation(self.objective.residual, self.objective.crossprods.terms)
         if why is not None:

@@ -1,0 +1,695 @@
+"""Model frame and design: data -> (y, X, random-effects terms, weights).
+
+The random-effects terms are kept as (integer codes of the grouping factor, small
+n x k model matrix): a dense Z is never formed.  The fixed-effects matrix comes
+from formulaic with R-style column names (see :mod:`mixedmodels.frontend._formulaic_compat`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ..errors import (
+    DataError,
+    MissingDataWarning,
+    RankDeficiencyWarning,
+    ScaleWarning,
+    check_choice,
+)
+from . import _formulaic_compat as fc
+from .formula import ModelSpec, RandomTerm
+
+NaAction = Literal["omit", "exclude", "fail"]
+_NA_ACTIONS = ("omit", "exclude", "fail")
+
+
+@dataclass(frozen=True)
+class ReTerm:
+    """One random-effects term, stored without a dense Z.
+
+    Attributes
+    ----------
+    group : str
+        Name of the grouping factor, e.g. ``"student"`` or ``"hospital:ward"``.
+    codes : ndarray of int, shape (n,)
+        Level index of every row.
+    levels : ndarray
+        Level labels (strings), in R's factor order.
+    matrix : ndarray, shape (n, k)
+        The term's model matrix (``1``, ``x``, ...).
+    columns : tuple of str
+        R-style names of the k columns, e.g. ``("(Intercept)", "occasion")``.
+    structure : str
+        ``"us"`` (unstructured, lme4) or ``"diag"``.
+    expr : str
+        The left-hand side the columns came from (kept for prediction).
+    """
+
+    group: str
+    codes: np.ndarray
+    levels: np.ndarray
+    matrix: np.ndarray
+    columns: tuple[str, ...]
+    structure: str
+    expr: str
+    factors: tuple[str, ...]
+    model_spec: Any = field(repr=False, compare=False, default=None)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_columns(self) -> int:
+        return self.matrix.shape[1]
+
+    @property
+    def n_effects(self) -> int:
+        return self.n_levels * self.n_columns
+
+    def encode_rows(
+        self, frame: pd.DataFrame, allow_new_levels: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """New rows as the fit saw them: the term's matrix and each row's level index.
+
+        The index is −1 for a missing grouping value and for a level the fit never saw
+        (unless ``allow_new_levels`` is False, which refuses those as lme4's default
+        does): the row then gets the population prediction for this term.
+        """
+        missing = [name for name in self.factors if name not in frame.columns]
+        if missing:
+            raise DataError(
+                f"newdata lacks the grouping column(s) {missing} of the term "
+                f"({self.expr} | {self.group}). Add them, or predict without random effects."
+            )
+        lookup = {label: i for i, label in enumerate(self.levels)}
+        absent = frame[list(self.factors)].isna().any(axis=1).to_numpy()
+        mapped = np.full(len(frame), -1, dtype=np.int64)
+        unseen: list[str] = []
+        if not absent.all():
+            present = frame.loc[~absent, list(self.factors)]
+            codes, labels = group_codes(present, self.factors)
+            known = np.array([lookup.get(label, -1) for label in labels], dtype=np.int64)
+            mapped[~absent] = known[codes]
+            unseen = [str(label) for label, k in zip(labels, known, strict=True) if k < 0]
+        if unseen and not allow_new_levels:
+            raise DataError(
+                f"newdata has {len(unseen)} level(s) of '{self.group}' the fit did not see "
+                f"({', '.join(unseen[:5])}{' ...' if len(unseen) > 5 else ''}). Pass "
+                "allow_new_levels=True to give them the population prediction (lme4's "
+                "allow.new.levels = TRUE)."
+            )
+        matrix = fc.encode(self.model_spec, frame)
+        # a term's own covariate may be missing: no contribution rather than NaN
+        matrix[~np.isfinite(matrix).all(axis=1) & (mapped < 0)] = 0.0
+        return matrix, mapped
+
+
+@dataclass(frozen=True)
+class Design:
+    """Everything the numerics need, plus what prediction needs to encode new data."""
+
+    spec: ModelSpec
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    terms: tuple[ReTerm, ...]
+    weights: np.ndarray | None
+    offset: np.ndarray | None
+    n_dropped_na: int
+    dropped_columns: tuple[str, ...]
+    fixed_model_spec: Any = field(repr=False, compare=False, default=None)
+    frame: pd.DataFrame | None = field(repr=False, compare=False, default=None)
+    row_index: pd.Index | None = field(repr=False, compare=False, default=None)
+    #: what prediction needs to rebuild the offset on new rows: the formula's offset()
+    #: expressions, the ``offset=`` column name, and whether ``offset=`` was an array
+    offset_terms: tuple[str, ...] = ()
+    offset_column: str | None = None
+    offset_is_array: bool = False
+    #: ``na_action="exclude"``: how many rows were given and the positions of those kept
+    na_action: str = "omit"
+    n_input_rows: int | None = None
+    kept_rows: np.ndarray | None = field(repr=False, compare=False, default=None)
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+    def encode_fixed(self, frame: pd.DataFrame) -> np.ndarray:
+        """The fixed-effects matrix of new rows, encoded as the fit's (dropped columns too)."""
+        X = fc.encode(self.fixed_model_spec, frame)
+        names = list(self.fixed_model_spec.column_names)
+        X = X[:, [names.index(name) for name in self.fixed_names]]
+        if not np.all(np.isfinite(X)):
+            raise DataError("newdata has missing values in the fixed-effects columns.")
+        return X
+
+    def encode_offset(self, frame: pd.DataFrame) -> np.ndarray:
+        """The offset of new rows, rebuilt as the fit's (zeros when the fit had none)."""
+        total = np.zeros(len(frame))
+        if self.offset_is_array:
+            raise DataError(
+                "The fit's offset was given as an array, which new rows cannot carry. Refit "
+                "with the offset as a column (offset='column' or offset(column) in the "
+                "formula) so that predict(newdata) can read it."
+            )
+        sources = list(self.offset_terms) + ([self.offset_column] if self.offset_column else [])
+        for expr in sources:
+            total = total + evaluate_numeric(expr, frame)
+        if not np.all(np.isfinite(total)):
+            raise DataError("newdata has missing values in the offset.")
+        return total
+
+    def pad(self, values: np.ndarray) -> np.ndarray:
+        """Per-row results aligned with the input rows under ``na_action="exclude"`` (NaN
+        for the rows dropped for missing values, as R's ``naresid``); unchanged otherwise."""
+        if self.na_action != "exclude" or self.kept_rows is None or self.n_dropped_na == 0:
+            return values
+        out = np.full(self.n_input_rows, np.nan)
+        out[self.kept_rows] = values
+        return out
+
+    def unpad(self, values: np.ndarray) -> np.ndarray:
+        """The fitted rows of what :meth:`pad` returned."""
+        if len(values) == self.nobs or self.kept_rows is None:
+            return values
+        return np.asarray(values)[self.kept_rows]
+
+
+def _from_polars(data: Any) -> pd.DataFrame:
+    """Column by column (polars' own to_pandas() needs pyarrow), keeping the level order
+    of Enum and Categorical columns as pandas Categoricals."""
+    if hasattr(data, "collect") and not hasattr(data, "to_numpy"):  # a LazyFrame
+        data = data.collect()
+    columns = {}
+    for name in data.columns:
+        series = data[name]
+        kind = str(series.dtype)
+        if kind.startswith(("Enum", "Categorical")):
+            if kind.startswith("Enum"):
+                categories = list(series.dtype.categories)
+            else:
+                categories = list(series.cat.get_categories())
+            columns[name] = pd.Categorical(series.cast(str).to_list(), categories=categories)
+        else:
+            columns[name] = series.to_numpy()
+    return pd.DataFrame(columns)
+
+
+def as_dataframe(data: Any) -> pd.DataFrame:
+    """Accept a pandas DataFrame, a polars DataFrame or LazyFrame, an Arrow table or a
+    mapping of arrays (factor level order is kept from Categorical, Enum and dictionary
+    columns)."""
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    elif type(data).__module__.startswith("polars"):
+        frame = _from_polars(data)
+    elif hasattr(data, "to_pandas") and callable(data.to_pandas):
+        frame = data.to_pandas()
+    elif isinstance(data, dict):
+        try:
+            frame = pd.DataFrame(data)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"Could not build a table from the dict of arrays: {exc}") from None
+    else:
+        raise DataError(
+            "data must be a pandas DataFrame, a polars DataFrame or a dict of arrays. "
+            f"Got {type(data).__name__}."
+        )
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"data must be a table. Got {type(frame).__name__}.")
+    duplicated = frame.columns[frame.columns.duplicated()]
+    if len(duplicated):
+        names = ", ".join(map(str, dict.fromkeys(duplicated)))
+        raise DataError(
+            f"The data have duplicated column names ({names})"
+            ": a formula could not tell them apart. Rename or drop the copies."
+        )
+    if frame.shape[0] == 0:
+        raise DataError("The data have no rows: pass a table with observations.")
+    return frame
+
+
+def r_sort_key(label: str) -> tuple[str, str]:
+    """Sort strings as R's ``sort()`` does in an English locale: case-insensitive first,
+    lower case before upper case on ties."""
+    return (label.casefold(), label.swapcase())
+
+
+def factor_levels(values: pd.Series) -> list:
+    """Levels of a column as R's ``factor()`` would order them (unused levels dropped)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        present = set(values.dropna().unique())
+        return [c for c in values.cat.categories if c in present]
+    unique = pd.unique(values.dropna())
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return [v for v in (False, True) if v in set(unique)]
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return sorted(unique)
+    return sorted(unique, key=lambda v: r_sort_key(str(v)))
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _unknown_column_error(
+    missing: list[str], columns: list[str], where: str = "the formula"
+) -> DataError:
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6)
+        hints.append(
+            f"'{name}'" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
+        )
+    return DataError(
+        f"Unknown column{'s' if len(missing) > 1 else ''} {', '.join(hints)} in {where}. "
+        f"The data have: {', '.join(columns[:30])}{' ...' if len(columns) > 30 else ''}."
+    )
+
+
+def _check_columns(needed: list[str], frame: pd.DataFrame) -> None:
+    columns = [str(c) for c in frame.columns]
+    missing = [name for name in needed if name not in frame.columns]
+    if missing:
+        raise _unknown_column_error(missing, columns)
+
+
+def _numbers_as_objects(column: pd.Series) -> bool:
+    """An object column whose every value is a number (not a string, not a bool)."""
+    if column.dtype != object:
+        return False
+    values = column.dropna()
+    return len(values) > 0 and all(
+        isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+        for v in values
+    )
+
+
+def _prepare_frame(frame: pd.DataFrame, factor_columns: set[str]) -> pd.DataFrame:
+    """Give every non-numeric column R's level order as a pandas Categorical."""
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            out[name] = column.cat.remove_unused_categories()
+        elif pd.api.types.is_bool_dtype(column.dtype) and name not in factor_columns:
+            out[name] = pd.Categorical(
+                column.map({True: "TRUE", False: "FALSE"}),
+                categories=[v for v in ("FALSE", "TRUE") if v in set(column.map(_label))],
+            )
+        elif _numbers_as_objects(column) and name not in factor_columns:
+            out[name] = column.astype(float)  # R's data frames have no such column: numbers
+        elif not pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+            column.dtype
+        ):
+            levels = factor_levels(column)
+            out[name] = pd.Categorical(column, categories=levels)
+        else:
+            out[name] = column
+    return pd.DataFrame(out, index=frame.index)
+
+
+def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and labels of the interaction of ``factors`` (observed combinations only).
+
+    Levels are ordered as R orders ``a:b``: by the first factor's levels, then the second's.
+    """
+    codes_list = []
+    labels_list = []
+    for name in factors:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+            column.dtype
+        ):
+            # numbers: np.unique sorts and codes in one pass (R's factor() sorts numerically)
+            levels, codes = np.unique(column.to_numpy(), return_inverse=True)
+            codes_list.append(codes.astype(np.int64))
+            labels_list.append(np.array([_label(v) for v in levels], dtype=object))
+            continue
+        levels = factor_levels(column)
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            mapping = {v: i for i, v in enumerate(levels)}
+            codes = column.map(mapping).to_numpy(dtype=np.int64)
+        else:
+            codes = pd.Categorical(column, categories=levels).codes.astype(np.int64)
+        codes_list.append(codes)
+        labels_list.append(np.array([_label(v) for v in levels], dtype=object))
+    if len(factors) == 1:
+        return codes_list[0], labels_list[0]
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for codes, labels in zip(codes_list, labels_list, strict=True):
+        combined = combined * len(labels) + codes
+    observed, codes = np.unique(combined, return_inverse=True)
+    labels = []
+    for value in observed:
+        parts = []
+        for level_labels in reversed(labels_list):
+            value, index = divmod(int(value), len(level_labels))
+            parts.append(level_labels[index])
+        labels.append(":".join(reversed(parts)))
+    return codes.astype(np.int64), np.array(labels, dtype=object)
+
+
+def _drop_rank_deficient(
+    X: np.ndarray, names: list[str]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Drop linearly dependent columns, keeping the earlier ones, as R's ``qr`` does for lme4.
+
+    Without pivoting, |R_jj| is the norm of what column j adds to the columns before
+    it; a column adding less than 1e-7 of its own norm is dependent.
+    """
+    if X.shape[1] == 0:
+        return X, names, []
+    R = np.linalg.qr(X, mode="r")
+    norms = np.linalg.norm(X, axis=0)
+    diagonal = np.zeros(X.shape[1])
+    diagonal[: min(X.shape)] = np.abs(np.diag(R))  # columns beyond the n-th add nothing
+    dependent = diagonal <= 1e-7 * np.where(norms > 0, norms, 1.0)
+    if not dependent.any():
+        return X, names, []
+    keep = np.flatnonzero(~dependent)
+    dropped = [names[i] for i in np.flatnonzero(dependent)]
+    warnings.warn(
+        f"Fixed-effects model matrix is rank deficient: dropping {len(dropped)} column"
+        f"{'s' if len(dropped) > 1 else ''} ({', '.join(dropped)}). They are linear "
+        "combinations of the other columns; remove them from the formula to silence this.",
+        RankDeficiencyWarning,
+        stacklevel=4,
+    )
+    return X[:, keep], [names[i] for i in keep], dropped
+
+
+def _check_finite(frame: pd.DataFrame, columns: list[str]) -> None:
+    for name in columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+            column.dtype
+        ):
+            values = column.to_numpy(dtype=float)
+            bad = np.isinf(values)
+            if bad.any():
+                raise DataError(
+                    f"Column '{name}' has {int(bad.sum())} infinite value(s) (first at row "
+                    f"{frame.index[np.argmax(bad)]!r}). Remove or replace them before fitting."
+                )
+
+
+def _expression_columns(expr: str, frame: pd.DataFrame, where: str) -> list[str]:
+    """The columns an expression reads, refusing names that are neither columns nor
+    functions (the check derives from the parsed formula, stateful transforms included)."""
+    found, unknown = fc.formula_variables(expr, frame.columns)
+    if unknown:
+        raise _unknown_column_error(unknown, [str(c) for c in frame.columns], where)
+    return sorted(found)  # the model frame's column order, as before: sorted per piece
+
+
+def evaluate_numeric(expr: str, frame: pd.DataFrame) -> np.ndarray:
+    """One number per row of a column or an expression such as ``log(exposure)``."""
+    _expression_columns(expr, frame, f"'{expr}'")
+    return fc.evaluate_numeric(expr, frame)
+
+
+def _numeric_column(column: pd.Series, label: str) -> np.ndarray:
+    values = pd.to_numeric(column, errors="coerce")
+    if values.isna().sum() > column.isna().sum():
+        raise DataError(f"{label} must be numeric. Got dtype {column.dtype}.")
+    return values.to_numpy(dtype=float)
+
+
+def _check_kinds(frame: pd.DataFrame, columns: list[str], group_columns: set[str]) -> None:
+    """Refuse what R's model frame would not read as a number or a factor."""
+    for name in columns:
+        dtype = frame[name].dtype
+        if name in group_columns:
+            continue
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            raise DataError(
+                f"Column '{name}' holds {'durations' if 'timedelta' in str(dtype) else 'dates'} "
+                f"(dtype {dtype}), which a model cannot use as they are. Convert it to a number "
+                f"(e.g. days since the first: (data['{name}'] - data['{name}'].min()) / "
+                f"pd.Timedelta(days=1)) or to a factor (data['{name}'].astype(str))."
+            )
+
+
+def build_design(
+    spec: ModelSpec,
+    data: Any,
+    *,
+    weights: Any = None,
+    offset: Any = None,
+    na_action: NaAction = "omit",
+    require_random: bool = True,
+    response: np.ndarray | None = None,
+) -> Design:
+    """Build the model frame and design of a parsed formula.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        From :func:`mixedmodels.frontend.formula.parse_formula`.
+    data : DataFrame, polars DataFrame or dict of arrays
+    weights : str, array-like or None
+        Prior weights: a column name or one value per row.
+    offset : str, array-like or None
+        A known term added to the linear predictor.
+    na_action : {"omit", "fail"}
+        ``"omit"`` drops rows with missing values in any used column and counts them;
+        ``"fail"`` raises :class:`DataError` when there are any.
+    require_random : bool
+        Whether a formula without random-effects terms is an error.
+    response : ndarray, optional
+        The response already evaluated, one value per row (glmer's binary coding or
+        proportions); its missing values drop rows as a column's would.
+
+    Returns
+    -------
+    Design
+    """
+    check_choice("na_action", na_action, _NA_ACTIONS)
+    frame = as_dataframe(data)
+    if require_random and not spec.random:
+        raise DataError(
+            "The formula has no random-effects term such as (1 | group). "
+            "Use mixedmodels.lm() for a model without random effects."
+        )
+    if not spec.response:
+        raise DataError("The formula has no response: write 'y ~ ...'.")
+
+    response_vars = _expression_columns(spec.response, frame, "the response")
+    fixed_vars = _expression_columns(spec.fixed, frame, "the fixed effects")
+    offset_vars: list[str] = []
+    for expr in spec.offsets:
+        offset_vars.extend(_expression_columns(expr, frame, "offset()"))
+    random_vars: list[str] = []
+    group_vars: list[str] = []
+    for term in spec.random:
+        random_vars.extend(_expression_columns(term.expr, frame, f"({term.expr} | {term.group})"))
+        group_vars.extend(term.factors)
+    _check_columns(group_vars, frame)
+    extra: dict[str, np.ndarray] = {}
+    for label, value in (("weights", weights), ("offset", offset)):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            _check_columns([value], frame)
+            extra[label] = _numeric_column(frame[value], f"{label}='{value}'")
+        else:
+            try:
+                array = np.asarray(value, dtype=float).ravel()
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{label} must be a column name or one number per row. Got "
+                    f"{type(value).__name__}."
+                ) from None
+            if array.shape[0] != frame.shape[0]:
+                raise DataError(
+                    f"{label} has {array.shape[0]} values but the data have {frame.shape[0]} rows."
+                )
+            extra[label] = array
+    for expr in spec.offsets:
+        values = fc.evaluate_numeric(expr, frame)
+        extra["offset"] = values if "offset" not in extra else extra["offset"] + values
+    needed = list(dict.fromkeys(response_vars + fixed_vars + random_vars + group_vars))
+    _check_kinds(frame, needed, set(group_vars))
+
+    used = frame[needed].copy()
+    if response is not None:
+        used[spec.response] = np.asarray(response, dtype=float)
+    for label, array in extra.items():
+        used[label if label not in used.columns else f"{label} (argument)"] = array
+    missing = used.isna().any(axis=1).to_numpy()
+    n_missing = int(missing.sum())
+    if n_missing:
+        columns_with_na = [str(c) for c in used.columns[used.isna().any(axis=0)]]
+        if na_action == "fail":
+            raise DataError(
+                f"{n_missing} row(s) have missing values (in {', '.join(columns_with_na)}) and "
+                "na_action='fail'. Drop them, or pass na_action='omit' to drop them for you."
+            )
+        warnings.warn(
+            f"Dropped {n_missing} row(s) with missing values in {', '.join(columns_with_na)}.",
+            MissingDataWarning,
+            stacklevel=3,
+        )
+        used = used.loc[~missing]
+        if used.shape[0] == 0:
+            raise DataError("Every row has a missing value in a used column: nothing to fit.")
+    _check_finite(used, list(used.columns))
+    clean = _prepare_frame(used[needed], set(group_vars))
+
+    if response is not None:
+        y = used[spec.response].to_numpy(dtype=float)
+    else:
+        y = fc.evaluate_response(spec.response, clean)
+    if not np.all(np.isfinite(y)):
+        raise DataError(
+            f"The response '{spec.response}' has non-finite values after transformation "
+            "(e.g. log of 0). Check its range."
+        )
+    X, fixed_names, fixed_model_spec = fc.fixed_matrix(spec.fixed, clean)
+    if not np.all(np.isfinite(X)):
+        bad = [fixed_names[j] for j in np.flatnonzero(~np.isfinite(X).all(axis=0))]
+        raise DataError(
+            f"The fixed-effects column(s) {', '.join(bad)} have non-finite values after "
+            "transformation (e.g. log of 0). Check the covariates' range."
+        )
+    X, fixed_names, dropped = _drop_rank_deficient(X, fixed_names)
+
+    terms = []
+    for term in spec.random:
+        terms.append(_build_term(term, clean))
+
+    row_weights = extra.get("weights")
+    if row_weights is not None:
+        row_weights = row_weights[~missing] if n_missing else row_weights
+        if np.any(row_weights < 0):
+            raise DataError(
+                f"Weights must be non-negative; {int(np.sum(row_weights < 0))} are negative."
+            )
+        if not np.any(row_weights > 0):
+            raise DataError("Every weight is zero: there is nothing to fit.")
+    row_offset = extra.get("offset")
+    if row_offset is not None and n_missing:
+        row_offset = row_offset[~missing]
+    return Design(
+        spec=spec,
+        y=y,
+        X=X,
+        fixed_names=tuple(fixed_names),
+        terms=tuple(terms),
+        weights=row_weights,
+        offset=row_offset,
+        n_dropped_na=n_missing,
+        dropped_columns=tuple(dropped),
+        fixed_model_spec=fixed_model_spec,
+        frame=clean,
+        row_index=clean.index,
+        offset_terms=spec.offsets,
+        offset_column=offset if isinstance(offset, str) else None,
+        offset_is_array=offset is not None and not isinstance(offset, str),
+        na_action=na_action,
+        n_input_rows=frame.shape[0],
+        kept_rows=np.flatnonzero(~missing),
+    )
+
+
+def _build_term(term: RandomTerm, frame: pd.DataFrame) -> ReTerm:
+    matrix, columns, model_spec = fc.random_matrix(term.expr, frame)
+    if matrix.shape[1] == 0:
+        raise DataError(f"The random-effects term ({term.expr} | {term.group}) has no columns.")
+    codes, levels = group_codes(frame, term.factors)
+    return ReTerm(
+        group=term.group,
+        codes=codes,
+        levels=levels,
+        matrix=matrix,
+        columns=tuple(columns),
+        structure=term.structure,
+        expr=term.expr,
+        factors=term.factors,
+        model_spec=model_spec,
+    )
+
+
+def check_lmm_design(design: Design, generalized: bool = False) -> None:
+    """lme4's checks of a mixed model's design: enough levels, enough observations, fewer
+    fixed effects than observations, a response that varies (linear models), and a
+    warning for badly scaled covariates.
+
+    ``generalized`` applies glmer's versions (``allow.n = TRUE``): as many levels or
+    random effects as observations are allowed there (observation-level random effects),
+    more are refused.
+    """
+    n = design.nobs
+    for term in design.terms:
+        if term.n_levels < 2:
+            raise DataError(
+                f"Grouping factor '{term.group}' has only {term.n_levels} level: a variance "
+                "cannot be estimated from one group. Use it as a fixed effect instead."
+            )
+        if term.n_levels > n or (term.n_levels == n and not generalized):
+            raise DataError(
+                f"Grouping factor '{term.group}' has {term.n_levels} levels for {n} observations:"
+                " each group needs more than one observation for the random effect to be "
+                "distinguishable from the residual. Remove the term or use a coarser grouping."
+            )
+    total = sum(t.n_effects for t in design.terms)
+    # glmmTMB (structured terms such as diag(0 + f | g)) does not refuse this, and its
+    # residual-like models need it: gpa ~ (1|student) + diag(0 + occas|student)
+    structured = any(t.structure != "us" for t in design.terms)
+    if (total > n or (total == n and not generalized)) and not structured:
+        raise DataError(
+            f"The model has {total} random effects for {n} observations: more random effects "
+            "than observations. Simplify the random-effects terms."
+        )
+    p = design.X.shape[1]
+    if p >= n:
+        raise DataError(
+            f"The model has {p} fixed-effects columns for {n} observations: at least as many "
+            "coefficients as observations leave nothing to estimate the variances from. "
+            "Simplify the fixed effects."
+        )
+    # a Dask fit's design holds no rows (they stay in the partitions): nothing to check here
+    if (
+        not generalized
+        and design.y.size
+        and np.ptp(design.y) <= 1e-12 * max(1.0, float(np.abs(design.y).max()))
+    ):
+        raise DataError(
+            f"The response is constant (every value is {design.y[0]:g}): there is no "
+            "variation for a mixed model to describe."
+        )
+    warn_if_badly_scaled(design.X, design.fixed_names)
+
+
+def warn_if_badly_scaled(X: np.ndarray, names: tuple[str, ...] | list[str]) -> None:
+    """lme4's ``check.scaleX``: warn when a continuous column's SD, or the ratio of two
+    columns' SDs, is beyond 1000 (or below 1/1000); the optimizer then works badly."""
+    continuous = [j for j in range(X.shape[1]) if not np.isin(X[:, j], (0.0, 1.0)).all()]
+    if not continuous:
+        return
+    sds = X[:, continuous].std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(len(continuous))
+    sds = np.where(sds > 0, sds, 1.0)
+    logs = np.log(sds)
+    worst = max(np.abs(logs).max(), logs.max() - logs.min())
+    if worst > np.log(1e3):
+        listed = ", ".join(
+            f"{names[j]} (SD {sd:.3g})" for j, sd in zip(continuous, sds, strict=True)
+        )
+        warnings.warn(
+            f"Some predictor variables are on very different scales: {listed}. Consider "
+            "rescaling them, e.g. scale(x) in the formula (lme4's check.scaleX).",
+            ScaleWarning,
+            stacklevel=4,
+        )
