@@ -23,12 +23,14 @@ import scipy.linalg as sla
 from scipy import stats
 
 from .._progress import progress_bar
+from .._protocols import GeneralizedMixedModel
+from .._warnings import warn
+from ..errors import refuse
 from ..lmm.optimize import REFIT_CONTROL
-from ..models.objective import refuse
 from ._params import VarianceLayout, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 _BOOT_TYPES = ("percentile", "basic", "normal")
 
@@ -196,9 +198,7 @@ def bootstrap(
     if n_jobs < 0:
         n_jobs = os.cpu_count() or 1
     n_jobs = int(min(n_jobs, nsim))
-    from ..models.generalized_mixed import GeneralizedLinearMixedModel
-
-    if isinstance(model, GeneralizedLinearMixedModel):
+    if isinstance(model, GeneralizedMixedModel):
         if func is not None:
             raise refuse(
                 "glmer fit",
@@ -263,12 +263,10 @@ def bootstrap(
             rows[i, len(names) :] = np.atleast_1d(np.asarray(extra, dtype=float))
     columns = names + extra_names
     if failed:
-        import warnings
 
-        warnings.warn(
+        warn(
             f"{failed} of {nsim} bootstrap refits failed; their rows are NaN.",
             UserWarning,
-            stacklevel=3,
         )
     return BootstrapResult(
         replicates=pd.DataFrame(rows, columns=columns),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,9 @@ from ..errors import DataError, MixedModelsError
 from ..frontend.design import as_dataframe
 from .bootstrap import BootstrapResult
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..models.linear import LinearModel
+#: an :func:`~mixedmodels.lm` fit (``models.linear.LinearModel``; not imported here: the
+#: models sit above inference in the import graph)
+LinearModel = Any
 
 BOOTSTRAP_KINDS = ("parametric", "case")
 
@@ -145,10 +146,10 @@ def anova_lm(models: Sequence[LinearModel], labels: Sequence[str]) -> pd.DataFra
     Columns ``npar, AIC, BIC, logLik, Res.Df, RSS, Df, Sum of Sq, F, p`` (``p`` is the F
     test's, as anova.lm's ``Pr(>F)``), models ordered by their number of parameters.
     """
-    from ..models.linear import LinearModel
+    from .._protocols import MixedModel
 
     for label, m in zip(labels, models, strict=True):
-        if not isinstance(m, LinearModel):
+        if isinstance(m, MixedModel) or not hasattr(m, "df_residual"):
             raise MixedModelsError(
                 f"anova of lm fits: {label} is a {type(m).__name__}. Compare lm fits with "
                 "each other (anova.lm's F test), or mixed models with each other."

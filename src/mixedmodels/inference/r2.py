@@ -68,7 +68,7 @@ def _distribution_variance(model: Any) -> float:
             return 0.25
         if link == "log":
             return float(np.log1p(1.0 / _null_model_mean(model)))
-    from ..models.objective import refuse
+    from ..errors import refuse
 
     raise refuse(
         f"{family.name} ({link} link) glmer fit",

@@ -207,7 +207,7 @@ class LinearModel(AnalysisMixin):
         >>> fit.confint(method="boot", nsim=200, seed=1).index.tolist()
         ['sigma', 'Intercept', 'occasion']
         """
-        from .objective import refuse
+        from ..errors import refuse
 
         if method == "profile":
             raise refuse(
@@ -296,8 +296,8 @@ class LinearModel(AnalysisMixin):
         >>> pi.columns.tolist()
         ['fit', 'lower', 'upper']
         """
+        from ..errors import refuse
         from ..inference.linear import prediction_interval
-        from .objective import refuse
 
         if which == "random" or type != "response":
             raise refuse(

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.linalg as sla
 
-from ..errors import UnsupportedToolError
+from ..errors import refuse
 from ..lmm.deviance import (
     CrossProducts,
     Solution,
@@ -51,11 +51,12 @@ from ..lmm.deviance import (
     solve,
 )
 from ..lmm.optimize import REFIT_CONTROL, Control, OptSummary, minimize, relative_step
+from ..residual.whitened import WhitenedDeviance
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .._protocols import GeneralizedMixedModel as GeneralizedLinearMixedModel
     from ..frontend.design import Design
     from ..residual.structures import ResidualStructure
-    from .generalized_mixed import GeneralizedLinearMixedModel
 
 #: σ² below this fraction of y'y (whitened) is where the SD/correlation-scale ML deviance
 #: is no longer computed: θ = SD/σ grows without bound and the penalized residual sum of
@@ -66,21 +67,6 @@ if TYPE_CHECKING:  # pragma: no cover
 _SIGMA_FLOOR = 1e-10
 
 _FAILURES = (np.linalg.LinAlgError, sla.LinAlgError, FloatingPointError, ValueError)
-
-
-def refuse(kind: str, tool: str, instead: str, why: str = "") -> UnsupportedToolError:
-    """The one error for a model × tool cell that is refused: names the model kind, the
-    tool, why, and what to use instead.
-
-    Examples
-    --------
-    >>> print(refuse("glmer fit", "Kenward-Roger df", "ddf='normal'"))
-    Kenward-Roger df is not available for a glmer fit. Use ddf='normal' instead.
-    """
-    reason = f" ({why})" if why else ""
-    return UnsupportedToolError(
-        f"{tool} is not available for a {kind}{reason}. Use {instead} instead."
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,7 +130,7 @@ class LmmObjective:
     ``cs``, ``ar1``, ``toep``); the residual parameters, on their unconstrained scale,
     are those of a variance function and/or correlation structure (``lmer(variance=,
     correlation=)``), for which each evaluation whitens ``[y X Z]`` by ``R^(−1/2)`` and
-    adds ``log|R|`` (:class:`~mixedmodels.fitting.residual.WhitenedDeviance`).  Without a
+    adds ``log|R|`` (:class:`~mixedmodels.residual.whitened.WhitenedDeviance`).  Without a
     residual structure the data's cross-products are used as they are.
 
     Examples
@@ -173,8 +159,6 @@ class LmmObjective:
     def __post_init__(self) -> None:
         self.start = np.asarray(self.start, dtype=float).copy()
         if self.residual is not None:
-            from ..fitting.residual import WhitenedDeviance
-
             self._whitened = WhitenedDeviance(
                 self.design, self.residual, self.reml, self.crossprods.n_theta
             )
@@ -659,9 +643,8 @@ class GlmmObjective:
         """Minimize this objective from ``start`` (the estimate by default) as glmer's
         second stage does: θ by BOBYQA with β profiled on its exact gradient where the
         family allows, else (θ, β) together, first steps scaled by the fit's SEs."""
-        from ..fitting.glmer import stage2_step
         from ..glmm.gradient import has_beta_gradient
-        from ..glmm.optimize import fit_profiled
+        from ..glmm.optimize import fit_profiled, stage2_step
 
         x0 = self.start if start is None else np.asarray(start, dtype=float)
         n_theta = self.n_theta
@@ -681,7 +664,7 @@ class GlmmObjective:
         Pearson-type estimate from the penalized weighted RSS); 1 for the others."""
         if self.model.family.scale_free:
             return 1.0
-        from ..fitting.glmer import dispersion_pwrss
+        from ..glmm.pirls import dispersion_pwrss
 
         x = np.asarray(x, dtype=float)
         state = self.problem.pirls(x[: self.n_theta], x[self.n_theta :])

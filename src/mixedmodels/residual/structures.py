@@ -871,6 +871,29 @@ class ResidualStructure:
         return R
 
 
+
+def unidentified_correlation(structure: ResidualStructure | None, terms: Any) -> str | None:
+    """Why a residual correlation cannot be told apart from the random effects, or None.
+
+    An exchangeable (CorCompSymm) or general (CorSymm) correlation within the groups of a
+    random intercept of the same factor is not identified: the intercept's variance τ²
+    adds the same amount to every within-group covariance, which the correlations can
+    carry as well (τ² + σ²ρ_ij and τ² + σ² are all the data see), so the likelihood is
+    flat along a ridge.  nlme fits it and its ``intervals()`` fail; a profile has no
+    interval to find.
+    """
+    if structure is None or not isinstance(structure.correlation, _CompSymmBound | _SymmBound):
+        return None
+    for term in terms:
+        if term.group == structure.group_name and tuple(term.columns) == ("(Intercept)",):
+            kind = "CorCompSymm" if isinstance(structure.correlation, _CompSymmBound) else "CorSymm"
+            return (
+                f"{kind} within {term.group} beside the random intercept (1 | {term.group}) "
+                f"is not identified: the intercept's variance and the common part of the "
+                "correlations trade off along a flat ridge of the likelihood"
+            )
+    return None
+
 # --------------------------------------------------------------------------------------
 # methods of fitted models
 # --------------------------------------------------------------------------------------
@@ -942,8 +965,8 @@ class ResidualMixin:
         """
         from scipy import stats
 
+        from ..errors import refuse
         from ..lmm.optimize import finite_difference_derivatives
-        from ..models.objective import refuse
 
         structure = self.residual_structure
         if structure is None or structure.n_params == 0:

@@ -123,7 +123,7 @@ def _glmm_lines(model: Any, family: Any, linear: str) -> list[str]:
             f"({mean}, \\sigma^{{2}} = {model.sigma**2:.3g})"
         )
     else:
-        from ..models.objective import refuse
+        from ..errors import refuse
 
         raise refuse(
             f"{family.name} glmer fit", "to_latex", "m.summary()", "equatiomatic has no form"
