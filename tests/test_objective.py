@@ -292,3 +292,34 @@ def test_glmer_likelihood_ratio_test(glmer_pair, fixture):
     assert table["npar"].tolist() == ref["npar"]
     np.testing.assert_allclose(table["logLik"], ref["logLik"], rtol=1e-6)
     assert table["Chisq"].iloc[1] == pytest.approx(ref["Chisq"][1], rel=1e-4)
+
+
+# -- nlme's intervals() of the residual structure's parameters --------------------------
+
+
+@pytest.mark.parametrize(
+    "key, kwargs, part",
+    [
+        ("varident", {"variance": mm.VarIdent("occasion")}, "varStruct"),
+        ("varpower", {"variance": mm.VarPower("occasion1")}, "varStruct"),
+        ("ar1", {"correlation": mm.CorAR1(time="occasion", group="student")}, "corStruct"),
+    ],
+)
+def test_residual_intervals_are_nlmes(gpa, fixture, key, kwargs, part):
+    """intervals(lme)$varStruct / $corStruct: Wald on nlme's unconstrained scale (REML)."""
+    data = gpa.assign(occasion1=gpa["occasion"] + 1)
+    model = mm.lmer("gpa ~ occasion + (1 | student)", data, **kwargs)
+    ref = fixture["nlme"][key]["intervals"][part]
+    table = model.residual_intervals()
+    names = np.atleast_1d(ref["names"]).astype(str)
+    assert [str(n) for n in table.index] == list(names)
+    np.testing.assert_allclose(table["est"], np.atleast_1d(ref["est"]), rtol=2e-4)
+    # the ends carry nlme's finite-difference Hessian (fdHess) against ours
+    np.testing.assert_allclose(table["lower"], np.atleast_1d(ref["lower"]), rtol=2e-3)
+    np.testing.assert_allclose(table["upper"], np.atleast_1d(ref["upper"]), rtol=2e-3)
+
+
+def test_residual_intervals_refuse_a_plain_fit(gpa):
+    plain = mm.lmer("gpa ~ occasion + (1 | student)", gpa)
+    with pytest.raises(mm.UnsupportedToolError, match="residual_intervals.*confint"):
+        plain.residual_intervals()

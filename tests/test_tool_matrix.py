@@ -360,59 +360,67 @@ TOOLS: dict[str, Callable[[FittedKind, Any], None]] = {
     if name.startswith("tool_") and callable(func)
 }
 
-# -- cells refused by design: (kind, tool) -> regex the MixedModelsError must match ----------
-REFUSED: dict[tuple[str, str], str] = {}
-for _kind in ZOO:
-    if _kind in GLMM_KINDS:
-        for _tool in ("fe_satterthwaite", "fe_kenward_roger"):
-            REFUSED[(_kind, _tool)] = r"(?i)wald"
-REFUSED[("lm", "fe_kenward_roger")] = r"(?i)kenward"
-for _kind in RESIDUAL_KINDS:  # pbkrtest's adjustment needs a covariance linear in its parameters
-    REFUSED[(_kind, "fe_kenward_roger")] = r"(?i)kenward.*residual structure.*satterthwaite"
-for _kind in ("diag term", "us term", "cs term", "ar1 term", "toep term"):  # ML fits
-    REFUSED[(_kind, "fe_kenward_roger")] = r"(?i)REML"
-for _kind in ("glmer Gamma", "glmer inverse Gaussian"):  # as lme4: no profiles
-    REFUSED[(_kind, "confint_profile")] = r"(?i)profile.*(wald|boot)"
-# pupils' fixed part (sex, ses) has no numeric covariate for the x axis of fitted lines
-REFUSED[("crossed", "plot_fitted")] = r"numeric fixed-effect covariate.*Pass x="
+# -- cells refused by design -------------------------------------------------------------
+#: (cells, regex the MixedModelsError must match, why and what to use instead: the README's
+#: table of refused cells is generated from these, see test_readme_lists_the_refused_cells)
+_REFUSALS: list[tuple[list[tuple[str, str]], str, str]] = [
+    (
+        [(k, t) for k in GLMM_KINDS for t in ("fe_satterthwaite", "fe_kenward_roger")],
+        r"(?i)wald",
+        'glmer tests are asymptotic Wald z/χ² tests, as lme4\'s: use `ddf="normal"`',
+    ),
+    (
+        [(k, "fe_kenward_roger") for k in RESIDUAL_KINDS],
+        r"(?i)kenward.*residual structure.*satterthwaite",
+        "pbkrtest's adjustment needs a marginal covariance linear in its parameters: "
+        "use Satterthwaite",
+    ),
+    (
+        [
+            (k, "fe_kenward_roger")
+            for k in ("diag term", "us term", "cs term", "ar1 term", "toep term")
+        ],  # fmt: skip
+        r"(?i)REML",
+        "Kenward-Roger needs a REML fit (the zoo fits these by ML, as glmmTMB); refit with "
+        "`reml=True` (cs/ar1/toep: use Satterthwaite, their covariance is not linear)",
+    ),
+    (
+        [(k, "confint_profile") for k in ("glmer Gamma", "glmer inverse Gaussian")],
+        r"(?i)profile.*(wald|boot)",
+        'their dispersion is estimated, as lme4 refuses too: use `method="wald"` or `"boot"`',
+    ),
+    (
+        [("crossed", "plot_fitted")],
+        r"numeric fixed-effect covariate.*Pass x=",
+        "pupils' fixed part (sex, ses) has no numeric covariate for the x axis: pass `x=`",
+    ),
+    (
+        [("CorSymm", "confint_profile")],
+        r"profile intervals.*not identified.*instead",
+        "CorSymm within student beside `(1 \\| student)` is not identified (τ² and the "
+        "correlations' common part trade off along a flat ridge; nlme's intervals() fail "
+        "too): drop the random intercept",
+    ),
+    (
+        [("lm", "confint_profile")],
+        r"theta_.*lm fit.*no random-effect variance.*boot",
+        'an lm has no θ and exact t intervals (confint.lm): use `method="wald"`, or `"boot"` for σ',
+    ),
+]
+REFUSED: dict[tuple[str, str], str] = {
+    cell: regex for cells, regex, _ in _REFUSALS for cell in cells
+}
 
 #: tools that have no meaning without random effects: lm has no such method
 NOT_APPLICABLE: set[tuple[str, str]] = {("lm", t) for t in RANDOM_EFFECT_TOOLS}
 
 # -- cells that are wrong or unclear today (strict xfail: delete the entry once fixed) -------
 _BROKEN: dict[str, list[tuple[str, str]]] = {
-    # the whitened profile is right and flat: CorSymm beside (1 | student) is not identified
-    # (σ and the intercept SD trade off along a ridge, ζ < 1e-3 from σ = 0.24 to 0.27), so
-    # no interval exists; the zoo's CorSymm model should drop the random intercept
-    "zoo: CorSymm with a random intercept is not identified (flat profile)": [
-        ("CorSymm", "confint_profile")
-    ],
     # the toep fit sits on the edge of the positive-definite region (partial
     # autocorrelation ±1: ρ₂ = 2ρ₁² − 1), which is no box on the SD/correlation scale, so
     # the refits of its profile step out of it (deviance inf)
     "objective: toep profiles on the edge of the positive-definite region": [
         ("toep term", "confint_profile")
-    ],
-    # the zoo's cs fit stops at ρ = 0.9997, short of the bound ρ = 1 where the ML deviance
-    # is far lower (−79.6 vs 19.1): its profile says so (MixedModelsError) instead of an
-    # interval; the fit should reach the bound (or the zoo use an identified cs model)
-    "objective: the zoo's cs fit is not at its optimum (ρ → 1)": [("cs term", "confint_profile")],
-    # the ar1 fit's σ profile runs to σ ≈ 1e-5 without reaching |ζ| = 1.96 or exactly 0
-    "objective: σ of the zoo's ar1 fit is not bracketed (σ → 0)": [
-        ("ar1 term", "confint_profile")
-    ],
-    "issue 16: one vocabulary across lm, lmer and glmer": [
-        ("lm", t)
-        for t in (
-            "anova_lrt",
-            "bootstrap",
-            "confint_boot",
-            "confint_profile",
-            "plot_fitted",
-            "plot_residuals",
-            "predict_interval",
-            "report",
-        )
     ],
 }
 KNOWN_BROKEN: dict[tuple[str, str], str] = {
@@ -453,3 +461,33 @@ def test_lm_has_no_random_effect_tools(zoo):
     m = zoo["lm"].model
     for method in ("random_effects", "resim", "marginal_cov"):
         assert not hasattr(m, method)
+
+
+_README_START = "<!-- refused cells: generated from tests/test_tool_matrix.py -->"
+_README_END = "<!-- end of refused cells -->"
+
+
+def refused_cells_markdown() -> str:
+    """The README's table of refused and not-applicable cells, from the tables above."""
+    lines = ["| model kinds | tool | why, and what to use instead |", "|---|---|---|"]
+    for cells, _, why in _REFUSALS:
+        for tool in dict.fromkeys(t for _, t in cells):
+            kinds = ", ".join(k for k, t in cells if t == tool)
+            lines.append(f"| {kinds} | `{tool}` | {why} |")
+    tools = ", ".join(f"`{t}`" for t in sorted({t for _, t in NOT_APPLICABLE}))
+    lines.append(f"| lm | {tools} | no random effects: an lm has no such method |")
+    for (kind, tool), reason in KNOWN_BROKEN.items():
+        lines.append(f"| {kind} | `{tool}` | not yet right (strict xfail): {reason} |")
+    return "\n".join(lines)
+
+
+def test_readme_lists_the_refused_cells():
+    """The README's table is this file's tables; after editing them, paste the output of
+    ``python -c "from tests.test_tool_matrix import refused_cells_markdown as f; print(f())"``
+    between the markers."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start, end = readme.index(_README_START), readme.index(_README_END)
+    shown = readme[start + len(_README_START) : end].strip()
+    assert shown == refused_cells_markdown()

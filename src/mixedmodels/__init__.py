@@ -21,6 +21,7 @@ from .errors import (
     RefitWarning,
     ScaleWarning,
     SingularFitWarning,
+    UnsupportedToolError,
 )
 from .fitting.glmer import glmer, glmer_nb
 from .fitting.lmer import lmer
@@ -64,6 +65,7 @@ __all__ = [
     "MissingDataWarning",
     "ScaleWarning",
     "MixedModelsError",
+    "UnsupportedToolError",
     "ProfileWarning",
     "RankDeficiencyWarning",
     "RefitWarning",

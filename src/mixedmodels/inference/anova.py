@@ -120,7 +120,10 @@ def anova(*models: LinearMixedModel, names: Sequence[str] | None = None) -> pd.D
     Returns
     -------
     DataFrame indexed by model (fewest parameters first) with the columns ``npar``,
-    ``AIC``, ``BIC``, ``logLik``, ``deviance``, ``Chisq``, ``Df`` and ``p``.
+    ``AIC``, ``BIC``, ``logLik``, ``deviance``, ``Chisq``, ``Df`` and ``p``.  For
+    :func:`~mixedmodels.lm` fits, R's ``anova.lm`` F tests instead (exact for nested
+    linear models): ``npar, AIC, BIC, logLik, Res.Df, RSS, Df, Sum of Sq, F, p``
+    (:func:`mixedmodels.inference.linear.anova_lm`).
 
     Examples
     --------
@@ -145,6 +148,13 @@ def anova(*models: LinearMixedModel, names: Sequence[str] | None = None) -> pd.D
         raise ValueError(
             f"names must be {len(models)} distinct labels, one per model. Got {labels!r}."
         )
+    from .._protocols import MixedModel
+
+    if any(not isinstance(m, MixedModel) and hasattr(m, "df_residual") for m in models):
+        # lm fits: anova.lm's F tests
+        from .linear import anova_lm
+
+        return anova_lm(models, labels)
     _check_comparable(models, labels)
     order = sorted(range(len(models)), key=lambda i: models[i].npar)
     ordered = [models[i] for i in order]

@@ -25,7 +25,8 @@ from scipy import stats
 from .._progress import progress_bar
 from .._protocols import GeneralizedMixedModel
 from .._warnings import warn
-from ..lmm.optimize import REFIT_CONTROL, minimize
+from ..errors import refuse
+from ..lmm.optimize import REFIT_CONTROL
 from ._params import VarianceLayout, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,14 +119,17 @@ class _Simulator:
 
 
 class _GlmmSimulator(_Simulator):
-    """Replicates of a glmer fit: responses from ``model.simulate`` (new random effects),
-    refitted by the second stage only, warm-started at (θ̂, β̂), with the same family,
-    weights and offset.  No σ for binomial and Poisson fits; Gamma and inverse Gaussian
-    replicates report σ and SDs scaled by it, as the fit's ``varcorr``."""
+    """Replicates of a glmer fit through its objective
+    (:class:`~mixedmodels.models.objective.GlmmObjective`): responses from its ``simulate`` (new
+    random effects), refitted by its ``fit`` (glmer's second stage only), warm-started
+    at (θ̂, β̂), with the same family, weights and offset.  No σ for binomial and Poisson
+    fits; Gamma and inverse Gaussian replicates report σ and SDs scaled by it, as the
+    fit's ``varcorr``."""
 
     def __init__(self, model: Any, func: Callable[[Any], Any] | None):
         self.model = model
         self.func = func
+        self.objective = model.objective  # GlmmObjective: draws and refits
         self.cp = model.crossprods
         self.theta = model.theta
         self.beta = model.fixef.to_numpy()
@@ -144,31 +148,21 @@ class _GlmmSimulator(_Simulator):
         return np.concatenate([sdcor if self.scaled else sdcor[:-1], beta])
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
-        from ..glmm.gradient import has_beta_gradient
-        from ..glmm.optimize import fit_profiled, stage2_step
-        from ..lmm.optimize import Control
-
-        y = self.model.simulate(1, seed=np.random.default_rng(seed))[:, 0]
-        problem = self.model.problem.with_response(y)
-        se = np.sqrt(np.diag(self.model.vcov.to_numpy()))
-        step = stage2_step(self.theta, se)
-        n_theta = self.theta.size
-        if has_beta_gradient(problem):  # θ by BOBYQA, β profiled with its exact gradient
-            lower = self.lower[:n_theta]
-            opt, _ = fit_profiled(problem, self.theta, self.beta, lower, Control(), step[:n_theta])
-        else:
-            x0 = np.concatenate([self.theta, self.beta])
-            opt = minimize(problem.deviance_theta_beta, x0, self.lower, Control(), step)
-        theta, beta = opt.final[:n_theta], opt.final[n_theta:]
-        extra = None
         if self.func is not None:
-            raise ValueError("func= is not supported for glmer bootstraps yet.")
-        sigma = 1.0
-        if self.scaled:
-            from ..glmm.pirls import dispersion_pwrss
-
-            state = problem.pirls(theta, beta)
-            sigma = float(np.sqrt(dispersion_pwrss(problem, state.mu, state.u) / y.size))
+            raise refuse(
+                "glmer fit",
+                "bootstrap(func=)",
+                "bootstrap() without func (its replicates hold the SDs, correlations and "
+                "fixed effects)",
+                "the refits of a glmer bootstrap are not fitted models",
+            )
+        y = self.objective.simulate(1, np.random.default_rng(seed))[:, 0]
+        objective = self.objective.with_response(y)
+        opt = objective.fit()
+        n_theta = self.theta.size
+        theta, beta = opt.final[:n_theta], opt.final[n_theta:]
+        sigma = objective.dispersion(opt.final) if self.scaled else 1.0
+        extra = None
         return self.statistics(self.cp, theta, beta, sigma), extra
 
 
@@ -206,7 +200,13 @@ def bootstrap(
     n_jobs = int(min(n_jobs, nsim))
     if isinstance(model, GeneralizedMixedModel):
         if func is not None:
-            raise ValueError("func= is not supported for glmer bootstraps yet.")
+            raise refuse(
+                "glmer fit",
+                "bootstrap(func=)",
+                "bootstrap() without func (its replicates hold the SDs, correlations and "
+                "fixed effects)",
+                "the refits of a glmer bootstrap are not fitted models",
+            )
         simulator: _Simulator = _GlmmSimulator(model, func)
     else:
         simulator = _Simulator(model, func)

@@ -173,9 +173,11 @@ class KenwardRoger:
         cp = model.crossprods
         X = design.X
         if design.weights is not None:
-            raise DataError(
-                "Kenward-Roger with prior weights is not supported (pbkrtest ignores "
-                "them); use ddf='satterthwaite'."
+            raise refuse(
+                "lmer fit with prior weights",
+                "Kenward-Roger df",
+                "ddf='satterthwaite'",
+                "pbkrtest ignores prior weights",
             )
         sigma2 = model.sigma**2
         G: list[np.ndarray] = []

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import MixedModelsError
+from ..errors import MixedModelsError, UnsupportedToolError
 from ..lmm.optimize import REFIT_CONTROL, minimize
 from ._params import VarianceLayout, theta_to_sdcor
 from .profile import Profiler
@@ -49,7 +49,7 @@ class GlmmProfiler(Profiler):
         self, model: GeneralizedLinearMixedModel, alphamax: float = 0.01, maxpts: int = 100
     ):
         if not model.family.scale_free:
-            raise MixedModelsError(
+            raise UnsupportedToolError(
                 f"Profiles of {model.family.r_name} glmer fits are not implemented: their "
                 "dispersion is estimated (lme4 refuses them too). Use "
                 "confint(method='wald') or confint(method='boot')."

@@ -34,7 +34,7 @@ from scipy import interpolate, stats
 
 from .._progress import progress_bar
 from .._warnings import warn
-from ..errors import MixedModelsError, ProfileWarning
+from ..errors import MixedModelsError, ProfileWarning, refuse
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._protocols import MixedModel as LinearMixedModel
@@ -146,6 +146,10 @@ class Profiler:
         self.lower = np.asarray(lower, dtype=float)
         self.upper = np.asarray(upper, dtype=float)
         self.base = float(base)
+        #: the bound an interval reports when its walk ended on ``lower``: ``lower``
+        #: itself, except σ's, whose walk stops at the floor where the deviance can still
+        #: be computed and whose interval then reaches 0 (see LmmProfiler)
+        self.reported_lower = self.lower.copy()
         self.maxpts = maxpts
         self.cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - alphamax, self.nptot)))
         self.delta = self.cutoff / 8.0
@@ -215,6 +219,17 @@ class LmmProfiler(Profiler):
     def __init__(self, model: LinearMixedModel, alphamax: float = 0.01, maxpts: int = 100):
         self.model = model
         self.objective = model.objective
+        from ..residual.structures import unidentified_correlation
+
+        why = unidentified_correlation(self.objective.residual, self.objective.crossprods.terms)
+        if why is not None:
+            raise refuse(
+                "lmer fit whose residual correlation repeats its random intercept",
+                "profile intervals",
+                "the model without the random intercept (the correlation structure already "
+                "holds the within-group covariance), or CorAR1, whose correlations decay",
+                why,
+            )
         params = self.objective.parameters()
         ml_x = self.objective._ml_estimate()
         base = self.objective.deviance(ml_x, reml=False)
@@ -230,6 +245,11 @@ class LmmProfiler(Profiler):
             alphamax=alphamax,
             maxpts=maxpts,
         )
+        # σ's profile walks down to the floor where the ML deviance is still computed
+        # (objective._SIGMA_FLOOR, far below any σ of interest); reaching it within the
+        # cutoff, the deviance is within it all the way to σ = 0 (V = σ²I + ZΣZ' is smooth
+        # in σ² there), so that end of the interval is 0
+        self.reported_lower[self.nvp - 1] = 0.0
         check, _ = self.objective.ml_deviance_sdcor(self.opt[: self.nvp])
         if not abs(check - base) <= 1e-5 * max(1.0, abs(base)):
             raise MixedModelsError(
@@ -240,7 +260,9 @@ class LmmProfiler(Profiler):
     def first_value(self, index: int) -> float:
         estimate = self.opt[index]
         if index < self.nvp:
-            return 0.001 if estimate == 0 else estimate * 1.01
+            # inside the bounds: a correlation of 0.9997 steps to its bound 1, not past it
+            value = 0.001 if estimate == 0 else estimate * 1.01
+            return float(np.clip(value, self.lower[index], self.upper[index]))
         return estimate + self.delta * self.se_ml[index - self.nvp]
 
     def refit(self, index: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
@@ -508,7 +530,10 @@ def profile_confint(
         def zeta_at(value: float, start: np.ndarray, index: int = index) -> np.ndarray:
             return profiler.zeta_at(index, value, start)
 
-        rows.append(interval_from_trace(trace, 1 + index, zeta, bounds, zeta_at))
+        ends = interval_from_trace(trace, 1 + index, zeta, bounds, zeta_at)
+        if ends[0] == bounds[0]:
+            ends[0] = profiler.reported_lower[index]
+        rows.append(ends)
     names = [_display_name(profiler.names[i]) for i in which]
     return pd.DataFrame(np.array(rows), index=names, columns=["lower", "upper"])
 

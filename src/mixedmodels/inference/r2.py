@@ -68,9 +68,13 @@ def _distribution_variance(model: Any) -> float:
             return 0.25
         if link == "log":
             return float(np.log1p(1.0 / _null_model_mean(model)))
-    raise DataError(
-        f"r2() supports lmer, binomial and Poisson glmer fits; this is a {family.name} "
-        f"({link} link) fit. Compute the variances from m.variance_components() instead."
+    from ..errors import refuse
+
+    raise refuse(
+        f"{family.name} ({link} link) glmer fit",
+        "r2()",
+        "the variances of m.variance_components()",
+        "r2() supports lmer, binomial and Poisson glmer fits",
     )
 
 

@@ -23,6 +23,7 @@ from .optimize import (
     gradient_derivatives,
     minimize,
     minimize_with_gradient,
+    settle_correlations_at_limit,
 )
 
 
@@ -61,6 +62,7 @@ def optimize_deviance(
         else:
             opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
             opt = escape_boundary(func, opt, control)
+            opt = settle_correlations_at_limit(func, opt, _correlation_indices(cp), control)
             derivatives = None
         converged = (
             check_convergence(func, opt, derivatives=derivatives)
@@ -68,6 +70,16 @@ def optimize_deviance(
             else opt.return_code != "MAXEVAL_REACHED"
         )
     return opt, converged
+
+
+def _correlation_indices(cp: CrossProducts) -> list[int]:
+    """Positions in θ of the structured terms' unconstrained correlations (cs, ar1, toep)."""
+    out: list[int] = []
+    for structure, part in zip(cp.structures, cp.theta_slices, strict=True):
+        n_sd = getattr(structure, "n_sd", None)
+        if n_sd is not None and structure.k > 1:
+            out.extend(range(part.start + n_sd, part.stop))
+    return out
 
 
 def _gradient_pays(cp: CrossProducts) -> bool:

@@ -3,7 +3,8 @@ convergence and singularity checks lme4 makes after the fit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -395,6 +396,70 @@ def escape_boundary(
         best.messages = summary.messages + best.messages
         best.optimizer = f"{summary.optimizer}, restarted off the bound by {best.optimizer}"
     best.evaluations = evaluations
+    return best
+
+
+#: |x| beyond which an unconstrained correlation x (ρ = x/√(1 + x²), |ρ| > 0.99) is
+#: tried at its limit: there dρ/dx ~ x⁻³, so the search stalls short of ρ = ±1
+_NEAR_LIMIT = 7.0
+#: where the limit is put: 1 − |ρ| = 5e-13, the bound itself to display precision
+_AT_LIMIT = 1e6
+
+
+def settle_correlations_at_limit(
+    func: Callable[[np.ndarray], float],
+    summary: OptSummary,
+    indices: Sequence[int],
+    control: Control,
+) -> OptSummary:
+    """Move unconstrained correlation parameters that stalled near ±1 onto the limit.
+
+    A structured term's correlation (glmmTMB's ``cs``, ``ar1``, ``toep``) is optimized
+    through x with ρ = x/√(1 + x²); near |ρ| = 1 the deviance is flat in x, and BOBYQA
+    stops with ρ = 0.9997 when ρ → 1 is lower still (a rank-one covariance, lme4's
+    singular fit for a correlation).  For each of ``indices`` with |x| > 7 the search is
+    repeated with x held at ±1e6 (|ρ| = 1 − 5e-13) and the other parameters free; the
+    lower deviance is kept, as lme4 sets parameters within ``boundary.tol`` of a bound to
+    the bound when that is better.
+
+    Examples
+    --------
+    >>> f = lambda x: (1.0 - x[1] / np.sqrt(1.0 + x[1] ** 2)) + (x[0] - 2.0) ** 2
+    >>> x = np.array([2.0, 40.0])
+    >>> stalled = OptSummary(x, np.full(2, -np.inf), x, f(x), 10, "test", "FTOL_REACHED",
+    ...                      1e-12, 1e-10)
+    >>> settled = settle_correlations_at_limit(f, stalled, [1], Control())
+    >>> bool(settled.final[1] == 1e6 and settled.objective < stalled.objective)
+    True
+    """
+    best = summary
+    for j in indices:
+        x = best.final
+        if not abs(x[j]) > _NEAR_LIMIT:
+            continue
+        held = float(np.sign(x[j]) * _AT_LIMIT)
+        free = np.array([i for i in range(x.size) if i != j])
+
+        def sub(z: np.ndarray, j: int = j, held: float = held, free: np.ndarray = free) -> float:
+            full = np.empty(free.size + 1)
+            full[free], full[j] = z, held
+            return func(full)
+
+        try:
+            trial = minimize(sub, x[free], best.lower[free], control, relative_step(
+                x[free], best.lower[free], np.full(free.size, np.inf)))  # fmt: skip
+        except FloatingPointError:
+            continue
+        best.evaluations += trial.evaluations
+        if trial.objective < best.objective:
+            final = np.empty(x.size)
+            final[free], final[j] = trial.final, held
+            best = dataclasses.replace(
+                best,
+                final=final,
+                objective=trial.objective,
+                optimizer=f"{best.optimizer}, correlation {j} at its limit",
+            )
     return best
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,10 @@ from ..frontend.formula import parse_formula
 from ..frontend.update import FitCall
 from ..inference.r2 import LinearR2
 from ..toolbox.analysis import AnalysisMixin
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..inference.bootstrap import BootstrapResult
+    from ..toolbox.plots import LinearModelPlotAccessor
 
 
 def _check_level(level: float) -> float:
@@ -174,9 +178,25 @@ class LinearModel(AnalysisMixin):
             }
         )
 
-    def confint(self, method: str = "wald", level: float = 0.95, parm: Any = None) -> pd.DataFrame:
-        """Confidence intervals of the coefficients, as R's ``confint.lm``: exact t intervals
-        (``method="wald"``, the only method an lm needs), columns ``lower``, ``upper``.
+    def confint(
+        self,
+        method: str = "wald",
+        level: float = 0.95,
+        parm: Any = None,
+        *,
+        type: str = "percentile",
+        nsim: int = 500,
+        seed: Any = None,
+        progress: bool | None = None,
+    ) -> pd.DataFrame:
+        """Confidence intervals of the coefficients, columns ``lower``, ``upper``.
+
+        ``method="wald"`` (the default) gives R's ``confint.lm``: exact t intervals on the
+        residual df.  ``method="boot"`` gives bootstrap intervals (``type`` percentile,
+        basic or normal) of σ and the coefficients from :meth:`bootstrap`'s parametric
+        replicates (``nsim``, ``seed``).  An lm has no likelihood profile to offer beyond
+        its exact t intervals and no θ: ``method="profile"`` and ``parm="theta_"`` are
+        refused and say so.
 
         Examples
         --------
@@ -184,15 +204,36 @@ class LinearModel(AnalysisMixin):
         >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
         >>> fit.confint().index.tolist()
         ['Intercept', 'occasion']
+        >>> fit.confint(method="boot", nsim=200, seed=1).index.tolist()
+        ['sigma', 'Intercept', 'occasion']
         """
-        if method != "wald":
-            raise DataError(
-                f"method={method!r}: an lm's intervals are confint.lm's exact t intervals; "
-                "use method='wald' (profile and bootstrap intervals are for mixed models)."
+        from ..errors import refuse
+
+        if method == "profile":
+            raise refuse(
+                "lm fit",
+                "confint(method='profile')",
+                "method='wald' (confint.lm's t intervals) or method='boot'",
+                "its t intervals are exact; profiles are for the variance parameters of "
+                "mixed models",
             )
-        table = self.fixed_effects(level).set_index("term")
-        out = pd.DataFrame({"lower": table.iloc[:, -2], "upper": table.iloc[:, -1]})
-        out.index.name = None
+        if isinstance(parm, str) and parm == "theta_":
+            raise refuse(
+                "lm fit",
+                "confint(parm='theta_')",
+                "method='boot' (σ's bootstrap interval) or parm=None (the coefficients)",
+                "an lm has no random-effect variance parameters θ",
+            )
+        if method not in ("wald", "boot"):
+            raise DataError(f"method: expecting 'wald' or 'boot'. Got {method!r}.")
+        if method == "boot":
+            level = _check_level(level)
+            boot = self.bootstrap(nsim, seed=seed, progress=progress)
+            out = boot.confint(level=level, type=type)
+        else:
+            table = self.fixed_effects(level).set_index("term")
+            out = pd.DataFrame({"lower": table.iloc[:, -2], "upper": table.iloc[:, -1]})
+            out.index.name = None
         if parm is None:
             return out
         wanted = [parm] if isinstance(parm, str) else list(parm)
@@ -202,6 +243,90 @@ class LinearModel(AnalysisMixin):
                 f"parm names unknown coefficients {unknown}; expecting {list(out.index)}."
             )
         return out.loc[wanted]
+
+    def bootstrap(
+        self, nsim: int, seed: Any = None, kind: str = "parametric", progress: bool | None = None
+    ) -> BootstrapResult:
+        """Bootstrap replicates of σ and the coefficients, in lmer's
+        :class:`~mixedmodels.inference.bootstrap.BootstrapResult`.
+
+        ``kind="parametric"`` (as lme4's ``bootMer``) redraws the residuals from the fit;
+        ``kind="case"`` resamples rows (``car::Boot``'s default).
+        See :func:`mixedmodels.inference.linear.bootstrap`.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> boot = fit.bootstrap(100, seed=1)
+        >>> boot.replicates.shape
+        (100, 3)
+        """
+        from ..inference.linear import bootstrap
+
+        return bootstrap(self, nsim, seed=seed, kind=kind, progress=progress)
+
+    def predict_interval(
+        self,
+        newdata: Any = None,
+        level: float = 0.95,
+        nsim: int | None = None,
+        which: str = "full",
+        include_resid_var: bool | None = None,
+        stat: str = "median",
+        seed: Any = None,
+        type: str = "response",
+        progress: bool | None = None,
+    ) -> pd.DataFrame:
+        """Prediction intervals ``fit, lower, upper``, as R's ``predict.lm(interval =
+        "prediction")``: exact t intervals, so nothing is simulated.
+
+        The keywords of the mixed models' simulated :meth:`predict_interval` are accepted
+        so code written for lmer runs; ``nsim``, ``seed``, ``stat`` and ``progress`` have
+        nothing to do here.  ``include_resid_var=False`` gives the interval of the mean
+        (``interval = "confidence"``).  A fitted row's prediction variance is σ²/w with its
+        weight w; new rows have weight 1, as R.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> data = mm.datasets.gpa(seed=1)
+        >>> fit = mm.lm("gpa ~ occasion", data)
+        >>> pi = fit.predict_interval(data.head(3))
+        >>> pi.columns.tolist()
+        ['fit', 'lower', 'upper']
+        """
+        from ..errors import refuse
+        from ..inference.linear import prediction_interval
+
+        if which == "random" or type != "response":
+            raise refuse(
+                "lm fit",
+                f"predict_interval({'which' if which == 'random' else 'type'}="
+                f"{which if which == 'random' else type!r})",
+                "which='full' (the fixed part is the whole model)",
+                "an lm has no random effects and one scale",
+            )
+        if which not in ("full", "fixed"):
+            raise DataError(f"which: expecting 'full' or 'fixed'. Got {which!r}.")
+        interval = "confidence" if include_resid_var is False else "prediction"
+        return prediction_interval(self, newdata, level=level, interval=interval)
+
+    @property
+    def plot(self) -> LinearModelPlotAccessor:
+        """Plots of the fit: ``fitted()`` (data and fitted line with its confidence band)
+        and ``residuals()`` (R's ``plot.lm`` residuals vs fitted and normal QQ).
+
+        See :class:`mixedmodels.toolbox.plots.LinearModelPlotAccessor`.
+        """
+        from ..toolbox.plots import LinearModelPlotAccessor
+
+        return LinearModelPlotAccessor(self)
+
+    @property
+    def formula(self) -> str:
+        """The model formula as given."""
+        return self.design.spec.text
 
     def _weighted_X(self) -> np.ndarray:
         w = self.design.weights

@@ -58,6 +58,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..frontend.design import Design
     from ..residual.structures import ResidualStructure
 
+#: σ² below this fraction of y'y (whitened) is where the SD/correlation-scale ML deviance
+#: is no longer computed: θ = SD/σ grows without bound and the penalized residual sum of
+#: squares r², a difference of terms of size y'y, carries an absolute error of about
+#: ε·y'y, so r²/σ² errs by ε/1e-10 ≈ 2e-6 at the floor and by O(1) a few decades below
+#: (a model with one random effect per observation reached a spurious deviance 100 below
+#: its minimum at σ = 1e-7).  Profiles of σ stop there (see ``LmmProfiler``).
+_SIGMA_FLOOR = 1e-10
+
 _FAILURES = (np.linalg.LinAlgError, sla.LinAlgError, FloatingPointError, ValueError)
 
 
@@ -146,6 +154,7 @@ class LmmObjective:
     _ml_start: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False)
     _parameters: Parameters | None = dataclasses.field(default=None, init=False, repr=False)
     _simulation: tuple | None = dataclasses.field(default=None, init=False, repr=False)
+    _held: tuple | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.start = np.asarray(self.start, dtype=float).copy()
@@ -206,10 +215,19 @@ class LmmObjective:
                 return float("inf")
             if held is None:
                 return deviance(cp, theta, reml) + logdet
-            cp = _drop_fixed_column(cp, *held)
+            cp = self._held_crossprods(cp, held)
             return float(objective(cp, factorize_profiled(cp, theta), reml) + logdet)
         except _FAILURES:
             return float("inf")
+
+    def _held_crossprods(self, cp: CrossProducts, held: tuple) -> CrossProducts:
+        """:func:`_drop_fixed_column` of ``cp``, kept while a profile refit evaluates at
+        one held value: a new CrossProducts per evaluation would also rebuild the
+        single-term kernel it caches (the refits of fixed effects took 3.5x longer)."""
+        cached = self._held
+        if cached is None or cached[0] is not cp or cached[1] != held:
+            cached = self._held = (cp, held, _drop_fixed_column(cp, *held))
+        return cached[2]
 
     def __call__(self, x: np.ndarray) -> float:
         return self.deviance(x)
@@ -253,7 +271,17 @@ class LmmObjective:
         lower, upper = self.lower, self.upper
         if control is None:
             control = dataclasses.replace(REFIT_CONTROL, ftol_abs=1e-10, xtol_abs=1e-10)
-        return minimize(self, x0, lower, control, relative_step(x0, lower, upper), upper)
+        func: Callable[[np.ndarray], float] = self
+        if self.residual is None:  # x is θ: the bootstrap's inner loop, without the wrapper
+            cp, reml = self.crossprods, self.reml
+
+            def func(x: np.ndarray) -> float:
+                try:
+                    return deviance(cp, x, reml)
+                except _FAILURES:
+                    return float("inf")
+
+        return minimize(func, x0, lower, control, relative_step(x0, lower, upper), upper)
 
     def refitted_model(self, opt: OptSummary) -> Any:
         """A fitted model of the same kind at the optimum ``opt`` of this objective."""
@@ -297,10 +325,12 @@ class LmmObjective:
         cp, _ = self.crossprods_at(r)
         beta, sigma = _beta_sigma(cp, theta, False)
         p = beta.size
+        lower = layout.lower.copy()
+        lower[-1] = min(sigma, np.sqrt(_SIGMA_FLOOR * cp.XyXy[p, p]))  # σ: see _SIGMA_FLOOR
         self._parameters = Parameters(
             names=tuple(layout.names) + tuple(self.design.fixed_names),
             estimate=np.concatenate([self.to_sdcor(x, sigma), beta]),
-            lower=np.concatenate([layout.lower, np.full(p, -np.inf)]),
+            lower=np.concatenate([lower, np.full(p, -np.inf)]),
             upper=np.concatenate([layout.upper, np.full(p, np.inf)]),
             n_variance=len(layout.names),
             is_sd=layout.is_sd,
@@ -329,6 +359,8 @@ class LmmObjective:
             return float("inf"), nan_beta
         r2 = fac.L33[p, p] ** 2
         s2 = sigma * sigma
+        if s2 < 0.999 * _SIGMA_FLOOR * cp.XyXy[p, p]:  # r²/σ² is rounding error there
+            return float("inf"), nan_beta
         value = fac.logdet_z + r2 / s2 + cp.n * np.log(2.0 * np.pi * s2) - cp.sum_log_weights
         value += logdet
         if not with_beta:
@@ -606,4 +638,37 @@ class GlmmObjective:
     def simulate(self, nsim: int, rng: np.random.Generator) -> np.ndarray:
         """Responses (n × nsim) from the fit with new random effects (lme4's
         ``simulate(use.u = FALSE)``)."""
-        return np.asarray(self.model.simulate(nsim, seed=rng)).T  # type: ignore[arg-type]
+        return np.asarray(self.model.simulate(nsim, seed=rng))  # type: ignore[arg-type]
+
+    def fit(self, start: np.ndarray | None = None) -> OptSummary:
+        """Minimize this objective from ``start`` (the estimate by default) as glmer's
+        second stage does: θ by BOBYQA with β profiled on its exact gradient where the
+        family allows, else (θ, β) together, first steps scaled by the fit's SEs."""
+        from ..glmm.gradient import has_beta_gradient
+        from ..glmm.optimize import fit_profiled, stage2_step
+
+        x0 = self.start if start is None else np.asarray(start, dtype=float)
+        n_theta = self.n_theta
+        se = np.sqrt(np.diag(self.model.vcov.to_numpy()))
+        step = stage2_step(x0[:n_theta], se)
+        lower = self.lower
+        if has_beta_gradient(self.problem):
+            opt, _ = fit_profiled(
+                self.problem, x0[:n_theta], x0[n_theta:], lower[:n_theta], Control(),
+                step[:n_theta],
+            )  # fmt: skip
+            return opt
+        return minimize(self, x0, lower, Control(), step)
+
+    def dispersion(self, x: np.ndarray) -> float:
+        """σ at ``x`` for families with a dispersion (Gamma, inverse Gaussian: lme4's
+        Pearson-type estimate from the penalized weighted RSS); 1 for the others."""
+        if self.model.family.scale_free:
+            return 1.0
+        from ..glmm.pirls import dispersion_pwrss
+
+        x = np.asarray(x, dtype=float)
+        state = self.problem.pirls(x[: self.n_theta], x[self.n_theta :])
+        return float(
+            np.sqrt(dispersion_pwrss(self.problem, state.mu, state.u) / self.problem.y.size)
+        )

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..errors import DataError
+from ..errors import DataError, MixedModelsError
 from ..frontend.design import group_codes
 
 # --------------------------------------------------------------------------------------
@@ -898,6 +898,29 @@ class ResidualStructure:
         return R
 
 
+
+def unidentified_correlation(structure: ResidualStructure | None, terms: Any) -> str | None:
+    """Why a residual correlation cannot be told apart from the random effects, or None.
+
+    An exchangeable (CorCompSymm) or general (CorSymm) correlation within the groups of a
+    random intercept of the same factor is not identified: the intercept's variance τ²
+    adds the same amount to every within-group covariance, which the correlations can
+    carry as well (τ² + σ²ρ_ij and τ² + σ² are all the data see), so the likelihood is
+    flat along a ridge.  nlme fits it and its ``intervals()`` fail; a profile has no
+    interval to find.
+    """
+    if structure is None or not isinstance(structure.correlation, _CompSymmBound | _SymmBound):
+        return None
+    for term in terms:
+        if term.group == structure.group_name and tuple(term.columns) == ("(Intercept)",):
+            kind = "CorCompSymm" if isinstance(structure.correlation, _CompSymmBound) else "CorSymm"
+            return (
+                f"{kind} within {term.group} beside the random intercept (1 | {term.group}) "
+                f"is not identified: the intercept's variance and the common part of the "
+                "correlations trade off along a flat ridge of the likelihood"
+            )
+    return None
+
 # --------------------------------------------------------------------------------------
 # methods of fitted models
 # --------------------------------------------------------------------------------------
@@ -940,6 +963,75 @@ class ResidualMixin:
         if self.residual_structure is None:
             return pd.Series([], dtype=float)
         return self.residual_structure.coef(self.residual_params)
+
+    def residual_intervals(self, level: float = 0.95) -> pd.DataFrame:
+        """Intervals of the residual structure's parameters, as nlme's ``intervals(m)``
+        ``$varStruct`` and ``$corStruct``: Wald on the unconstrained scale the fit
+        optimizes (nlme's: log SD ratios for VarIdent, the power for VarPower,
+        log((1 + φ)/(1 − φ)) for CorAR1, ...), est ± z·SE with z the normal quantile, then
+        mapped to the scale of :meth:`residual_parameters`.
+
+        The SEs come from the inverse Hessian of the fit's own criterion (REML or ML, as
+        nlme's ``apVar``) over θ and the residual parameters; σ profiled out or not, and
+        whatever θ's scale, that block of the inverse Hessian is the same at the optimum.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``lower``, ``est``, ``upper``; rows named as
+            :meth:`residual_parameters`.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> data = mm.datasets.gpa(seed=1)
+        >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data, variance=mm.VarPower("occasion1"))
+        >>> ci = m.residual_intervals()
+        >>> bool(ci.loc["power", "lower"] < ci.loc["power", "est"] < ci.loc["power", "upper"])
+        True
+        """
+        from scipy import stats
+
+        from ..errors import refuse
+        from ..lmm.optimize import finite_difference_derivatives
+
+        structure = self.residual_structure
+        if structure is None or structure.n_params == 0:
+            raise refuse(
+                "lmer fit without estimated residual-structure parameters",
+                "residual_intervals()",
+                "confint() for the variance components and fixed effects",
+            )
+        if not 0.0 < float(level) < 1.0:
+            raise DataError(f"level must be a number strictly between 0 and 1. Got {level!r}.")
+        objective = self.objective  # type: ignore[attr-defined]
+        x = objective.start
+        _, hessian = finite_difference_derivatives(objective, x, objective.lower)
+        nr = structure.n_params
+        try:
+            covariance = 2.0 * np.linalg.inv(hessian)[-nr:, -nr:]
+        except np.linalg.LinAlgError:
+            covariance = np.full((nr, nr), np.nan)
+        se = (
+            np.sqrt(np.diag(covariance)) if np.all(np.diag(covariance) > 0) else np.full(nr, np.nan)
+        )
+        if not np.all(np.isfinite(se)):
+            raise MixedModelsError(
+                "residual_intervals(): the approximate covariance of the residual parameters "
+                "is not positive definite (nlme's 'Non-positive definite approximate "
+                "variance-covariance'): the structure is not identified at this fit. Use "
+                "confint(method='boot')."
+            )
+        z = stats.norm.ppf(0.5 + float(level) / 2.0)
+        params = x[-nr:]
+        est = structure.coef(params)
+        lower = structure.coef(params - z * se).to_numpy()
+        upper = structure.coef(params + z * se).to_numpy()
+        return pd.DataFrame(
+            {"lower": np.minimum(lower, upper), "est": est.to_numpy(),
+             "upper": np.maximum(lower, upper)},
+            index=est.index,
+        )  # fmt: skip
 
     def residual_variances(self) -> pd.DataFrame:
         """Residual variance per level: ``level``, ``relative_sd``, ``variance``.

@@ -123,7 +123,11 @@ def _glmm_lines(model: Any, family: Any, linear: str) -> list[str]:
             f"({mean}, \\sigma^{{2}} = {model.sigma**2:.3g})"
         )
     else:
-        raise ValueError(f"to_latex has no form for the {family.name} family.")
+        from ..errors import refuse
+
+        raise refuse(
+            f"{family.name} glmer fit", "to_latex", "m.summary()", "equatiomatic has no form"
+        )
     template = _LINK_LHS.get(family.link.name, "g({m})")
     return [first, f"    {template.format(m=mean)} &={linear}"]
 

@@ -105,7 +105,53 @@ def _response_label(model: Any) -> str:
 
 
 def _grouping_columns(model: Any) -> set[str]:
+    if not hasattr(model, "crossprods"):  # an lm
+        return set()
     return {factor for term in model.crossprods.terms for factor in term.factors}
+
+
+def _x_column(model: Any, x: str | None) -> str:
+    """The covariate on the x axis: ``x`` when given, else a numeric fixed-effect
+    covariate that is no grouping factor, a random slope of the plotted term first."""
+    frame = model.design.frame
+    grouping = _grouping_columns(model)
+    if x is not None:
+        if x not in frame.columns or x == model.design.spec.response or x in grouping:
+            raise DataError(
+                f"x: {x!r} is not a covariate of the model. Expecting one of "
+                f"{[c for c in frame.columns if c not in grouping and not c.startswith('__')]}."
+            )
+        if not pd.api.types.is_numeric_dtype(frame[x].dtype) or isinstance(
+            frame[x].dtype, pd.CategoricalDtype
+        ):
+            raise DataError(f"x: {x!r} is not numeric; fitted lines need a numeric x.")
+        return x
+    from ..frontend._formulaic_compat import required_variables
+
+    fixed_vars = set(required_variables(model.design.spec.fixed))
+    terms = model.crossprods.terms if hasattr(model, "crossprods") else []
+    slope_vars = [v for term in terms for v in required_variables(term.expr or "1")]
+
+    def numeric(column: str) -> bool:
+        if column not in frame.columns or column in grouping:
+            return False
+        values = frame[column]
+        return (
+            pd.api.types.is_numeric_dtype(values.dtype)
+            and not isinstance(values.dtype, pd.CategoricalDtype)
+            and values.nunique() > 2
+        )
+
+    candidates = [v for v in slope_vars if v in fixed_vars] + [
+        c for c in frame.columns if c in fixed_vars
+    ]
+    for column in candidates:
+        if numeric(column):
+            return column
+    raise DataError(
+        "fitted plots need a numeric fixed-effect covariate for the x axis (grouping "
+        "factors do not count); the model has none. Pass x= to choose one."
+    )
 
 
 def _typical_row(frame: pd.DataFrame, skip: set[str]) -> dict[str, Any]:
@@ -335,49 +381,7 @@ class PlotAccessor:
 
     # -- fitted lines -----------------------------------------------------------------------
     def _x_column(self, x: str | None) -> str:
-        """The covariate on the x axis: ``x`` when given, else a numeric fixed-effect
-        covariate that is no grouping factor, a random slope of the plotted term first."""
-        model = self._model
-        frame = model.design.frame
-        grouping = _grouping_columns(model)
-        if x is not None:
-            if x not in frame.columns or x == model.design.spec.response or x in grouping:
-                raise DataError(
-                    f"x: {x!r} is not a covariate of the model. Expecting one of "
-                    f"{[c for c in frame.columns if c not in grouping and not c.startswith('__')]}."
-                )
-            if not pd.api.types.is_numeric_dtype(frame[x].dtype) or isinstance(
-                frame[x].dtype, pd.CategoricalDtype
-            ):
-                raise DataError(f"x: {x!r} is not numeric; fitted lines need a numeric x.")
-            return x
-        from ..frontend._formulaic_compat import required_variables
-
-        fixed_vars = set(required_variables(model.design.spec.fixed))
-        slope_vars = [
-            v for term in model.crossprods.terms for v in required_variables(term.expr or "1")
-        ]
-
-        def numeric(column: str) -> bool:
-            if column not in frame.columns or column in grouping:
-                return False
-            values = frame[column]
-            return (
-                pd.api.types.is_numeric_dtype(values.dtype)
-                and not isinstance(values.dtype, pd.CategoricalDtype)
-                and values.nunique() > 2
-            )
-
-        candidates = [v for v in slope_vars if v in fixed_vars] + [
-            c for c in frame.columns if c in fixed_vars
-        ]
-        for column in candidates:
-            if numeric(column):
-                return column
-        raise DataError(
-            "fitted plots need a numeric fixed-effect covariate for the x axis (grouping "
-            "factors do not count); the model has none. Pass x= to choose one."
-        )
+        return _x_column(self._model, x)
 
     def _curve(self, frame: pd.DataFrame, selected: list[int]) -> np.ndarray:
         """Fitted values of the rows of ``frame`` with the random effects of the
@@ -664,6 +668,101 @@ class PlotAccessor:
                 ax.set_ylabel("ζ")
             for ax in axes[len(panels) :]:
                 ax.set_visible(False)
+        return fig
+
+
+class LinearModelPlotAccessor:
+    """The ``fit.plot`` namespace of an :func:`~mixedmodels.lm` fit: the plots that have a
+    meaning without random effects, in the mixed models' style.
+
+    Parameters
+    ----------
+    model : LinearModel
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> fit = mm.lm("gpa ~ occasion + sex", mm.datasets.gpa(seed=1))
+    >>> type(fit.plot.fitted()).__name__
+    'Figure'
+    """
+
+    def __init__(self, model: Any):
+        self._model = model
+
+    def fitted(self, *, x: str | None = None, level: float = 0.95) -> Figure:
+        """The data and the fitted line along ``x`` with its confidence band
+        (``predict.lm(interval = "confidence")``), every other covariate at its mean
+        (numeric) or reference level (factor), as the mixed models' population line.
+
+        Parameters
+        ----------
+        x : str, optional
+            The covariate on the x axis; by default the first numeric one of the formula.
+        level : float
+            Coverage of the band.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from ..inference.linear import prediction_interval
+
+        model = self._model
+        frame = model.design.frame.reset_index(drop=True)
+        xcol = _x_column(model, x)
+        response = model.design.spec.response
+        typical = _typical_row(frame, {response, xcol})
+        xs = frame[xcol].to_numpy(dtype=float)
+        grid = np.linspace(xs.min(), xs.max(), 60)
+        line_frame = pd.DataFrame({k: [v] * grid.size for k, v in typical.items()})
+        line_frame[xcol] = grid
+        band = prediction_interval(model, line_frame, level=level, interval="confidence")
+        held = list(typical)
+        with _style():
+            fig, axes = _figure(1, width=5.2, height=3.8)
+            ax = axes[0]
+            ax.scatter(xs, model.design.y, s=6, color=MUTED, alpha=0.5, linewidths=0)
+            ax.fill_between(grid, band["lower"], band["upper"], color=ACCENT, alpha=0.2,
+                            linewidth=0, label=f"{100 * level:g}% confidence band")  # fmt: skip
+            ax.plot(grid, band["fit"], color=ACCENT, linewidth=1.8, label="lm")
+            ax.set_xlabel(xcol)
+            ax.set_ylabel(response)
+            ax.set_title(f"Fitted line: {response} ~ {xcol}")
+            ax.legend(fontsize=8, loc="best")
+            if held:
+                fig.suptitle(
+                    f"Other covariates at mean / reference level ({', '.join(held)})",
+                    fontsize=9,
+                )
+        return fig
+
+    def residuals(self) -> Figure:
+        """Residuals against fitted values (with a running mean) and a normal QQ plot of
+        the standardized residuals: the first two panels of R's ``plot.lm``.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        model = self._model
+        fitted, resid = model.fitted(), model.residuals()
+        w = model.design.weights
+        standardized = resid * (1.0 if w is None else np.sqrt(w)) / model.sigma
+        with _style():
+            fig, axes = _figure(2, width=3.9, height=3.2)
+            ax = axes[0]
+            ax.scatter(fitted, resid, s=5, color=MUTED, alpha=0.6, linewidths=0)
+            ax.axhline(0.0, color=ACCENT, linewidth=1.0)
+            order = np.argsort(fitted)
+            window = max(5, len(fitted) // 20)
+            smooth = pd.Series(resid[order]).rolling(window, center=True, min_periods=1).mean()
+            ax.plot(fitted[order], smooth, color="black", linewidth=1.0)
+            ax.set_xlabel("fitted")
+            ax.set_ylabel("residual")
+            ax.set_title("Residuals vs fitted")
+            _qq(axes[1], standardized, MUTED, None)
+            axes[1].set_title("Normal QQ: residuals / σ")
         return fig
 
 

@@ -240,10 +240,14 @@ def predict_interval(
     if include_resid_var is None:
         include_resid_var = family is None
     elif include_resid_var and family is not None:
-        raise ValueError(
-            f"include_resid_var=True: a {family.r_name} GLMM has no Gaussian residual to add "
-            "to its linear predictor; its interval is for the mean (include_resid_var=False, "
-            "the default). Draw new responses with simulate()."
+        from ..errors import refuse
+
+        raise refuse(
+            f"{family.r_name} glmer fit",
+            "predict_interval(include_resid_var=True)",
+            "include_resid_var=False (the default: the interval of the mean), or simulate() "
+            "for new responses",
+            f"a {family.r_name} GLMM has no Gaussian residual to add to its linear predictor",
         )
     rng = np.random.default_rng(seed)
     solution = model._solution

@@ -99,28 +99,38 @@ def _figures(
 ) -> list[tuple[str, tuple[str, int, int]]]:
     """(caption, (base64 PNG, width, height)) of every plot the model supports; the others
     are skipped."""
-    plots: list[tuple[str, Callable[[], Any]]] = [
-        (
-            "Random effects ranked with 95% REsim intervals; accent: interval excludes 0.",
-            lambda: model.plot.caterpillar(nsim=nsim, seed=seed),
-        ),
-        (
-            "Per-group fits of the same fixed part (grey) against the mixed model's "
-            "(accent): shrinkage toward the population.",
-            lambda: model.plot.shrinkage(),
-        ),
-        (
-            "Two groups' data and fitted lines (other covariates at their means or "
-            "reference levels) against the population line; right: every group's line.",
-            lambda: model.plot.fitted(),
-        ),
-        (
-            "Marginal covariance of the first groups' observations (Var(y); for a GLMM "
-            "Cov(η) of the linear predictor).",
-            lambda: model.plot.marginal_cov(),
-        ),
-        ("Residual diagnostics.", lambda: model.plot.residuals()),
-    ]
+    if not _has_random_effects(model):  # an lm: R's plot.lm panels and its fitted line
+        plots: list[tuple[str, Callable[[], Any]]] = [
+            (
+                "Data and the fitted line with its 95% confidence band (other covariates at "
+                "their means or reference levels).",
+                lambda: model.plot.fitted(),
+            ),
+            ("Residual diagnostics.", lambda: model.plot.residuals()),
+        ]
+    else:
+        plots = [
+            (
+                "Random effects ranked with 95% REsim intervals; accent: interval excludes 0.",
+                lambda: model.plot.caterpillar(nsim=nsim, seed=seed),
+            ),
+            (
+                "Per-group fits of the same fixed part (grey) against the mixed model's "
+                "(accent): shrinkage toward the population.",
+                lambda: model.plot.shrinkage(),
+            ),
+            (
+                "Two groups' data and fitted lines (other covariates at their means or "
+                "reference levels) against the population line; right: every group's line.",
+                lambda: model.plot.fitted(),
+            ),
+            (
+                "Marginal covariance of the first groups' observations (Var(y); for a GLMM "
+                "Cov(η) of the linear predictor).",
+                lambda: model.plot.marginal_cov(),
+            ),
+            ("Residual diagnostics.", lambda: model.plot.residuals()),
+        ]
     from matplotlib.figure import Figure
 
     from ..._progress import progress_bar
@@ -138,6 +148,11 @@ def _figures(
     return out
 
 
+def _has_random_effects(model: Any) -> bool:
+    """False for an :func:`~mixedmodels.lm` fit, whose report has no random-effects part."""
+    return hasattr(model, "random_effects")
+
+
 def _has_scale(model: Any) -> bool:
     """False for binomial and Poisson fits, whose σ is fixed at 1 (lme4 prints none)."""
     family = getattr(model, "family", None)
@@ -146,6 +161,8 @@ def _has_scale(model: Any) -> bool:
 
 def _fitted_by(model: Any) -> str:
     family = getattr(model, "family", None)
+    if not _has_random_effects(model):
+        return "Linear model fitted by mixedmodels with least squares (R's lm)."
     if family is None:
         method = "REML" if getattr(model, "reml", False) else "maximum likelihood"
         return f"Linear mixed model fitted by mixedmodels with {method}."
@@ -181,25 +198,35 @@ def report_html(
     -------
     str
     """
-    criterion = "REML criterion" if getattr(model, "reml", False) else "deviance"
-    ngroups = ", ".join(f"{g}: {n}" for g, n in model.ngroups.items())
-    cards = [
-        ("observations", model.nobs),
-        ("groups", ngroups),
-        (criterion, f"{model.deviance:.2f}"),
+    mixed = _has_random_effects(model)
+    if mixed:
+        criterion = "REML criterion" if getattr(model, "reml", False) else "deviance"
+        ngroups = ", ".join(f"{g}: {n}" for g, n in model.ngroups.items())
+        cards = [
+            ("observations", model.nobs),
+            ("groups", ngroups),
+            (criterion, f"{model.deviance:.2f}"),
+        ]
+    else:
+        cards = [("observations", model.nobs), ("R²", f"{model.r2:.4f}")]
+    cards += [
         ("logLik", f"{model.loglik:.2f}"),
         ("AIC", f"{model.aic:.2f}"),
         ("BIC", f"{model.bic:.2f}"),
         ("σ (residual)", f"{model.sigma:.4f}" if _has_scale(model) else "—"),
-        ("converged", "yes" if getattr(model, "converged", True) else "NO"),
-        ("singular", "YES" if model.is_singular else "no"),
     ]
+    if mixed:
+        cards += [
+            ("converged", "yes" if getattr(model, "converged", True) else "NO"),
+            ("singular", "YES" if model.is_singular else "no"),
+        ]
     try:
         equation = latex_to_mathml(model.to_latex())
     except (MixedModelsError, ValueError) as error:  # a model kind to_latex has no form for
         equation = f'<p class="note">No equation: {html.escape(str(error))}</p>'
+    default_title = "Mixed model report" if mixed else "Linear model report"
     sections = [
-        f"<header><h1>{html.escape(title or 'Mixed model report')}</h1>"
+        f"<header><h1>{html.escape(title or default_title)}</h1>"
         f'<div class="formula">{html.escape(model.formula)}</div>'
         f'<div class="sub">{html.escape(_fitted_by(model))}</div></header>',
         f'<div class="cards">{"".join(_card(k, v) for k, v in cards)}</div>',
@@ -209,13 +236,22 @@ def report_html(
         "source.</p>",
         '<div class="grid"><section><h2>Fixed effects</h2>',
         _table(model.fixed_effects()),
-        "</section><section><h2>Variance components</h2>",
-        _table(model.variance_components()),
-        "</section></div>",
-        "<h2>Random effects (first 10 rows)</h2>",
-        _table(model.random_effects().head(10)),
-        "<h2>Plots</h2>",
     ]
+    if mixed:
+        sections += [
+            "</section><section><h2>Variance components</h2>",
+            _table(model.variance_components()),
+            "</section></div>",
+            "<h2>Random effects (first 10 rows)</h2>",
+            _table(model.random_effects().head(10)),
+        ]
+    else:
+        sections += [
+            "</section><section><h2>Analysis of variance (sequential F tests)</h2>",
+            _table(model.anova().reset_index()),
+            "</section></div>",
+        ]
+    sections.append("<h2>Plots</h2>")
     for caption, (data, width, height) in _figures(model, nsim, seed, progress):
         sections.append(
             f'<figure><img alt="{html.escape(caption)}" width="{width}" height="{height}" '
