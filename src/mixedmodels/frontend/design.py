@@ -8,13 +8,13 @@ from formulaic with R-style column names (see :mod:`mixedmodels.frontend._formul
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from .._warnings import warn
 from ..errors import (
     DataError,
     MissingDataWarning,
@@ -382,12 +382,11 @@ def _drop_rank_deficient(
         return X, names, []
     keep = np.flatnonzero(~dependent)
     dropped = [names[i] for i in np.flatnonzero(dependent)]
-    warnings.warn(
+    warn(
         f"Fixed-effects model matrix is rank deficient: dropping {len(dropped)} column"
         f"{'s' if len(dropped) > 1 else ''} ({', '.join(dropped)}). They are linear "
         "combinations of the other columns; remove them from the formula to silence this.",
         RankDeficiencyWarning,
-        stacklevel=4,
     )
     return X[:, keep], [names[i] for i in keep], dropped
 
@@ -539,10 +538,9 @@ def build_design(
                 f"{n_missing} row(s) have missing values (in {', '.join(columns_with_na)}) and "
                 "na_action='fail'. Drop them, or pass na_action='omit' to drop them for you."
             )
-        warnings.warn(
+        warn(
             f"Dropped {n_missing} row(s) with missing values in {', '.join(columns_with_na)}.",
             MissingDataWarning,
-            stacklevel=3,
         )
         used = used.loc[~missing]
         if used.shape[0] == 0:
@@ -693,9 +691,8 @@ def warn_if_badly_scaled(X: np.ndarray, names: tuple[str, ...] | list[str]) -> N
         listed = ", ".join(
             f"{names[j]} (SD {sd:.3g})" for j, sd in zip(continuous, sds, strict=True)
         )
-        warnings.warn(
+        warn(
             f"Some predictor variables are on very different scales: {listed}. Consider "
             "rescaling them, e.g. scale(x) in the formula (lme4's check.scaleX).",
             ScaleWarning,
-            stacklevel=4,
         )

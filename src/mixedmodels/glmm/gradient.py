@@ -31,8 +31,8 @@ import scipy.linalg as sla
 from ..lmm.deviance import CrossProducts, Factorization, factorize, solve_modes
 from .families import Family
 
-if TYPE_CHECKING:
-    from .pirls import GlmmProblem, PirlsResult
+if TYPE_CHECKING:  # pragma: no cover - pirls imports this module
+    from .._protocols import GlmmProblem, PirlsState
 
 
 #: the leverages form q₂ x q₁ dense arrays (the tail against the first term): above this
@@ -61,7 +61,7 @@ def weight_derivative(family: Family, mu: np.ndarray, weights: np.ndarray) -> np
 
 
 def beta_gradient(
-    problem: GlmmProblem, theta: np.ndarray, state: PirlsResult
+    problem: GlmmProblem, theta: np.ndarray, state: PirlsState
 ) -> tuple[np.ndarray, np.ndarray]:
     """The gradient of the Laplace deviance in β at a converged PIRLS state, and the
     marginal information ``XᵀWX̃`` of β (half the Gauss-Newton Hessian).
@@ -70,7 +70,7 @@ def beta_gradient(
     ----------
     problem : GlmmProblem
     theta : ndarray
-    state : PirlsResult
+    state : PirlsState
         PIRLS converged at (θ, β) with β fixed.
 
     Returns
@@ -148,7 +148,7 @@ def gradient_pieces(problem: GlmmProblem, cp: CrossProducts, fac: Factorization)
     return GradientPieces(x_tilde, _leverages(cp, fac), RX @ RX.T, modes)
 
 
-def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) -> GradientPieces:
+def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsState) -> GradientPieces:
     """:func:`gradient_pieces` at a PIRLS state, reusing its factor when it kept one and
     keeping them on the state (the θ and β gradients share them)."""
     if state.pieces is None:
@@ -157,7 +157,7 @@ def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult)
 
 
 def _state_factor(
-    problem: GlmmProblem, theta: np.ndarray, state: PirlsResult
+    problem: GlmmProblem, theta: np.ndarray, state: PirlsState
 ) -> tuple[CrossProducts, Factorization]:
     """The [Z X z] blocks at a state's weights and their factor (kept or formed)."""
     if state.factorization is not None:
@@ -225,7 +225,7 @@ def has_theta_gradient(problem: GlmmProblem) -> bool:
     return has_beta_gradient(problem) and all(t.n_columns == 1 for t in problem.ordered_terms)
 
 
-def theta_gradient(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) -> np.ndarray:
+def theta_gradient(problem: GlmmProblem, theta: np.ndarray, state: PirlsState) -> np.ndarray:
     """∂D/∂θ of the Laplace deviance at fixed β, for scalar terms (θ_t = λ_t), at a
     converged state that kept its factor.
 
