@@ -84,12 +84,15 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
 
     @property
     def npar(self) -> int:
+        """Number of estimated parameters: β, θ, and a dispersion (Gamma, inverse Gaussian)
+        or the negative binomial's shape where the family has one, as lme4 counts them."""
         # a dispersion (Gamma, inverse Gaussian) or the negative binomial's shape counts
         extra = 0 if self.family.scale_free and self.family.name != "negative_binomial" else 1
         return len(self.design.fixed_names) + self.crossprods.n_theta + extra
 
     @property
     def linear_predictor(self) -> np.ndarray:
+        """The linear predictor η = Xβ̂ + Zb̂ (+ offset) of the fitted rows."""
         return self.predict(type="link")
 
     # -- tables ----------------------------------------------------------------------------
@@ -103,6 +106,9 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
         return table
 
     def variance_components(self) -> pd.DataFrame:
+        """As :meth:`LinearMixedModel.variance_components`, without a residual row for the
+        families that have no dispersion (binomial, poisson): the proportions are then of
+        the random-effect variances alone."""
         table = super().variance_components()
         if self.family.scale_free:
             table = table[table["group"] != "Residual"].reset_index(drop=True)
@@ -241,6 +247,8 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
 
     # -- display ---------------------------------------------------------------------------
     def summary(self) -> str:
+        """lme4's ``summary()`` of a glmer fit as text: family and link, the Laplace or AGQ
+        criterion, random effects, and the fixed effects with z (or t) statistics."""
         from ._summary import glmm_summary
 
         return glmm_summary(self)

@@ -114,6 +114,7 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
 
     @property
     def formula(self) -> str:
+        """The model formula as given to the fit."""
         return self.design.spec.text
 
     @property
@@ -156,14 +157,18 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
 
     @property
     def aic(self) -> float:
+        """Akaike's criterion −2 logLik + 2 npar, from the REML criterion for REML fits, as
+        lme4's ``AIC`` (compare REML fits only when their fixed effects are the same)."""
         return -2.0 * self.loglik + 2.0 * self.npar
 
     @property
     def bic(self) -> float:
+        """Schwarz's criterion −2 logLik + log(n) npar, as lme4's ``BIC``."""
         return -2.0 * self.loglik + np.log(self.nobs) * self.npar
 
     @property
     def nobs(self) -> int:
+        """Number of observations used in the fit (rows with missing values dropped)."""
         return self.design.nobs
 
     @property

@@ -91,9 +91,11 @@ class VarIdent:
     reference: str | None = None
 
     def columns(self) -> list[str]:
+        """The data columns the structure reads."""
         return [self.by]
 
     def bind(self, frame: pd.DataFrame) -> _BoundVariance:
+        """The structure evaluated on the model's rows (called by the fit)."""
         codes, labels = group_codes(frame, (self.by,))
         labels = [str(v) for v in labels]
         if len(labels) < 2:
@@ -129,9 +131,11 @@ class _CovariateFunction:
 
     @property
     def uses_fitted(self) -> bool:
+        """Whether the covariate is the fitted values (refitted as they change)."""
         return self.covariate == FITTED
 
     def columns(self) -> list[str]:
+        """The data columns the structure reads."""
         return [] if self.uses_fitted else [self.covariate]
 
     def with_covariate(self, column: str) -> Any:
@@ -161,6 +165,7 @@ class VarPower(_CovariateFunction):
     covariate: str = FITTED
 
     def bind(self, frame: pd.DataFrame) -> _BoundVariance:
+        """The structure evaluated on the model's rows (called by the fit)."""
         values = _numeric_column(frame, self.covariate, f"VarPower('{self.covariate}')")
         if np.any(values == 0):
             raise DataError(
@@ -186,6 +191,7 @@ class VarExp(_CovariateFunction):
     covariate: str = FITTED
 
     def bind(self, frame: pd.DataFrame) -> _BoundVariance:
+        """The structure evaluated on the model's rows (called by the fit)."""
         values = _numeric_column(frame, self.covariate, f"VarExp('{self.covariate}')")
         return _CovariateBound(values=values, log_abs=values, kind="expon", name=self.covariate)
 
@@ -221,6 +227,7 @@ class VarConstPower(_CovariateFunction):
     covariate: str = FITTED
 
     def bind(self, frame: pd.DataFrame) -> _BoundVariance:
+        """The structure evaluated on the model's rows (called by the fit)."""
         values = _numeric_column(frame, self.covariate, f"VarConstPower('{self.covariate}')")
         return _ConstPowerBound(values=values, name=self.covariate)
 
@@ -258,12 +265,15 @@ class VarComb:
 
     @property
     def uses_fitted(self) -> bool:
+        """Whether the covariate is the fitted values (refitted as they change)."""
         return any(getattr(f, "uses_fitted", False) for f in self.functions)
 
     def columns(self) -> list[str]:
+        """The data columns the structure reads."""
         return list(dict.fromkeys(c for f in self.functions for c in f.columns()))
 
     def with_covariate(self, column: str) -> VarComb:
+        """The same function on a given column (the fit puts the fitted values there)."""
         return VarComb(
             *(
                 f.with_covariate(column) if getattr(f, "uses_fitted", False) else f
@@ -272,6 +282,7 @@ class VarComb:
         )
 
     def bind(self, frame: pd.DataFrame) -> _BoundVariance:
+        """The structure evaluated on the model's rows (called by the fit)."""
         return _CombBound(parts=[f.bind(frame) for f in self.functions])
 
 
@@ -288,9 +299,11 @@ class VarFixed:
     covariate: str
 
     def columns(self) -> list[str]:
+        """The data columns the structure reads."""
         return [self.covariate]
 
     def bind(self, frame: pd.DataFrame) -> _BoundVariance:
+        """The structure evaluated on the model's rows (called by the fit)."""
         values = _numeric_column(frame, self.covariate, f"VarFixed('{self.covariate}')")
         if np.any(values <= 0):
             raise DataError(
@@ -320,11 +333,13 @@ class CorAR1:
     group: str | None = None
 
     def columns(self) -> list[str]:
+        """The data columns the structure reads."""
         return [c for c in (self.time, self.group) if c is not None and ":" not in c] + (
             self.group.split(":") if self.group and ":" in self.group else []
         )
 
     def bind(self, frame: pd.DataFrame, groups: np.ndarray, group_name: str) -> _BoundCorrelation:
+        """The structure evaluated on the model's rows (called by the fit)."""
         owner = f"CorAR1(time={self.time!r}, group={group_name!r})"
         if self.time is None:
             times = _positions_in_data_order(groups)
@@ -356,9 +371,11 @@ class CorCAR1:
     group: str | None = None
 
     def columns(self) -> list[str]:
+        """The data columns the structure reads."""
         return CorAR1(self.time, self.group).columns()
 
     def bind(self, frame: pd.DataFrame, groups: np.ndarray, group_name: str) -> _BoundCorrelation:
+        """The structure evaluated on the model's rows (called by the fit)."""
         owner = f"CorCAR1(time={self.time!r}, group={group_name!r})"
         times = _numeric_column(frame, self.time, owner)
         return _SerialBound.build(groups, times, owner, continuous=True)
@@ -377,9 +394,11 @@ class CorCompSymm:
     group: str | None = None
 
     def columns(self) -> list[str]:
+        """The data columns the structure reads."""
         return CorAR1(None, self.group).columns()
 
     def bind(self, frame: pd.DataFrame, groups: np.ndarray, group_name: str) -> _BoundCorrelation:
+        """The structure evaluated on the model's rows (called by the fit)."""
         return _CompSymmBound.build(groups)
 
 
@@ -400,9 +419,11 @@ class CorSymm:
     time: str | None = None
 
     def columns(self) -> list[str]:
+        """The data columns the structure reads."""
         return CorAR1(self.time, self.group).columns()
 
     def bind(self, frame: pd.DataFrame, groups: np.ndarray, group_name: str) -> _BoundCorrelation:
+        """The structure evaluated on the model's rows (called by the fit)."""
         owner = f"CorSymm(group={group_name!r}, time={self.time!r})"
         if self.time is None:
             positions = _positions_in_data_order(groups).astype(np.int64)
