@@ -70,3 +70,29 @@ def test_compiled_single_term_factor_equals_numpy(formula, monkeypatch):
     if theta.size == 3:  # a singular block is refused like numpy's Cholesky refuses it
         with pytest.raises(np.linalg.LinAlgError):
             kernel.factor(np.array([1.0, 0.0, np.nan]))
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_single_term_deviance_equals_numpy(formula, reml, monkeypatch):
+    import pandas as pd
+
+    import mixedmodels as mm
+    from mixedmodels import lmm
+
+    rng = np.random.default_rng(6)
+    g = np.repeat(np.arange(12), 9)
+    x = rng.normal(size=g.size)
+    y = 1 + x + rng.normal(size=12)[g] + 0.4 * rng.normal(size=12)[g] * x + rng.normal(size=g.size)
+    weights = rng.uniform(0.5, 2.0, g.size)
+    data = pd.DataFrame({"y": y, "x": x, "g": g})
+    cp = mm.lmer(formula, data, reml=reml, weights=weights).crossprods
+    for theta in (cp.initial_theta(), cp.initial_theta() * 0.3 + 0.1):
+        compiled = lmm.deviance(cp, theta, reml)
+        monkeypatch.setattr(lmm, "HAVE_NUMBA", False)
+        reference = lmm.deviance(cp, theta, reml)
+        monkeypatch.setattr(lmm, "HAVE_NUMBA", True)
+        assert compiled == pytest.approx(reference, rel=1e-12)
+    if cp.n_theta == 3:  # a non-positive-definite block is an infinite deviance
+        assert lmm.deviance(cp, np.array([1.0, 0.0, np.nan]), reml) == np.inf
