@@ -137,9 +137,7 @@ def _same(plain, general, data):
         np.testing.assert_array_equal(a.matrix, b.matrix)
         for first, second in zip(a.encode_rows(new), b.encode_rows(new), strict=True):
             np.testing.assert_array_equal(first, second)
-    assert list(plain.fixed_model_spec.column_names) == list(
-        general.fixed_model_spec.column_names
-    )
+    assert list(plain.fixed_model_spec.column_names) == list(general.fixed_model_spec.column_names)
     np.testing.assert_array_equal(plain.encode_fixed(new), general.encode_fixed(new))
     pd.testing.assert_frame_equal(plain.frame, general.frame)
 
