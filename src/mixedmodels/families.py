@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from ._kernels import HAVE_NUMBA, logit_inverse
 from .errors import DataError, OptionError
 
 _EPS = np.finfo(float).eps
@@ -45,7 +46,20 @@ class Link:
 def _logit_inverse(eta: np.ndarray) -> np.ndarray:
     # R's binomial()$linkinv keeps μ inside (0, 1) the same way; 1/(1 + e^−η) on η cut
     # at ±40 (where μ is clipped anyway) is several times faster than special.expit
+    if HAVE_NUMBA and _is_row_vector(eta):  # PIRLS's inner loop: one compiled pass
+        return logit_inverse(eta)
     return np.clip(1.0 / (1.0 + np.exp(-np.clip(eta, -40.0, 40.0))), _EPS, 1 - _EPS)
+
+
+def _is_row_vector(values: np.ndarray) -> bool:
+    """A contiguous 1-d float array long enough for a compiled kernel to pay."""
+    return (
+        isinstance(values, np.ndarray)
+        and values.ndim == 1
+        and values.dtype == np.float64
+        and values.size >= 256
+        and values.flags.c_contiguous
+    )
 
 
 def _logit_mu_eta(eta: np.ndarray) -> np.ndarray:
