@@ -220,3 +220,16 @@ def test_the_model_frame_does_not_follow_later_edits_of_the_data(data):
     assert design.frame["z"].iloc[0] == before
     assert design.X[0, 1] == before
     assert design.frame["y"].iloc[1] != 0.0
+
+
+def test_a_fit_on_the_plain_path_pickles_before_and_after_its_frame_is_read(data):
+    import pickle
+
+    import mixedmodels as mm
+
+    model = mm.lmer("y ~ x + grade + (1 | h)", data)
+    clone = pickle.loads(pickle.dumps(model))
+    pd.testing.assert_frame_equal(clone.design.frame, model.design.frame)
+    again = pickle.loads(pickle.dumps(model))  # the frame is built now: a DataFrame
+    pd.testing.assert_frame_equal(again.design.frame, model.design.frame)
+    assert again.loglik == model.loglik

@@ -725,6 +725,21 @@ class _PlainColumn:
         return pd.Categorical.from_codes(self.codes, categories=categories)
 
 
+@dataclass
+class _PlainFrame:
+    """Builds the plain path's model frame when a tool first reads it (a class, not a
+    closure, so that a fitted model pickles)."""
+
+    columns: dict[str, _PlainColumn]
+    index: pd.Index
+
+    def __call__(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {name: column.series_values() for name, column in self.columns.items()},
+            index=self.index,
+        )
+
+
 def _plain_column(column: pd.Series) -> _PlainColumn | None:
     """A column as numbers or factor codes without pandas' per-value work; None for the
     kinds the general path converts (logicals, numbers stored as objects, ordered factors,
@@ -904,12 +919,6 @@ def _plain_design(
     if row_weights is not None:
         _check_weights(row_weights)
     row_index = frame.index[~missing] if n_missing else frame.index
-
-    def model_frame() -> pd.DataFrame:
-        return pd.DataFrame(
-            {name: column.series_values() for name, column in columns.items()}, index=row_index
-        )
-
     return Design(
         spec=spec,
         y=y,
@@ -921,7 +930,7 @@ def _plain_design(
         n_dropped_na=n_missing,
         dropped_columns=tuple(dropped),
         fixed_model_spec=fixed_spec,
-        _frame=model_frame,
+        _frame=_PlainFrame(columns, row_index),
         row_index=row_index,
         offset_terms=spec.offsets,
         offset_column=offset if isinstance(offset, str) else None,
