@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 import mixedmodels as mm
-from mixedmodels.update import update_formula
+from mixedmodels.frontend.update import update_formula
 
 from .conftest import load_fixture, load_seed_data
 

@@ -135,8 +135,8 @@ def test_inputs_as_dict_and_polars(small):
 
 
 def test_too_many_crossed_levels_is_refused_clearly(monkeypatch):
-    import mixedmodels.lmm as lmm
-    import mixedmodels.sparse_tail as sparse_tail
+    import mixedmodels.lmm.deviance as lmm
+    import mixedmodels.lmm.sparse_tail as sparse_tail
 
     monkeypatch.setattr(lmm, "MAX_DENSE_EFFECTS", 10)
     monkeypatch.setattr(sparse_tail, "MAX_FACTOR_BYTES", 0)  # nor would a sparse factor fit

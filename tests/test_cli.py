@@ -14,7 +14,7 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.cli import main
-from mixedmodels.datafiles import apply_levels, read_levels
+from mixedmodels.datasets.files import apply_levels, read_levels
 
 from .conftest import SHARED
 
@@ -304,7 +304,7 @@ def test_unexpected_failure_is_one_line_with_status_1(gpa_csv, capsys, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("simulated bug\nsecond line")
 
-    monkeypatch.setattr("mixedmodels.fit.lmer", broken)
+    monkeypatch.setattr("mixedmodels.fitting.lmer.lmer", broken)
     assert main(["fit", FORMULA, "--data", gpa_csv]) == 1
     err = capsys.readouterr().err
     assert err == (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedmodels.covariance import (
+from mixedmodels.lmm.covariance import (
     AR1,
     CompoundSymmetry,
     Diagonal,
@@ -95,8 +95,8 @@ def test_merged_terms_give_the_same_deviance(gpa, formula):
     """Terms of one grouping factor merged into a block-diagonal term (the optimizer's
     fast path) have the separate terms' deviance at every θ."""
     import mixedmodels as mm
-    from mixedmodels.lmm import deviance
-    from mixedmodels.structured import merged_crossprods
+    from mixedmodels.lmm.deviance import deviance
+    from mixedmodels.lmm.structured import merged_crossprods
 
     design = mm.lmer_design(formula, gpa)
     _, cp = mm.deviance_function(design, reml=False)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedmodels import _formulaic_compat as fc
-from mixedmodels.design import _prepare_frame
 from mixedmodels.errors import DataError
+from mixedmodels.frontend import _formulaic_compat as fc
+from mixedmodels.frontend.design import _prepare_frame
 
 
 @pytest.fixture(scope="module")

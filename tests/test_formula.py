@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mixedmodels import FormulaError
-from mixedmodels.formula import parse_formula
+from mixedmodels.frontend.formula import parse_formula
 
 
 def terms(formula: str) -> list[tuple[str, str]]:

@@ -26,6 +26,7 @@ import pytest
 from scipy import special
 
 import mixedmodels as mm
+from mixedmodels.glmm.families import get_family
 from tests.conftest import fixture_frame, load_fixture
 
 FIXTURE = "lme4_gamma.json"
@@ -237,7 +238,7 @@ def test_inverse_gaussian_canonical_link_fits_where_lme4_fails(gamma_fixture):
 
 
 def test_link_1_over_mu_squared_inverts():
-    link = mm.families.get_family("inverse_gaussian").link
+    link = get_family("inverse_gaussian").link
     mu = np.array([0.5, 1.0, 3.0])
     eta = link.link(mu)
     np.testing.assert_allclose(link.inverse(eta), mu)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.glmm_gradient import beta_gradient, theta_gradient
-from mixedmodels.glmm_optimize import ProfiledLaplace, laplace_derivatives, optimize_beta
-from mixedmodels.optimize import Control, finite_difference_derivatives, minimize
+from mixedmodels.glmm.gradient import beta_gradient, theta_gradient
+from mixedmodels.glmm.optimize import ProfiledLaplace, laplace_derivatives, optimize_beta
+from mixedmodels.lmm.optimize import Control, finite_difference_derivatives, minimize
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_reset_clears_every_warm_start(data):
 def test_gradient_fits_are_never_worse_than_lme4s_derivative_free_stages(seed):
     # random designs, some with a variance near zero: the exact-gradient path must end
     # at least as low as the two derivative-free stages lme4 uses
-    from mixedmodels.fit_glmm import _fit_derivative_free
+    from mixedmodels.fitting.glmer import _fit_derivative_free
 
     rng = np.random.default_rng(100 + seed)
     n_g, n_h = int(rng.integers(8, 40)), int(rng.integers(3, 9))
@@ -218,7 +218,7 @@ def test_gradient_fits_are_never_worse_than_lme4s_derivative_free_stages(seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [518, 519, 579])  # 519, 579: stopped at an SD of 0
 def test_random_slope_fits_are_never_worse_than_the_derivative_free_stages(seed):
-    from mixedmodels.fit_glmm import _fit_derivative_free
+    from mixedmodels.fitting.glmer import _fit_derivative_free
 
     rng = np.random.default_rng(seed)
     n_g, n = int(rng.integers(8, 30)), int(rng.integers(200, 500))

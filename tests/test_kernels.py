@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedmodels import glmm_blocks
-from mixedmodels._kernels import HAVE_NUMBA
-from mixedmodels.design import ReTerm
+from mixedmodels.frontend.design import ReTerm
+from mixedmodels.glmm import blocks as glmm_blocks
+from mixedmodels.lmm._kernels import HAVE_NUMBA
 
 
 def _term(name: str, codes: np.ndarray, values: np.ndarray, levels: int) -> ReTerm:
@@ -52,7 +52,7 @@ def test_compiled_single_term_factor_equals_numpy(formula, monkeypatch):
     import pandas as pd
 
     import mixedmodels as mm
-    from mixedmodels import lmm
+    from mixedmodels.lmm import deviance as lmm
 
     rng = np.random.default_rng(5)
     g = np.repeat(np.arange(15), 8)
@@ -79,7 +79,7 @@ def test_compiled_single_term_deviance_equals_numpy(formula, reml, monkeypatch):
     import pandas as pd
 
     import mixedmodels as mm
-    from mixedmodels import lmm
+    from mixedmodels.lmm import deviance as lmm
 
     rng = np.random.default_rng(6)
     g = np.repeat(np.arange(12), 9)
@@ -100,8 +100,8 @@ def test_compiled_single_term_deviance_equals_numpy(formula, reml, monkeypatch):
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
 def test_compiled_leverages_equal_numpy_and_the_dense_definition(monkeypatch):
-    from mixedmodels import glmm_gradient
-    from mixedmodels.lmm import factorize
+    from mixedmodels.glmm import gradient as glmm_gradient
+    from mixedmodels.lmm.deviance import factorize
 
     rng = np.random.default_rng(8)
     n = 400
@@ -133,7 +133,7 @@ def test_compiled_leverages_equal_numpy_and_the_dense_definition(monkeypatch):
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
 def test_compiled_logit_inverse_equals_numpy():
-    from mixedmodels import families
+    from mixedmodels.glmm import families
 
     eta = np.concatenate([np.linspace(-60.0, 60.0, 997), [0.0, -40.0, 40.0]])
     eps = np.finfo(float).eps

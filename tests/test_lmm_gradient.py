@@ -1,4 +1,4 @@
-"""The exact θ gradient of the profiled (RE)ML deviance (mixedmodels.lmm_gradient) and the
+"""The exact θ gradient of the profiled (RE)ML deviance (mixedmodels.lmm.gradient) and the
 L-BFGS-B path of lmer that uses it."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-import mixedmodels.fit as fit_module
-from mixedmodels.fit import lmer_design
-from mixedmodels.lmm import CrossProducts, deviance
-from mixedmodels.lmm_gradient import deviance_and_gradient, supports_gradient
-from mixedmodels.optimize import Control, minimize, minimize_with_gradient
+import mixedmodels.fitting.lmer as fit_module
+from mixedmodels.fitting.lmer import lmer_design
+from mixedmodels.lmm.deviance import CrossProducts, deviance
+from mixedmodels.lmm.gradient import deviance_and_gradient, supports_gradient
+from mixedmodels.lmm.optimize import Control, minimize, minimize_with_gradient
 
 
 def _crossed(seed: int, n: int = 1500) -> pd.DataFrame:

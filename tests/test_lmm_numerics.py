@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
-from mixedmodels.lmm import CrossProducts, deviance, solve
+from mixedmodels.lmm.deviance import CrossProducts, deviance, solve
 
 
 def dense_z(cp: CrossProducts) -> np.ndarray:
@@ -180,7 +180,7 @@ def test_invariant_to_relabelling_levels(crossed_data):
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b/c)"])
 def test_three_schur_complement_paths_agree(formula):
     """The level-pair map, the dense BLAS syrk and the sparse product give one deviance."""
-    from mixedmodels.lmm import _PairMap
+    from mixedmodels.lmm.deviance import _PairMap
 
     design = mm.lmer_design(formula, simulated(11, n=300))
     cp = CrossProducts.build(design.y, design.X, design.terms)
@@ -201,7 +201,7 @@ def test_three_schur_complement_paths_agree(formula):
 
 @pytest.mark.parametrize("formula", FORMULAS)
 def test_lean_conditional_modes_equal_full_solution(formula):
-    from mixedmodels.lmm import conditional_modes, factorize
+    from mixedmodels.lmm.deviance import conditional_modes, factorize
 
     design = mm.lmer_design(formula, simulated(13))
     w = np.random.default_rng(13).uniform(0.3, 3.0, size=design.nobs)

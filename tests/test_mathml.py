@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from mixedmodels.latex import _LINK_LHS
-from mixedmodels.mathml import LatexConversionError, latex_to_mathml
+from mixedmodels.toolbox.latex import _LINK_LHS
+from mixedmodels.toolbox.mathml import LatexConversionError, latex_to_mathml
 
 
 def _tree(mathml: str) -> ET.Element:

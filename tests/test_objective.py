@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 import mixedmodels as mm
-from mixedmodels.objective import GlmmObjective, LmmObjective, UnsupportedToolError
+from mixedmodels.models.objective import GlmmObjective, LmmObjective, UnsupportedToolError
 
 from .conftest import load_fixture, load_seed_data
 

@@ -1,11 +1,11 @@
-"""mixedmodels.optimize: bounds of minimize and the refit step rule."""
+"""mixedmodels.lmm.optimize: bounds of minimize and the refit step rule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mixedmodels.optimize import REFIT_CONTROL, Control, minimize, relative_step
+from mixedmodels.lmm.optimize import REFIT_CONTROL, Control, minimize, relative_step
 
 
 def _bowl(x: np.ndarray) -> float:

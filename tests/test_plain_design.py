@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedmodels import design as dz
 from mixedmodels.errors import DataError
-from mixedmodels.formula import parse_formula
+from mixedmodels.frontend import design as dz
+from mixedmodels.frontend.formula import parse_formula
 
 pytestmark = pytest.mark.filterwarnings("ignore::mixedmodels.errors.MissingDataWarning")
 

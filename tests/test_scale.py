@@ -150,7 +150,7 @@ def test_refusals_name_the_fix(cluster_client, tmp_path):
 
 
 def test_blocks_that_do_not_fit_are_refused_with_the_figure():
-    from mixedmodels.design import ReTerm
+    from mixedmodels.frontend.design import ReTerm
     from mixedmodels.scale.memory import block_bytes, check_fits
 
     def term(levels: int) -> ReTerm:

@@ -1,4 +1,4 @@
-"""The sparse tail factorization (mixedmodels.sparse_tail) against dense linear algebra,
+"""The sparse tail factorization (mixedmodels.lmm.sparse_tail) against dense linear algebra,
 and the 100,000 students x 25,000 schools design against lme4 (issue 15)."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import pytest
 import scipy.sparse as sp
 
 import mixedmodels as mm
-from mixedmodels import lmm, sparse_tail
 from mixedmodels.datasets.movers import school_movers
 from mixedmodels.errors import DataError
-from mixedmodels.fit import lmer_design
+from mixedmodels.fitting.lmer import lmer_design
+from mixedmodels.lmm import deviance as lmm
+from mixedmodels.lmm import sparse_tail
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lme4_movers.json"
 FORMULA = "y ~ x + (1 | student) + (1 | school)"

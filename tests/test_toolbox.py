@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.lmlist import lmlist
+from mixedmodels.models.lmlist import lmlist
 
 from .conftest import load_fixture
 

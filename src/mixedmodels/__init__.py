@@ -10,7 +10,6 @@ Examples
 """
 
 from . import datasets
-from .comparison import aic_table
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -23,15 +22,16 @@ from .errors import (
     ScaleWarning,
     SingularFitWarning,
 )
-from .fit import deviance_function, lmer, lmer_design
-from .fit_glmm import glmer, glmer_nb
-from .glmm_results import GeneralizedLinearMixedModel
+from .fitting.glmer import glmer, glmer_nb
+from .fitting.lmer import deviance_function, lmer, lmer_design
 from .inference.anova import anova
-from .linear import LinearModel, lm
-from .lmlist import lmlist
-from .optimize import Control
-from .report import report
-from .residual import (
+from .inference.comparison import aic_table
+from .lmm.optimize import Control
+from .models.generalized_mixed import GeneralizedLinearMixedModel
+from .models.linear import LinearModel, lm
+from .models.linear_mixed import LinearMixedModel
+from .models.lmlist import lmlist
+from .residual.structures import (
     CorAR1,
     CorCAR1,
     CorCompSymm,
@@ -43,7 +43,7 @@ from .residual import (
     VarIdent,
     VarPower,
 )
-from .results import LinearMixedModel
+from .toolbox.report import report
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from .datafiles import apply_levels, parse_factor_option, read_levels, read_table
+from .datasets.files import apply_levels, parse_factor_option, read_levels, read_table
 from .errors import MixedModelsError
 
 EXIT_USAGE = 2
@@ -62,8 +62,8 @@ def _read_data(args: argparse.Namespace) -> pd.DataFrame:
 
 
 def _fit(args: argparse.Namespace) -> Any:
-    from .fit import lmer
-    from .fit_glmm import glmer
+    from .fitting.glmer import glmer
+    from .fitting.lmer import lmer
 
     data = _read_data(args)
     options = {"weights": args.weights, "offset": args.offset}
@@ -153,7 +153,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from .report import report
+    from .toolbox.report import report
 
     model = _fit(args)
     path = report(model, args.output, title=args.title, nsim=args.nsim, progress=True)

@@ -20,13 +20,13 @@ from typing import Any
 import pandas as pd
 
 from . import datasets
-from .comparison import aic_table
-from .datafiles import apply_levels, read_levels, read_table
-from .fit import lmer
-from .fit_glmm import glmer
-from .linear import lm
-from .lmlist import lmlist
-from .residual import CorAR1, VarIdent
+from .datasets.files import apply_levels, read_levels, read_table
+from .fitting.glmer import glmer
+from .fitting.lmer import lmer
+from .inference.comparison import aic_table
+from .models.linear import lm
+from .models.lmlist import lmlist
+from .residual.structures import CorAR1, VarIdent
 
 FORMULA_TABLE = [
     (
@@ -412,7 +412,7 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
     report.table("formula table", pd.DataFrame(rows))
     path = report.save()
     if path is not None:
-        from .report import report as html_report
+        from .toolbox.report import report as html_report
 
         kind = "the chapter's gpa" if "gpa" in real else "simulated gpa"
         html = html_report(gpa_mixed2, output / "report.html", title=f"gpa_mixed2 ({kind})")

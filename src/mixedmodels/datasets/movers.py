@@ -4,7 +4,7 @@ crossed design (student is nested in school but for the movers).
 With 100,000 students in 25,000 schools the school block of the random effects is too
 large to factor densely, but its Schur complement after eliminating the students is
 sparse (two schools are linked only by a student who attended both), which is what the
-sparse tail factorization (:mod:`mixedmodels.sparse_tail`) is for.  The R script
+sparse tail factorization (:mod:`mixedmodels.lmm.sparse_tail`) is for.  The R script
 ``tools/make_movers_fixtures.R`` fits the CSV that :func:`write_movers_csv` writes with
 lme4, and the movers rows of ``benchmarks/run.py`` time both.
 

@@ -35,7 +35,7 @@ def _check_level(level: float) -> float:
 class InferenceMixin:
     """Methods of fitted mixed models for inference (confint, profile, bootstrap, ddf tests).
 
-    Mixed into :class:`mixedmodels.results.LinearMixedModel`; implementations live in
+    Mixed into :class:`mixedmodels.models.linear_mixed.LinearMixedModel`; implementations live in
     the modules of this package.  glmer fits have them all but the ddf tests (their
     fixed-effect tests are Wald z tests).
     """

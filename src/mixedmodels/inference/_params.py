@@ -4,7 +4,7 @@ lme4 profiles and bootstraps the random-effects parameters as SDs and correlatio
 (its ``Cv_to_Sv``/``Sv_to_Cv``): per term, the structure's own SD/correlation
 parameters (for lme4's unstructured terms the lower triangle of the SD/correlation
 matrix in column-major order, SDs on the diagonal; for glmmTMB's ``ar1`` one SD and one
-correlation, see :meth:`~mixedmodels.covariance.CovarianceStructure.to_sdcor`), followed
+correlation, see :meth:`~mixedmodels.lmm.covariance.CovarianceStructure.to_sdcor`), followed
 by σ.  Names follow ``confint(oldNames = FALSE)``: ``sd_(Intercept)|Subject``,
 ``cor_Days.(Intercept)|Subject``, ``sigma``.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..covariance import CovarianceStructure
-from ..lmm import CrossProducts
+from ..lmm.covariance import CovarianceStructure
+from ..lmm.deviance import CrossProducts
 
 
 @dataclass(frozen=True)

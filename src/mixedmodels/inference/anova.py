@@ -11,15 +11,15 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError, MixedModelsError, RefitWarning
-from ..optimize import Control, check_convergence, minimize
+from ..lmm.optimize import Control, check_convergence, minimize
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..results import LinearMixedModel
+    from ..models.linear_mixed import LinearMixedModel
 
 
 def refit_ml(model: LinearMixedModel) -> LinearMixedModel:
     """The ML fit of the same model, warm-started from the REML estimates (lme4's
-    ``refitML``): the model's own objective made ML (:meth:`~mixedmodels.objective.
+    ``refitML``): the model's own objective made ML (:meth:`~mixedmodels.models.objective.
     LmmObjective.ml`), so a residual structure or structured covariance terms are kept.
 
     Examples
@@ -40,7 +40,7 @@ def refit_ml(model: LinearMixedModel) -> LinearMixedModel:
 
 def _covariance_parameters(model: LinearMixedModel) -> set[tuple[str, str, str]]:
     """(group, column, column) for every variance and covariance the model estimates."""
-    from ..covariance import Diagonal
+    from ..lmm.covariance import Diagonal
 
     out = set()
     for term, structure in zip(model.crossprods.terms, model.crossprods.structures, strict=True):
@@ -53,7 +53,7 @@ def _covariance_parameters(model: LinearMixedModel) -> set[tuple[str, str, str]]
 
 
 def _check_comparable(models: Sequence[LinearMixedModel], names: Sequence[str]) -> None:
-    from ..results import LinearMixedModel
+    from ..models.linear_mixed import LinearMixedModel
 
     for name, model in zip(names, models, strict=True):
         if not isinstance(model, LinearMixedModel):

@@ -23,11 +23,11 @@ import scipy.linalg as sla
 from scipy import stats
 
 from .._progress import progress_bar
-from ..optimize import REFIT_CONTROL, minimize
+from ..lmm.optimize import REFIT_CONTROL, minimize
 from ._params import VarianceLayout, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..results import LinearMixedModel
+    from ..models.linear_mixed import LinearMixedModel
 
 _BOOT_TYPES = ("percentile", "basic", "normal")
 
@@ -80,7 +80,7 @@ class BootstrapResult:
 
 class _Simulator:
     """What one replicate of an lmer fit needs: its objective
-    (:class:`~mixedmodels.objective.LmmObjective`), which draws the responses (residual
+    (:class:`~mixedmodels.models.objective.LmmObjective`), which draws the responses (residual
     structure included) and refits each on the same design."""
 
     def __init__(self, model: LinearMixedModel, func: Callable[[Any], Any] | None):
@@ -142,10 +142,10 @@ class _GlmmSimulator(_Simulator):
         return np.concatenate([sdcor if self.scaled else sdcor[:-1], beta])
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
-        from ..fit_glmm import stage2_step
-        from ..glmm_gradient import has_beta_gradient
-        from ..glmm_optimize import fit_profiled
-        from ..optimize import Control
+        from ..fitting.glmer import stage2_step
+        from ..glmm.gradient import has_beta_gradient
+        from ..glmm.optimize import fit_profiled
+        from ..lmm.optimize import Control
 
         y = self.model.simulate(1, seed=np.random.default_rng(seed))[:, 0]
         problem = self.model.problem.with_response(y)
@@ -164,7 +164,7 @@ class _GlmmSimulator(_Simulator):
             raise ValueError("func= is not supported for glmer bootstraps yet.")
         sigma = 1.0
         if self.scaled:
-            from ..fit_glmm import dispersion_pwrss
+            from ..fitting.glmer import dispersion_pwrss
 
             state = problem.pirls(theta, beta)
             sigma = float(np.sqrt(dispersion_pwrss(problem, state.mu, state.u) / y.size))
@@ -203,7 +203,7 @@ def bootstrap(
     if n_jobs < 0:
         n_jobs = os.cpu_count() or 1
     n_jobs = int(min(n_jobs, nsim))
-    from ..glmm_results import GeneralizedLinearMixedModel
+    from ..models.generalized_mixed import GeneralizedLinearMixedModel
 
     if isinstance(model, GeneralizedLinearMixedModel):
         if func is not None:

@@ -22,10 +22,10 @@ import scipy.linalg as sla
 from scipy import stats
 
 from ..errors import DataError
-from ..objective import refuse
+from ..models.objective import refuse
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..results import LinearMixedModel
+    from ..models.linear_mixed import LinearMixedModel
 
 #: Kenward-Roger forms n x n matrices: refuse beyond this many observations.
 KR_MAX_NOBS = 6_000
@@ -73,7 +73,7 @@ def _jacobian(func, x: np.ndarray) -> list[np.ndarray]:
 
 def _linear_objective(model: LinearMixedModel, tool: str):
     """The model's objective, refusing glmer fits (their fixed effects have Wald z tests)."""
-    from ..objective import LmmObjective, refuse
+    from ..models.objective import LmmObjective, refuse
 
     objective = model.objective
     if not isinstance(objective, LmmObjective):

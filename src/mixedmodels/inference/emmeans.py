@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .. import _formulaic_compat as fc
 from ..errors import DataError
+from ..frontend import _formulaic_compat as fc
 
 Ddf = Literal["kenward-roger", "satterthwaite", "asymptotic"]
 Scale = Literal["link", "response"]

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import MixedModelsError
-from ..optimize import REFIT_CONTROL, minimize
+from ..lmm.optimize import REFIT_CONTROL, minimize
 from ._params import VarianceLayout, theta_to_sdcor
 from .profile import Profiler
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..glmm_results import GeneralizedLinearMixedModel
+    from ..models.generalized_mixed import GeneralizedLinearMixedModel
 
 #: BOBYQA's absolute tolerance on the deviance (and the parameters) of each refit.  An
 #: error of 1e-7 in the deviance moves ζ by 3e-8 at |ζ| = 2, far below the 1e-5 lme4's
@@ -41,7 +41,7 @@ REFIT_TOLERANCE = 1e-7
 class GlmmProfiler(Profiler):
     """Profiles of every parameter of a glmer fit on its Laplace (or AGQ) deviance.
 
-    The fit's :class:`~mixedmodels.glmm.GlmmProblem` is copied (``with_response`` on
+    The fit's :class:`~mixedmodels.glmm.pirls.GlmmProblem` is copied (``with_response`` on
     the same response), so profiling leaves the fitted model's PIRLS warm starts alone.
     """
 

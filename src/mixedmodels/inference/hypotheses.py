@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from .. import _formulaic_compat as fc
+from ..frontend import _formulaic_compat as fc
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..results import LinearMixedModel
+    from ..models.linear_mixed import LinearMixedModel
 
 AnovaType = Literal[1, 2, 3]
 ANOVA_TYPES = (1, 2, 3)

@@ -37,7 +37,7 @@ from .._progress import progress_bar
 from ..errors import MixedModelsError, ProfileWarning
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..results import LinearMixedModel
+    from ..models.linear_mixed import LinearMixedModel
 
 
 @dataclasses.dataclass
@@ -208,7 +208,7 @@ class Profiler:
 
 class LmmProfiler(Profiler):
     """Profiles of a linear mixed model on its objective's ML deviance
-    (:meth:`~mixedmodels.objective.LmmObjective.refit`): the SD/correlation scale of each
+    (:meth:`~mixedmodels.models.objective.LmmObjective.refit`): the SD/correlation scale of each
     covariance structure, σ included, β profiled out for the variance parameters and
     moved into the offset for the fixed effects; a residual structure's parameters are
     re-optimized at every point (the data whitened by them)."""

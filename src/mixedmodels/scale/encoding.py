@@ -5,7 +5,7 @@ every factor and grouping factor, the rows with missing values and infinite valu
 client then builds one :class:`PartitionEncoder`: the fixed-effects and random-effects
 model specs made on a small prototype holding every level (so formulaic encodes each
 partition with the same columns), and each term's global levels in R's order (from
-:func:`mixedmodels.design.group_codes` on the union of the observed combinations).  Each
+:func:`mixedmodels.frontend.design.group_codes` on the union of the observed combinations).  Each
 partition is then encoded by the in-memory code itself: ``Design.encode_fixed`` and
 ``ReTerm.encode_rows``.
 """
@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import _formulaic_compat as fc
-from ..design import Design, ReTerm, factor_levels, group_codes
 from ..errors import DataError, MissingDataWarning, RankDeficiencyWarning
-from ..formula import ModelSpec
-from ..lmm import BlockSums, internal_order
+from ..frontend import _formulaic_compat as fc
+from ..frontend.design import Design, ReTerm, factor_levels, group_codes
+from ..frontend.formula import ModelSpec
+from ..lmm.deviance import BlockSums, internal_order
 
 # formulaic's stateful transforms: their state (a mean, knots) would come from one partition
 _STATEFUL = re.compile(r"\b(center|scale|standardize|poly|bs|cr|cs|cc|te|ns|hashed|lag)\s*\(")
@@ -68,7 +68,7 @@ class ColumnPlan:
         extra = [v for v in (weights, offset) if v is not None]
         missing = [name for name in needed + extra if name not in columns]
         if missing:
-            from ..design import _unknown_column_error
+            from ..frontend.design import _unknown_column_error
 
             raise _unknown_column_error(missing, [str(c) for c in columns])
         factor_sets = list(dict.fromkeys(tuple(t.factors) for t in spec.random))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..design import check_lmm_design
 from ..errors import DataError
-from ..formula import parse_formula
-from ..lmm import CrossProducts, check_tail_size, deviance
-from ..optimize import Control, warn_if_singular
+from ..frontend.design import check_lmm_design
+from ..frontend.formula import parse_formula
+from ..lmm.deviance import CrossProducts, check_tail_size, deviance
+from ..lmm.optimize import Control, warn_if_singular
 from .cluster import PassLog, as_dask_frame, fit_client, tree_sum
 from .encoding import (
     ColumnPlan,
@@ -76,7 +76,7 @@ def lmer_dask(
     sums, design = drop_rank_deficient(sums, encoder.design)
     encoder.design = design
     cp = CrossProducts.from_sums(sums, ordered, order)
-    from ..fit import optimize_deviance
+    from ..fitting.lmer import optimize_deviance
 
     def func(theta):
         return deviance(cp, theta, reml)

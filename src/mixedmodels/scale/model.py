@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..lmm import Solution
-from ..results import LinearMixedModel
+from ..lmm.deviance import Solution
+from ..models.linear_mixed import LinearMixedModel
 from . import is_scale_input
 from .cluster import PassLog, as_dask_frame
 from .encoding import PartitionEncoder

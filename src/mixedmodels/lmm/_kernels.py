@@ -1,0 +1,202 @@
+"""Compiled (numba) kernels for the per-step passes over the rows that PIRLS repeats.
+
+Each kernel has a numpy twin elsewhere in the package (used when numba is missing): the
+kernels fuse the twin's array calls into one loop with the same formulas, so the two
+agree to rounding, and tests/test_kernels.py compares them.  numba compiles on first
+use and caches the machine code beside this file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from numba import njit
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - numba is a declared dependency
+    HAVE_NUMBA = False
+
+    def njit(*args, **kwargs):
+        def wrap(function):
+            return function
+
+        return wrap
+
+
+@njit(cache=True, nogil=True)
+def scalar_term_blocks(codes1, z1, tail_columns, tail_values, Xz, w, n_levels1, q2):
+    """The weighted cross-product blocks of ``[Z X z]`` when every random-effects term
+    is scalar, in one pass over the rows.
+
+    Parameters
+    ----------
+    codes1, z1 : (n,) level and value of the first (largest) term
+    tail_columns, tail_values : (n, T) column in the tail (term offset + level) and value
+        of each later term
+    Xz : (n, m) the fixed-effects columns and the working response
+    w : (n,) working weights
+    n_levels1, q2 : sizes of the first term and of the tail
+
+    Returns
+    -------
+    A11 (ℓ₁,), C1 (ℓ₁, m), A21 (q₂, ℓ₁), A22 (q₂, q₂), C2 (q₂, m); [X z]ᵀW[X z] is
+    left to BLAS.
+    """
+    n, m = Xz.shape
+    n_tail = tail_columns.shape[1]
+    A11 = np.zeros(n_levels1)
+    C1 = np.zeros((n_levels1, m))
+    A21 = np.zeros((q2, n_levels1))
+    A22 = np.zeros((q2, q2))
+    C2 = np.zeros((q2, m))
+    wx = np.empty(m)
+    for i in range(n):
+        wi = w[i]
+        level = codes1[i]
+        wz1 = wi * z1[i]
+        A11[level] += wz1 * z1[i]
+        for a in range(m):
+            wx[a] = wi * Xz[i, a]
+            C1[level, a] += z1[i] * wx[a]
+        for t in range(n_tail):
+            column = tail_columns[i, t]
+            zt = tail_values[i, t]
+            A21[column, level] += wz1 * zt
+            for a in range(m):
+                C2[column, a] += zt * wx[a]
+            A22[column, column] += wi * zt * zt
+            for s in range(t):
+                other = tail_columns[i, s]
+                value = wi * zt * tail_values[i, s]
+                A22[column, other] += value
+                A22[other, column] += value
+    return A11, C1, A21, A22, C2
+
+
+@njit(cache=True, nogil=True)
+def single_term_factor(theta, A, P, XyXy):
+    """log|L_Z|² and the lower Cholesky factor L₃₃ of a model with one random-effects
+    term of one or two columns, from the per-level linear maps of
+    :class:`mixedmodels.lmm.deviance._SingleTermKernel` (the numpy twin of this loop).
+
+    Parameters
+    ----------
+    theta : (1,) or (3,) relative covariance factor entries
+    A : (1, ℓ) for k = 1 (the A_l), or (3, ℓ) for k = 2 (a00, a10, a11 per level)
+    P : (ℓ, s²) or (3ℓ, s²) per-level products of Zᵀ[X y] (s = p + 1)
+    XyXy : (s, s)
+
+    Returns
+    -------
+    logdet : float, or NaN when a block is not positive definite
+    L33 : (s, s)
+    """
+    s = XyXy.shape[0]
+    ell = A.shape[1]
+    S = XyXy.copy().reshape(s * s)
+    logdet = 0.0
+    if A.shape[0] == 1:
+        t2 = theta[0] * theta[0]
+        for level in range(ell):
+            m = 1.0 + t2 * A[0, level]
+            logdet += np.log(m)
+            w = t2 / m
+            for j in range(s * s):
+                S[j] -= w * P[level, j]
+    else:
+        t0, t1, t2 = theta[0], theta[1], theta[2]
+        for level in range(ell):
+            a00, a10, a11 = A[0, level], A[1, level], A[2, level]
+            m00 = t0 * t0 * a00 + 2.0 * t0 * t1 * a10 + t1 * t1 * a11 + 1.0
+            m01 = t0 * t2 * a10 + t1 * t2 * a11
+            m11 = t2 * t2 * a11 + 1.0
+            det = m00 * m11 - m01 * m01
+            if det <= 0.0 or m00 <= 0.0:
+                return np.nan, np.zeros((s, s))
+            logdet += np.log(det)
+            i00, i01, i11 = m11 / det, -m01 / det, m00 / det
+            w0 = t0 * t0 * i00
+            w1 = t0 * t1 * i00 + t0 * t2 * i01
+            w2 = t1 * t1 * i00 + 2.0 * t1 * t2 * i01 + t2 * t2 * i11
+            for j in range(s * s):
+                S[j] -= w0 * P[level, j] + w1 * P[ell + level, j] + w2 * P[2 * ell + level, j]
+    S33 = S.reshape(s, s)
+    L = np.zeros((s, s))
+    for j in range(s):
+        d = S33[j, j]
+        for k in range(j):
+            d -= L[j, k] * L[j, k]
+        if d <= 0.0:
+            return np.nan, L
+        L[j, j] = np.sqrt(d)
+        for i in range(j + 1, s):
+            v = S33[i, j]
+            for k in range(j):
+                v -= L[i, k] * L[j, k]
+            L[i, j] = v / L[j, j]
+    return logdet, L
+
+
+@njit(cache=True, nogil=True)
+def single_term_deviance(theta, A, P, XyXy, n, reml, sum_log_weights):
+    """The profiled deviance (REML criterion when ``reml``) of a one-term model, as
+    ``lmm.objective`` computes it from :func:`single_term_factor`'s factor, without
+    leaving compiled code; ``inf`` when a block is not positive definite."""
+    logdet_z, L = single_term_factor(theta, A, P, XyXy)
+    if not np.isfinite(logdet_z):
+        return np.inf
+    p = XyXy.shape[0] - 1
+    r2 = L[p, p] * L[p, p]
+    if reml:
+        logdet_x = 0.0
+        for j in range(p):
+            logdet_x += np.log(np.abs(L[j, j]))
+        dof = n - p
+        value = logdet_z + 2.0 * logdet_x + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+    else:
+        value = logdet_z + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
+    return value - sum_log_weights
+
+
+_EPS = np.finfo(np.float64).eps
+
+
+@njit(cache=True, nogil=True)
+def logit_inverse(eta):
+    """``families._logit_inverse`` in one pass: 1/(1 + e^−η) on η cut at ±40, kept inside
+    (ε, 1 − ε)."""
+    out = np.empty(eta.size)
+    for i in range(eta.size):
+        e = min(max(eta[i], -40.0), 40.0)
+        mu = 1.0 / (1.0 + np.exp(-e))
+        out[i] = min(max(mu, _EPS), 1.0 - _EPS)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def scalar_leverages(codes1, z1, columns, values, W1, G11, G12, G22):
+    """h = diag(ZΛP⁻¹ΛᵀZᵀ) of scalar terms from the Gram blocks of
+    ``glmm_gradient._leverages`` (its numpy twin): each row touches the first term's
+    level and one tail column per later term.
+
+    Parameters
+    ----------
+    codes1, z1 : (n,) level and value of the first term
+    columns, values : (n, T) tail column and value of each later term
+    W1 : (ℓ₁,) Λ₁M₁⁻¹Λ₁ᵀ per level; G11 : (ℓ₁,); G12 : (ℓ₁, q₂); G22 : (q₂, q₂)
+    """
+    n, n_tail = columns.shape
+    h = np.empty(n)
+    for i in range(n):
+        level = codes1[i]
+        z = z1[i]
+        value = z * z * (W1[level] + G11[level])
+        for t in range(n_tail):
+            column = columns[i, t]
+            v = values[i, t]
+            value += 2.0 * z * v * G12[level, column] + v * v * G22[column, column]
+            for s in range(t):
+                value += 2.0 * v * values[i, s] * G22[column, columns[i, s]]
+        h[i] = value
+    return h

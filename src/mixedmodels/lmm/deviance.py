@@ -1,0 +1,911 @@
+"""Profiled (RE)ML deviance of a linear mixed model on precomputed cross-products.
+
+The model is ``y = Xβ + Zb + ε`` with ``b = Λu``, ``u ~ N(0, σ²I)``.  Following
+lme4's PLS formulation (Bates et al. 2015) and MixedModels.jl's blocked storage,
+the cross-products of ``[Z X y]`` are formed once (:class:`CrossProducts`); after
+that one deviance evaluation never touches the n rows.
+
+Terms are ordered by number of levels, largest first.  The first term's block of
+``ΛᵀZᵀZΛ + I`` is block diagonal (ℓ₁ small k₁ x k₁ blocks, factored as a stack);
+all other terms form one dense "tail" block that absorbs the fill-in.  With
+
+    W_l = T₁ (T₁ᵀ A_l T₁ + I)⁻¹ T₁ᵀ         (one k₁ x k₁ matrix per level of term 1)
+
+the Schur complements that reach the tail and the [X y] rows are
+``A₂₁ W A₂₁ᵀ``, ``A₂₁ W C₁`` and ``C₁ᵀ W C₁``, so no triangular factor of the first
+block is needed on the hot path.
+
+Examples
+--------
+>>> import numpy as np
+>>> from mixedmodels.lmm.deviance import CrossProducts, deviance
+>>> rng = np.random.default_rng(1)
+>>> g = np.repeat(np.arange(10), 5)
+>>> y = rng.normal(size=50) + rng.normal(size=10)[g]
+>>> X = np.ones((50, 1))
+>>> from mixedmodels.frontend.design import ReTerm
+>>> term = ReTerm("g", g, np.arange(10).astype(str), np.ones((50, 1)), ("(Intercept)",),
+...               "us", "1", ("g",))
+>>> cp = CrossProducts.build(y, X, [term])
+>>> round(float(deviance(cp, np.array([1.0]), reml=True)), 6) > 0
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy.linalg.blas import dtrsm as _dtrsm
+from scipy.linalg.lapack import dpotrf as _dpotrf
+from scipy.linalg.lapack import dpotrs as _dpotrs
+
+from ..errors import DataError
+from ..frontend.design import ReTerm
+from . import sparse_tail as sparse_tail_module
+from ._kernels import HAVE_NUMBA, single_term_deviance, single_term_factor
+from .covariance import CovarianceStructure, Unstructured, structure_for
+from .sparse_tail import SparseFactor, SparseTail, choose, conditional_covariances
+
+# above this many products the level-pair map of the scalar first term costs too much memory
+_MAP_MAX_ENTRIES = 40_000_000
+# the terms after the largest one share one dense block: 20,000² doubles is 3.2 GB
+MAX_DENSE_EFFECTS = 20_000
+
+
+def _term_sparse(term: ReTerm, weights_sqrt: np.ndarray | None) -> sp.csr_matrix:
+    """The term's Z as a CSR matrix (n x ℓk), level-major columns; never densified."""
+    n, k = term.matrix.shape
+    values = term.matrix if weights_sqrt is None else term.matrix * weights_sqrt[:, None]
+    cols = (term.codes[:, None] * k + np.arange(k)[None, :]).ravel()
+    indptr = np.arange(0, n * k + 1, k)
+    return sp.csr_matrix((values.ravel(), cols, indptr), shape=(n, term.n_levels * k))
+
+
+def _block_diagonal_crossprod(term: ReTerm, weights: np.ndarray | None) -> np.ndarray:
+    """ZᵢᵀZᵢ for one term as an (ℓ, k, k) stack: bincount per column pair, O(n k²)."""
+    n, k = term.matrix.shape
+    out = np.empty((term.n_levels, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            prod = term.matrix[:, a] * term.matrix[:, b]
+            if weights is not None:
+                prod = prod * weights
+            out[:, a, b] = np.bincount(term.codes, weights=prod, minlength=term.n_levels)
+            out[:, b, a] = out[:, a, b]
+    return out
+
+
+@dataclass
+class _PairMap:
+    """Precomputed linear map w (ℓ₁) -> entries of A₂₁ diag(w) A₂₁ᵀ (scalar first term)."""
+
+    matrix: sp.csr_matrix  # (Q₂², ℓ₁): row i·Q₂ + j holds the lower-triangle entry (i, j)
+
+    @classmethod
+    def build(cls, A21: sp.csc_matrix, q2: int) -> _PairMap:
+        """Every pair of non-zeros sharing a column of A₂₁ contributes to one entry of the
+        lower triangle; (entry, column) pairs are unique, so no duplicates need summing."""
+        A21 = A21.tocsc()
+        A21.sort_indices()
+        counts = np.diff(A21.indptr)
+        flats, values, columns = [], [], []
+        # columns with the same number of non-zeros are handled together (few distinct sizes)
+        for size in np.unique(counts[counts > 0]):
+            cols = np.flatnonzero(counts == size)
+            entries = A21.indptr[cols][:, None] + np.arange(size)[None, :]
+            rows = A21.indices[entries].astype(np.int64)
+            data = A21.data[entries]
+            first, second = np.tril_indices(size)  # rows are sorted: the lower triangle
+            flats.append((rows[:, first] * q2 + rows[:, second]).ravel())
+            values.append((data[:, first] * data[:, second]).ravel())
+            columns.append(np.repeat(cols, len(first)))
+        flat = np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
+        value = np.concatenate(values) if values else np.zeros(0)
+        column = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
+        # one row per entry of the dense block, so that a mat-vec yields the block itself
+        matrix = sp.csr_matrix((value, (flat, column)), shape=(q2 * q2, A21.shape[1]))
+        return cls(matrix=matrix)
+
+
+def internal_order(terms: list[ReTerm] | tuple[ReTerm, ...]) -> np.ndarray:
+    """The internal term order: by number of levels, largest first (stable)."""
+    return np.argsort([-t.n_levels for t in terms], kind="stable")
+
+
+def check_tail_size(ordered: list[ReTerm]) -> None:
+    """Refuse, before any pass over the rows, a tail whose dense block is too large and
+    that cannot be factored sparse (a vector term after the largest); a large scalar tail
+    is decided after the pass, by its sparse factor's size (:mod:`.sparse_tail`)."""
+    tail = ordered[1:]
+    q2 = sum(t.n_effects for t in tail)
+    if q2 > MAX_DENSE_EFFECTS and not all(t.n_columns == 1 for t in tail):
+        sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
+        raise DataError(
+            f"The random-effects terms after the largest one ({ordered[0].group}) have {q2} "
+            f"random effects in all ({sizes}); their dense block would need "
+            f"{q2 * q2 * 8 / 1e9:.1f} GB. Models with two grouping factors of more than "
+            f"{MAX_DENSE_EFFECTS} levels each are supported only with scalar (intercept-only) "
+            "terms after the largest."
+        )
+
+
+@dataclass
+class BlockSums:
+    """The row sums behind :class:`CrossProducts`: ``Z₁ᵀZ₁`` (block diagonal), ``Z_tailᵀZ₁``,
+    ``Z_tailᵀZ_tail``, ``Zᵀ[X y]`` and ``[X y]ᵀ[X y]``, all weighted.
+
+    Sums over disjoint sets of rows add (``a + b``), so the blocks of a table split in
+    partitions are the sum of the partitions' blocks (:mod:`mixedmodels.scale`)."""
+
+    n: int
+    A11: np.ndarray
+    C1: np.ndarray
+    A21: sp.csr_matrix
+    A22: sp.csr_matrix
+    C2: np.ndarray
+    XyXy: np.ndarray
+    sum_log_weights: float
+
+    @classmethod
+    def of_rows(
+        cls,
+        y: np.ndarray,
+        X: np.ndarray,
+        ordered: list[ReTerm],
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> BlockSums:
+        """The sums over these rows; ``ordered`` are the terms in internal order."""
+        n, p = X.shape
+        if offset is not None:
+            y = y - offset
+        sqrt_w = None
+        sum_log_weights = 0.0
+        if weights is not None:
+            sqrt_w = np.sqrt(weights)
+            positive = weights > 0
+            sum_log_weights = float(np.sum(np.log(weights[positive])))
+        Xy = np.column_stack([X, y])
+        if sqrt_w is not None:
+            Xy = Xy * sqrt_w[:, None]
+        first = ordered[0]
+        k1 = first.n_columns
+        A11 = _block_diagonal_crossprod(first, weights)
+        Z1 = _term_sparse(first, sqrt_w)
+        C1 = np.asarray(Z1.T @ Xy).reshape(first.n_levels, k1, p + 1)
+        tail = ordered[1:]
+        if tail:
+            Z2 = sp.hstack([_term_sparse(t, sqrt_w) for t in tail], format="csr")
+            A21 = (Z2.T @ Z1).tocsr()
+            A22 = (Z2.T @ Z2).tocsr()  # sparse: the tail may be factored sparse
+            C2 = np.asarray(Z2.T @ Xy)
+        else:
+            A21 = sp.csr_matrix((0, Z1.shape[1]))
+            A22 = sp.csr_matrix((0, 0))
+            C2 = np.zeros((0, p + 1))
+        return cls(n, A11, C1, A21, A22, C2, Xy.T @ Xy, sum_log_weights)
+
+    def __add__(self, other: BlockSums) -> BlockSums:
+        return BlockSums(
+            self.n + other.n,
+            self.A11 + other.A11,
+            self.C1 + other.C1,
+            (self.A21 + other.A21).tocsr(),
+            (self.A22 + other.A22).tocsr(),
+            self.C2 + other.C2,
+            self.XyXy + other.XyXy,
+            self.sum_log_weights + other.sum_log_weights,
+        )
+
+
+@dataclass
+class CrossProducts:
+    """Cross-product blocks of ``[Z X y]``, formed once per model.
+
+    Attributes
+    ----------
+    terms : list of ReTerm
+        Terms in internal (largest first) order.
+    order : ndarray of int
+        ``order[i]`` is the formula position of internal term ``i``.
+    structures : list of CovarianceStructure
+    A11 : ndarray (ℓ₁, k₁, k₁)
+        Block-diagonal ``Z₁ᵀZ₁``.
+    C1 : ndarray (ℓ₁, k₁, p + 1)
+        ``Z₁ᵀ[X y]`` per level.
+    A21 : sparse (Q₂, q₁)
+        ``Z_tailᵀ Z₁``.
+    A22 : ndarray (Q₂, Q₂)
+        ``Z_tailᵀ Z_tail``, dense.
+    C2 : ndarray (Q₂, p + 1)
+        ``Z_tailᵀ[X y]``.
+    XyXy : ndarray (p + 1, p + 1)
+    """
+
+    n: int
+    p: int
+    terms: list[ReTerm]
+    order: np.ndarray
+    structures: list[CovarianceStructure]
+    theta_slices: list[slice]
+    A11: np.ndarray
+    C1: np.ndarray
+    A21: sp.csr_matrix
+    A22: np.ndarray
+    C2: np.ndarray
+    XyXy: np.ndarray
+    tail_offsets: list[int]
+    sum_log_weights: float
+    pair_map: _PairMap | None = field(default=None, repr=False)
+    dense_A21: np.ndarray | None = field(default=None, repr=False)
+    tail_scalar: bool = True
+    # set when the tail is factored sparse (A22 is then CSR): mixedmodels.lmm.sparse_tail
+    sparse_tail: SparseTail | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        y: np.ndarray,
+        X: np.ndarray,
+        terms: list[ReTerm] | tuple[ReTerm, ...],
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> CrossProducts:
+        """Form every block once: O(n) passes, memory bounded by the blocks."""
+        order = internal_order(terms)
+        ordered = [terms[i] for i in order]
+        check_tail_size(ordered)
+        sums = BlockSums.of_rows(y, X, ordered, weights, offset)
+        return cls.from_sums(sums, ordered, order)
+
+    @classmethod
+    def from_sums(cls, sums: BlockSums, ordered: list[ReTerm], order: np.ndarray) -> CrossProducts:
+        """The blocks from their row sums (of one table, or added over partitions), with
+        the fast-path maps of the factorization; ``ordered`` are the terms largest first
+        (their rows are not read)."""
+        structures = [structure_for(t.structure, t.n_columns) for t in ordered]
+        theta_slices = []
+        start = 0
+        for s in structures:
+            theta_slices.append(slice(start, start + s.n_theta))
+            start += s.n_theta
+        first = ordered[0]
+        k1 = first.n_columns
+        tail = ordered[1:]
+        tail_offsets = [0]
+        for t in tail:
+            tail_offsets.append(tail_offsets[-1] + t.n_effects)
+        q2 = tail_offsets[-1]
+        tail_scalar = all(t.n_columns == 1 for t in tail)
+        A21 = sums.A21.tocsr()
+        A21.sort_indices()  # the sparse tail reads the data in this order
+        A22 = sums.A22
+        sparse_tail = None
+        if tail:
+            A22 = A22.tocsr()
+            A22.sort_indices()
+            if tail_scalar:
+                sparse_tail = choose(A21, A22, k1, dense_allowed=q2 <= MAX_DENSE_EFFECTS)
+        if q2 > MAX_DENSE_EFFECTS and sparse_tail is None:
+            sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
+            sparse_note = (
+                f", and their sparse Cholesky factor (after a fill-reducing ordering) more "
+                f"than {sparse_tail_module.MAX_FACTOR_BYTES / 1e9:.1f} GB"
+                if tail_scalar
+                else ""
+            )
+            raise DataError(
+                f"The random-effects terms after the largest one ({first.group}) have {q2} "
+                f"random effects in all ({sizes}); their dense block would need "
+                f"{q2 * q2 * 8 / 1e9:.1f} GB{sparse_note}. Models with two grouping factors "
+                f"of more than {MAX_DENSE_EFFECTS} levels each are supported only with "
+                f"scalar (intercept-only) terms after the largest, whose sparse factor fits."
+            )
+        if sparse_tail is None:
+            A22 = A22.toarray() if tail else np.zeros((0, 0))
+        pair_map = None
+        dense_A21 = None
+        # Both fast paths fill the lower triangle of A₂₁WA₂₁ᵀ only: valid while Λ₂ is
+        # diagonal.  Rough costs per evaluation in ns: the map reads each pair once (and
+        # costs ~80 ns a pair to build, spread over ~50 evaluations); BLAS syrk runs at
+        # ~20 GFLOP/s on two cores.
+        if tail and k1 == 1 and tail_scalar and sparse_tail is None:
+            counts = np.diff(A21.tocsc().indptr).astype(np.int64)
+            pairs = int(np.sum(counts * (counts + 1) // 2))
+            map_cost = 2.6 * pairs
+            dense_cost = q2 * q2 * first.n_levels / 40 + q2 * first.n_levels
+            if pairs <= _MAP_MAX_ENTRIES and map_cost <= dense_cost:
+                pair_map = _PairMap.build(A21.tocsc(), q2)
+            elif q2 * first.n_levels <= _MAP_MAX_ENTRIES:
+                dense_A21 = np.asfortranarray(A21.toarray())
+        return cls(
+            n=sums.n,
+            p=sums.XyXy.shape[0] - 1,
+            terms=ordered,
+            order=order,
+            structures=structures,
+            theta_slices=theta_slices,
+            A11=sums.A11,
+            C1=sums.C1,
+            A21=A21,
+            A22=A22,
+            C2=sums.C2,
+            XyXy=sums.XyXy,
+            tail_offsets=tail_offsets,
+            sum_log_weights=sums.sum_log_weights,
+            pair_map=pair_map,
+            dense_A21=dense_A21,
+            tail_scalar=tail_scalar,
+            sparse_tail=sparse_tail,
+        )
+
+    def with_response(
+        self,
+        y: np.ndarray,
+        X: np.ndarray,
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> CrossProducts:
+        """The same design with a new response ``y`` (e.g. a parametric-bootstrap draw).
+
+        Only the y column of ``C1``, ``C2`` and the y row/column of ``XyXy`` are recomputed
+        (one O(n) pass); Z's blocks and the fast-path maps are shared with ``self``.
+        ``X``, ``weights`` and ``offset`` must be those the blocks were built from.
+        """
+        from dataclasses import replace
+
+        if offset is not None:
+            y = y - offset
+        yw = y if weights is None else y * weights  # the blocks are of W^(1/2)[Z X y]
+        C1 = self.C1.copy()
+        first = self.terms[0]
+        for a in range(first.n_columns):
+            C1[:, a, -1] = np.bincount(
+                first.codes, weights=first.matrix[:, a] * yw, minlength=first.n_levels
+            )
+        C2 = self.C2.copy()
+        for index, term in enumerate(self.terms[1:]):
+            k = term.n_columns
+            start = self.tail_offsets[index]
+            for a in range(k):
+                C2[start + a : start + term.n_effects : k, -1] = np.bincount(
+                    term.codes, weights=term.matrix[:, a] * yw, minlength=term.n_levels
+                )
+        XyXy = self.XyXy.copy()
+        p = self.p
+        XyXy[:p, p] = XyXy[p, :p] = X.T @ yw
+        XyXy[p, p] = float(y @ yw)
+        return replace(self, C1=C1, C2=C2, XyXy=XyXy)
+
+    @property
+    def n_theta(self) -> int:
+        return self.theta_slices[-1].stop
+
+    @property
+    def q1(self) -> int:
+        return self.A11.shape[0] * self.A11.shape[1]
+
+    @property
+    def q2(self) -> int:
+        return self.A22.shape[0]
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.concatenate([s.lower_bounds() for s in self.structures])
+
+    def initial_theta(self) -> np.ndarray:
+        return np.concatenate([s.initial() for s in self.structures])
+
+    def factors(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [
+            s.factor(theta[sl]) for s, sl in zip(self.structures, self.theta_slices, strict=True)
+        ]
+
+    def tail_lambda(self, factors: list[np.ndarray]) -> np.ndarray | sp.spmatrix:
+        """Λ₂ for the tail: a vector when every tail term is scalar, else sparse."""
+        if self.tail_scalar:
+            parts = [
+                np.full(t.n_levels, T[0, 0])
+                for t, T in zip(self.terms[1:], factors[1:], strict=True)
+            ]
+            return np.concatenate(parts) if parts else np.zeros(0)
+        blocks = [
+            sp.kron(sp.identity(t.n_levels, format="csr"), sp.csr_matrix(T))
+            for t, T in zip(self.terms[1:], factors[1:], strict=True)
+        ]
+        return sp.block_diag(blocks, format="csr")
+
+
+def block_diagonal(blocks: np.ndarray) -> sp.bsr_matrix:
+    """A sparse block-diagonal matrix from an (ℓ, a, b) stack, without a Python loop."""
+    ell, a, b = blocks.shape
+    return sp.bsr_matrix(
+        (np.ascontiguousarray(blocks), np.arange(ell), np.arange(ell + 1)),
+        shape=(ell * a, ell * b),
+    )
+
+
+def _first_block(cp: CrossProducts, T1: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """W_l = T₁ (T₁ᵀA_lT₁ + I)⁻¹ T₁ᵀ for every level, Σ log det(T₁ᵀA_lT₁ + I), and
+    V_l = L_l⁻¹T₁ᵀ (so that W_l = V_lᵀV_l) for vector terms."""
+    k = T1.shape[0]
+    if k == 1:
+        t = T1[0, 0]
+        m = 1.0 + t * t * cp.A11[:, 0, 0]
+        return (t * t / m)[:, None, None], float(np.sum(np.log(m))), None
+    if k == 2:
+        return _first_block_2x2(cp, T1)
+    M = T1.T @ cp.A11 @ T1
+    M[:, np.arange(k), np.arange(k)] += 1.0
+    L = np.linalg.cholesky(M)
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+    V = np.linalg.solve(L, np.broadcast_to(T1.T, M.shape))
+    return np.swapaxes(V, 1, 2) @ V, logdet, V
+
+
+def _first_block_2x2(
+    cp: CrossProducts, T1: np.ndarray
+) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """:func:`_first_block` for k = 2 written out elementwise: for a few dozen levels
+    numpy's batched matmul and LAPACK calls cost more than the arithmetic (the hot loop of
+    bootstrap and profile refits of random-slope models)."""
+    t0, t1, t2 = T1[0, 0], T1[1, 0], T1[1, 1]
+    a00, a01, a11 = cp.A11[:, 0, 0], cp.A11[:, 1, 0], cp.A11[:, 1, 1]
+    m00 = t0 * t0 * a00 + 2.0 * t0 * t1 * a01 + t1 * t1 * a11 + 1.0
+    m01 = t2 * (t0 * a01 + t1 * a11)
+    m11 = t2 * t2 * a11 + 1.0
+    det = m00 * m11 - m01 * m01
+    if not (np.all(det > 0) and np.all(m00 > 0)):
+        raise np.linalg.LinAlgError("first block is not positive definite")
+    logdet = float(np.sum(np.log(det)))
+    # W = T M⁻¹ Tᵀ with M⁻¹ = [[m11, −m01], [−m01, m00]] / det
+    i00, i01, i11 = m11 / det, -m01 / det, m00 / det
+    W = np.empty((len(det), 2, 2))
+    W[:, 0, 0] = t0 * t0 * i00
+    W[:, 0, 1] = W[:, 1, 0] = t0 * (t1 * i00 + t2 * i01)
+    W[:, 1, 1] = t1 * t1 * i00 + 2.0 * t1 * t2 * i01 + t2 * t2 * i11
+    V = None
+    if cp.q2:  # only the sparse tail path needs V = L⁻¹T₁ᵀ (WᵀW factor)
+        l11 = np.sqrt(m00)
+        l21 = m01 / l11
+        l22 = np.sqrt(m11 - l21 * l21)
+        V = np.empty((len(det), 2, 2))
+        V[:, 0, :] = T1.T[0][None, :] / l11[:, None]
+        V[:, 1, :] = (T1.T[1][None, :] - l21[:, None] * V[:, 0, :]) / l22[:, None]
+    return W, logdet, V
+
+
+def _scale_sym(D: np.ndarray, lam: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Λᵀ D Λ for a dense symmetric D (D may be overwritten)."""
+    if isinstance(lam, np.ndarray):
+        D *= lam[:, None]
+        D *= lam[None, :]
+        return D
+    left = lam.T @ D
+    return np.asarray((lam.T @ left.T).T)
+
+
+def _scale_rows(C: np.ndarray, lam: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Λᵀ C."""
+    if isinstance(lam, np.ndarray):
+        return C * lam[:, None]
+    return np.asarray(lam.T @ C)
+
+
+def cholesky_lower(M: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """The lower Cholesky factor (upper triangle zeroed) by LAPACK potrf called directly:
+    scipy.linalg.cholesky's checks cost more than factoring the small blocks of PIRLS.
+
+    Raises ``np.linalg.LinAlgError`` when M is not positive definite."""
+    L, info = _dpotrf(M, lower=1, clean=1, overwrite_a=overwrite)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"matrix is not positive definite (potrf info {info})")
+    return L
+
+
+def cholesky_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """(LLᵀ)⁻¹B from the lower factor, by LAPACK potrs called directly."""
+    x, info = _dpotrs(L, B, lower=1)
+    if info != 0:
+        raise ValueError(f"potrs: illegal argument {-info}")
+    return x
+
+
+def _triangular_solve_columns(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L⁻¹B for a lower-triangular L: BLAS trsm called directly, whose scipy.linalg
+    wrapper costs several times the solve on the small blocks PIRLS factors thousands
+    of times (2 vs 9 µs for 24 x 24 with 7 columns)."""
+    if B.shape[1] > 16 or not B.size:
+        return sla.solve_triangular(L, B, lower=True, check_finite=False)
+    return _dtrsm(1.0, L, B, lower=1)
+
+
+@dataclass
+class Factorization:
+    """The pieces of the blocked Cholesky factor needed for the deviance and the solution."""
+
+    logdet_z: float
+    L22: np.ndarray | None
+    L33: np.ndarray
+    W: np.ndarray
+    factors: list[np.ndarray]
+    lam2: np.ndarray | sp.spmatrix | None
+    tail_rhs: np.ndarray | None  # Λ₂ᵀ(C₂ − A₂₁WC₁), before the L22 solve
+    sparse22: SparseFactor | None = None  # the tail's factor when cp.sparse_tail (L22 None)
+
+
+def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
+    """Blocked Cholesky of ``[ΛᵀZᵀZΛ + I, ΛᵀZᵀ[X y]; ...]`` at θ.
+
+    Raises ``np.linalg.LinAlgError`` when a block is not positive definite.
+    """
+    factors = cp.factors(theta)
+    W, logdet1, V = _first_block(cp, factors[0])
+    C1 = cp.C1
+    WC1 = W @ C1  # (ℓ, k, p+1)
+    S33 = cp.XyXy - np.einsum("lka,lkb->ab", C1, WC1)
+    L22 = None
+    lam2 = None
+    tail_rhs = None
+    logdet = logdet1
+    if cp.sparse_tail is not None:
+        lam2 = cp.tail_lambda(factors)
+        sparse22 = cp.sparse_tail.factor(cp.A21.data, cp.A22.data, W, lam2)
+        tail_rhs = _scale_rows(cp.C2 - cp.A21 @ WC1.reshape(-1, C1.shape[2]), lam2)
+        S33 = S33 - tail_rhs.T @ sparse22.solve(tail_rhs)
+        L33 = cholesky_lower(S33)
+        logdet += sparse22.logdet
+        return Factorization(logdet, None, L33, W, factors, lam2, tail_rhs, sparse22)
+    if cp.q2:
+        lam2 = cp.tail_lambda(factors)
+        if cp.pair_map is not None:
+            D = cp.A22 - (cp.pair_map.matrix @ W[:, 0, 0]).reshape(cp.q2, cp.q2)
+        elif cp.dense_A21 is not None:
+            if V is None:
+                S = cp.dense_A21 * np.sqrt(W[:, 0, 0])[None, :]
+            else:  # A₂₁ blockdiag(V_lᵀ), dense
+                k1 = V.shape[1]
+                S = np.einsum("qla,lba->qlb", cp.dense_A21.reshape(cp.q2, -1, k1), V)
+                S = S.reshape(cp.q2, -1)
+            D = cp.A22 - sla.blas.dsyrk(1.0, S, lower=1)
+        else:
+            if V is None:
+                S = cp.A21.multiply(np.sqrt(W[:, 0, 0])[None, :]).tocsr()
+            else:  # A₂₁ blockdiag(V_lᵀ), so that SSᵀ = A₂₁ W A₂₁ᵀ
+                S = (cp.A21 @ block_diagonal(np.swapaxes(V, 1, 2))).tocsr()
+            SS = S @ S.T
+            D = cp.A22 - (SS.toarray() if sp.issparse(SS) else SS)
+        M22 = _scale_sym(D, lam2)
+        M22[np.diag_indices_from(M22)] += 1.0
+        L22 = cholesky_lower(M22, overwrite=True)
+        logdet += 2.0 * float(np.sum(np.log(np.diag(L22))))
+        A21 = cp.dense_A21 if cp.dense_A21 is not None else cp.A21
+        G = A21 @ WC1.reshape(-1, C1.shape[2])
+        tail_rhs = _scale_rows(cp.C2 - G, lam2)
+        L32T = _triangular_solve_columns(L22, tail_rhs)
+        S33 = S33 - L32T.T @ L32T
+    L33 = cholesky_lower(S33)
+    return Factorization(logdet, L22, L33, W, factors, lam2, tail_rhs)
+
+
+def objective(cp: CrossProducts, fac: Factorization, reml: bool) -> float:
+    """The deviance (−2 log-likelihood; REML criterion when ``reml``) from a factorization."""
+    p = cp.p
+    r2 = fac.L33[p, p] ** 2
+    n = cp.n
+    if reml:
+        logdet_x = 2.0 * float(np.sum(np.log(np.abs(np.diag(fac.L33)[:p]))))
+        dof = n - p
+        value = fac.logdet_z + logdet_x + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+    else:
+        value = fac.logdet_z + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
+    return float(value - cp.sum_log_weights)
+
+
+class _SingleTermKernel:
+    """The deviance of a model with one scalar or 2-column term and nothing else, in a
+    handful of numpy calls (the inner loop of bootstrap and profile refits).
+
+    With k ≤ 2 the entries of M_l = TᵀA_lT + I and of W_l = T M_l⁻¹ Tᵀ are linear maps
+    (3 x 3 for k = 2) of the per-level entries, and Σ_l C_lᵀ W_l C_l is one dot product
+    with the per-level outer products of C_l, all precomputed here.
+    """
+
+    def __init__(self, cp: CrossProducts):
+        k = cp.A11.shape[1]
+        C = cp.C1  # (ℓ, k, p+1)
+        if k == 1:
+            self.A = cp.A11[:, 0, 0].copy()
+            self.P = np.einsum("la,lb->lab", C[:, 0], C[:, 0]).reshape(len(C), -1)
+        else:
+            self.A = np.stack([cp.A11[:, 0, 0], cp.A11[:, 1, 0], cp.A11[:, 1, 1]])
+            outer = np.einsum("lia,ljb->lijab", C, C)
+            self.P = np.stack(
+                [outer[:, 0, 0], outer[:, 0, 1] + outer[:, 1, 0], outer[:, 1, 1]]
+            ).reshape(3 * len(C), -1)
+        self.k = k
+        self.XyXy = cp.XyXy
+        self.size = cp.XyXy.shape[0]
+        self._A2 = np.ascontiguousarray(self.A.reshape(1, -1) if k == 1 else self.A)
+        self._P = np.ascontiguousarray(self.P)
+        self._XyXy = np.ascontiguousarray(cp.XyXy, dtype=float)
+
+    def factor(self, theta: np.ndarray) -> Factorization:
+        """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite.
+
+        One compiled loop when numba is there (~5 µs instead of ~50 µs of numpy calls)."""
+        if HAVE_NUMBA:
+            logdet_z, L33 = single_term_factor(
+                np.asarray(theta, dtype=float), self._A2, self._P, self._XyXy
+            )
+            if not np.isfinite(logdet_z):
+                raise np.linalg.LinAlgError("not positive definite")
+            return Factorization(float(logdet_z), None, L33, np.zeros((0, 1, 1)), [], None, None)
+        if self.k == 1:
+            t2 = theta[0] * theta[0]
+            m = 1.0 + t2 * self.A
+            logdet_z = float(np.sum(np.log(m)))
+            W = t2 / m
+        else:
+            t0, t1, t2 = theta
+            m00, m01, m11 = (
+                np.array(
+                    [[t0 * t0, 2 * t0 * t1, t1 * t1], [0.0, t0 * t2, t1 * t2], [0.0, 0.0, t2 * t2]]
+                )
+                @ self.A
+            )
+            m00 += 1.0
+            m11 += 1.0
+            det = m00 * m11 - m01 * m01
+            if det.min() <= 0 or m00.min() <= 0:
+                raise np.linalg.LinAlgError("first block is not positive definite")
+            logdet_z = float(np.sum(np.log(det)))
+            inverse = np.stack([m11, -m01, m00]) / det
+            W = (
+                np.array(
+                    [[t0 * t0, 0.0, 0.0], [t0 * t1, t0 * t2, 0.0], [t1 * t1, 2 * t1 * t2, t2 * t2]]
+                )
+                @ inverse
+            )
+        S33 = self.XyXy - (W.reshape(-1) @ self.P).reshape(self.size, self.size)
+        L33 = np.linalg.cholesky(S33)
+        return Factorization(logdet_z, None, L33, np.zeros((0, 1, 1)), [], None, None)
+
+
+def _single_term_kernel(cp: CrossProducts) -> _SingleTermKernel | None:
+    """The precomputed kernel of a model with one term of one or two columns (cached on
+    ``cp``), or None for any other model."""
+    if cp.q2 == 0 and cp.A11.shape[1] <= 2 and isinstance(cp.structures[0], Unstructured):
+        kernel = cp.__dict__.get("_single_term_kernel")
+        if kernel is None or kernel.XyXy is not cp.XyXy:
+            kernel = cp.__dict__["_single_term_kernel"] = _SingleTermKernel(cp)
+        return kernel
+    return None
+
+
+def factorize_profiled(cp: CrossProducts, theta: np.ndarray) -> Factorization:
+    """:func:`factorize` when only ``logdet_z`` and ``L33`` are needed (the deviance, σ, β):
+    models with one term of one or two columns take the precomputed fast kernel."""
+    theta = np.asarray(theta, dtype=float)
+    kernel = _single_term_kernel(cp)
+    if kernel is not None:
+        return kernel.factor(theta)
+    return factorize(cp, theta)
+
+
+def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
+    """Profiled deviance at θ (β and σ profiled out).
+
+    Parameters
+    ----------
+    cp : CrossProducts
+    theta : ndarray
+        Relative covariance parameters in internal term order.
+    reml : bool
+        REML criterion (default) or −2 log-likelihood.
+
+    Returns
+    -------
+    float
+        ``inf`` when θ gives a non-positive-definite system.
+    """
+    if HAVE_NUMBA:
+        kernel = _single_term_kernel(cp)
+        if kernel is not None:  # one compiled call: the optimizer's inner loop
+            return float(
+                single_term_deviance(
+                    np.array(theta, dtype=float),
+                    kernel._A2,
+                    kernel._P,
+                    kernel._XyXy,
+                    cp.n,
+                    reml,
+                    cp.sum_log_weights,
+                )
+            )
+    try:
+        fac = factorize_profiled(cp, theta)
+    except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
+        return float("inf")
+    return objective(cp, fac, reml)
+
+
+def conditional_modes(cp: CrossProducts, fac: Factorization) -> tuple[np.ndarray, list[np.ndarray]]:
+    """β̂ and the spherical conditional modes û per term, from a factorization alone.
+
+    The lean path for PIRLS: block elimination with the pieces :func:`factorize`
+    already has (the tail's Schur complement L₂₂ and its right-hand side), and the
+    first term's k x k blocks solved level by level; no conditional variances.
+    """
+    p = cp.p
+    L33 = fac.L33
+    beta = (
+        sla.solve_triangular(L33[:p, :p].T, L33[p, :p], lower=False, check_finite=False)
+        if p
+        else np.zeros(0)
+    )
+    xb = np.concatenate([-beta, [1.0]])  # C @ xb = Zᵀ W (y − Xβ)
+    return beta, [u[:, :, 0] for u in solve_modes(cp, fac, xb[:, None])]
+
+
+def solve_modes(cp: CrossProducts, fac: Factorization, combination: np.ndarray) -> list[np.ndarray]:
+    """``(ΛᵀZᵀZΛ + I)⁻¹ΛᵀZᵀ[X y] c`` for each column c of ``combination`` ((p+1) x m):
+    the spherical modes of m responses that are linear combinations of [X y], per
+    internal term as (ℓ, k, m) arrays."""
+    m = combination.shape[1]
+    T1 = fac.factors[0]
+    first = cp.terms[0]
+    ell1, k1 = first.n_levels, first.n_columns
+    r1 = cp.C1 @ combination  # (ℓ, k, m): Z₁ᵀ[X y]c per level
+    modes = []
+    if cp.q2:
+        rhs = fac.tail_rhs @ combination
+        u2 = fac.sparse22.solve(rhs) if fac.sparse22 is not None else cholesky_solve(fac.L22, rhs)
+        lam2 = fac.lam2
+        lam_u2 = lam2[:, None] * u2 if isinstance(lam2, np.ndarray) else lam2 @ u2
+        A21 = cp.dense_A21 if cp.dense_A21 is not None else cp.A21
+        r1 = r1 - np.asarray(A21.T @ lam_u2).reshape(ell1, k1, m)
+        for index, term in enumerate(cp.terms[1:]):
+            start, stop = cp.tail_offsets[index], cp.tail_offsets[index + 1]
+            modes.append(u2[start:stop].reshape(term.n_levels, term.n_columns, m))
+    r1 = T1.T[None] @ r1  # Λ₁ᵀ per level
+    if k1 == 1:
+        u1 = r1 / (1.0 + T1[0, 0] ** 2 * cp.A11)
+    else:
+        M = T1.T @ cp.A11 @ T1
+        M[:, np.arange(k1), np.arange(k1)] += 1.0
+        u1 = np.linalg.solve(M, r1)
+    return [u1, *modes]
+
+
+@dataclass
+class Solution:
+    """β, σ, the conditional modes and their conditional covariances at θ̂."""
+
+    beta: np.ndarray
+    sigma: float
+    vcov_unscaled: np.ndarray  # (L_X L_Xᵀ)⁻¹
+    b: list[np.ndarray]  # per internal term, (ℓ, k)
+    b_cov: list[np.ndarray]  # per internal term, (ℓ, k, k), σ² included
+    pwrss: float
+    u_norm2: float
+    u: list[np.ndarray] = field(default_factory=list)  # spherical modes per term, (ℓ, k)
+    logdet_z: float = 0.0  # log|ΛᵀZᵀZΛ + I|
+
+
+def solve(
+    cp: CrossProducts, theta: np.ndarray, reml: bool, *, conditional_variances: bool = True
+) -> Solution:
+    """Fixed effects, σ and conditional modes (with conditional covariances) at θ."""
+    fac = factorize(cp, theta)
+    p = cp.p
+    L33 = fac.L33
+    Lx = L33[:p, :p]
+    beta = (
+        sla.solve_triangular(Lx.T, L33[p, :p], lower=False, check_finite=False)
+        if p
+        else np.zeros(0)
+    )
+    r2 = L33[p, p] ** 2
+    sigma2 = r2 / (cp.n - p if reml else cp.n)
+    sigma = float(np.sqrt(sigma2))
+    vcov_unscaled = sla.cho_solve((Lx, True), np.eye(p)) if p else np.zeros((0, 0))
+    if fac.sparse22 is not None:
+        return _sparse_tail_solution(cp, fac, beta, sigma, vcov_unscaled, conditional_variances)
+    factors = fac.factors
+    T1 = factors[0]
+    first = cp.terms[0]
+    ell1, k1 = first.n_levels, first.n_columns
+    # M_l = T₁ᵀA_lT₁ + I and its Cholesky
+    M = T1.T @ cp.A11 @ T1
+    M[:, np.arange(k1), np.arange(k1)] += 1.0
+    L11 = np.linalg.cholesky(M)
+    xb = np.concatenate([beta, [-1.0]])  # residual of the [X y] columns: y − Xβ (sign flipped)
+    # u solves L_Zᵀ u = rhs, with rhs = Λᵀ Zᵀ(y − Xβ) forward-eliminated
+    rhs1 = -(np.swapaxes(T1[None], 1, 2) @ (cp.C1 @ xb)[:, :, None])[:, :, 0]  # Λ₁ᵀZ₁ᵀ(y−Xβ)
+    c1 = np.linalg.solve(L11, rhs1[:, :, None])[:, :, 0]  # L₁₁⁻¹ rhs₁
+    b = []
+    b_cov = []
+    if cp.q2:
+        lam2 = fac.lam2
+        L22 = fac.L22
+        # L21 = Λ₂ᵀ A₂₁ Λ₁ L₁₁⁻ᵀ, via the block-diagonal B_l = T₁ L_l⁻ᵀ
+        B = T1[None] @ np.swapaxes(np.linalg.inv(L11), 1, 2)
+        A21B = (cp.A21 @ block_diagonal(B)).tocsr()
+        L21 = (
+            sp.csr_matrix(lam2.T @ A21B)
+            if not isinstance(lam2, np.ndarray)
+            else sp.csr_matrix(A21B.multiply(lam2[:, None]))
+        )
+        rhs2 = -_scale_rows(cp.C2 @ xb[:, None], lam2)[:, 0]
+        c2 = sla.solve_triangular(L22, rhs2 - L21 @ c1.ravel(), lower=True, check_finite=False)
+        u2 = sla.solve_triangular(L22.T, c2, lower=False, check_finite=False)
+        u1 = np.linalg.solve(
+            np.swapaxes(L11, 1, 2), (c1.ravel() - L21.T @ u2).reshape(ell1, k1)[:, :, None]
+        )[:, :, 0]
+    else:
+        u1 = np.linalg.solve(np.swapaxes(L11, 1, 2), c1[:, :, None])[:, :, 0]
+        u2 = np.zeros(0)
+    u_norm2 = float(np.sum(u1**2) + np.sum(u2**2))
+    u_terms = [u1]
+    b.append(u1 @ T1.T)
+    if conditional_variances:
+        Linv1 = np.linalg.inv(L11)  # (ℓ, k, k)
+        cov_u1 = np.swapaxes(Linv1, 1, 2) @ Linv1
+        if cp.q2:
+            L22inv = sla.solve_triangular(L22, np.eye(cp.q2), lower=True)
+            # C = −L22⁻¹ L21 L11⁻¹ ; add CᵀC's diagonal blocks to term 1
+            L21L11inv = (L21 @ block_diagonal(Linv1)).toarray()
+            Cm = L22inv @ L21L11inv
+            Cm = Cm.reshape(cp.q2, ell1, k1)
+            cov_u1 = cov_u1 + np.einsum("ila,ilb->lab", Cm, Cm)
+        b_cov.append(sigma2 * (T1[None] @ cov_u1 @ T1.T[None]))
+    for index, term in enumerate(cp.terms[1:], start=1):
+        start, stop = cp.tail_offsets[index - 1], cp.tail_offsets[index]
+        k = term.n_columns
+        T = factors[index]
+        u = u2[start:stop].reshape(term.n_levels, k)
+        u_terms.append(u)
+        b.append(u @ T.T)
+        if conditional_variances:
+            D = L22inv[:, start:stop].reshape(cp.q2, term.n_levels, k)
+            cov_u = np.einsum("ila,ilb->lab", D, D)
+            b_cov.append(sigma2 * (T[None] @ cov_u @ T.T[None]))
+    pwrss = float(r2)
+    return Solution(beta, sigma, vcov_unscaled, b, b_cov, pwrss, u_norm2, u_terms, fac.logdet_z)
+
+
+def _sparse_tail_solution(
+    cp: CrossProducts,
+    fac: Factorization,
+    beta: np.ndarray,
+    sigma: float,
+    vcov_unscaled: np.ndarray,
+    conditional_variances: bool,
+) -> Solution:
+    """:func:`solve`'s remainder when the tail is factored sparse: the modes by block
+    elimination (:func:`solve_modes`), the conditional covariances from the selected
+    inverse of the tail (:func:`mixedmodels.lmm.sparse_tail.conditional_covariances`)."""
+    p = cp.p
+    combination = np.concatenate([-beta, [1.0]])[:, None]
+    u_terms = [u[:, :, 0] for u in solve_modes(cp, fac, combination)]
+    b = [u @ T.T for u, T in zip(u_terms, fac.factors, strict=True)]
+    b_cov = []
+    if conditional_variances:
+        T1 = fac.factors[0]
+        k1 = T1.shape[0]
+        M = T1.T @ cp.A11 @ T1
+        M[:, np.arange(k1), np.arange(k1)] += 1.0
+        cov_u1, cov_u2 = conditional_covariances(
+            cp.A21, fac.lam2, T1, np.linalg.inv(M), fac.sparse22
+        )
+        sigma2 = sigma * sigma
+        b_cov.append(sigma2 * (T1[None] @ cov_u1 @ T1.T[None]))
+        for index, T in enumerate(fac.factors[1:]):
+            start, stop = cp.tail_offsets[index], cp.tail_offsets[index + 1]
+            b_cov.append(sigma2 * T[0, 0] ** 2 * cov_u2[start:stop, None, None])
+    u_norm2 = float(sum(np.sum(u**2) for u in u_terms))
+    pwrss = float(fac.L33[p, p] ** 2)
+    return Solution(beta, sigma, vcov_unscaled, b, b_cov, pwrss, u_norm2, u_terms, fac.logdet_z)

@@ -1,0 +1,480 @@
+"""Optimization of the profiled deviance: nlopt BOBYQA with lme4's bounds, and the
+convergence and singularity checks lme4 makes after the fit."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConvergenceWarning, OptionError, SingularFitWarning
+
+#: lme4's ``isSingular`` tolerance on bounded θ.
+SINGULAR_TOLERANCE = 1e-4
+#: lme4's ``check.conv.grad`` tolerance.
+GRADIENT_TOLERANCE = 2e-3
+
+
+@dataclass
+class OptSummary:
+    """What the optimizer did: enough to inspect, save and restore a fit without refitting."""
+
+    initial: np.ndarray
+    lower: np.ndarray
+    final: np.ndarray
+    objective: float
+    evaluations: int
+    optimizer: str
+    return_code: str
+    ftol_rel: float
+    xtol_abs: float
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Control:
+    """Optimizer settings (``control=`` of :func:`mixedmodels.lmer`).
+
+    Attributes
+    ----------
+    optimizer : str
+        ``"bobyqa"`` (nlopt LN_BOBYQA, default) or ``"nelder_mead"``.
+    ftol_rel, ftol_abs, xtol_abs : float
+        Stopping tolerances.
+    maxeval : int
+    calc_derivs : bool or None
+        Gradient and Hessian at the optimum for the convergence check (and, in glmer, for
+        the covariance of β̂, as lme4's ``vcov``). ``None``: always in glmer, as lme4's
+        ``calc.derivs = TRUE``; in lmer and the residual-structure fits, where they only
+        check convergence, when there are fewer than 10,000 observations.
+    """
+
+    optimizer: str = "bobyqa"
+    ftol_rel: float = 1e-12
+    ftol_abs: float = 1e-10
+    xtol_abs: float = 1e-10
+    maxeval: int = 100_000
+    calc_derivs: bool | None = None
+
+    @classmethod
+    def from_any(cls, control: Any) -> Control:
+        if control is None:
+            return cls()
+        if isinstance(control, Control):
+            return control
+        if isinstance(control, dict):
+            unknown = set(control) - set(cls.__dataclass_fields__)
+            if unknown:
+                raise OptionError(
+                    f"Unknown control option(s) {sorted(unknown)}. Expecting any of "
+                    f"{sorted(cls.__dataclass_fields__)}."
+                )
+            return cls(**control)
+        raise OptionError(f"control must be a dict or Control. Got {type(control).__name__}.")
+
+
+_ALGORITHMS = {"bobyqa": "LN_BOBYQA", "nelder_mead": "LN_NELDERMEAD"}
+
+#: lme4's ``nloptwrap`` defaults, used for refits from an estimate (profiles, bootstrap):
+#: absolute tolerances of 1e-8 on x and f, no relative one.
+REFIT_CONTROL = Control(ftol_rel=0.0, ftol_abs=1e-8, xtol_abs=1e-8)
+
+
+def relative_step(x0: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """First BOBYQA step for a search started at an estimate (profile and bootstrap refits).
+
+    Parameters
+    ----------
+    x0 : array
+        The estimate (moved inside the bounds first).
+    lower, upper : array
+        Bounds; infinite for none.
+
+    Returns
+    -------
+    array
+        10% of each coordinate (at least 0.02), at most half the distance to the farther
+        bound, to pass as :func:`minimize`'s ``initial_step``.
+    """
+    x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
+    return _within_bounds(np.maximum(0.1 * np.abs(x0), 0.02), x0, lower, upper)
+
+
+def _within_bounds(
+    step: np.ndarray, x0: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray:
+    """Cap a first step at half the distance to the farther bound (BOBYQA refuses steps
+    wider than its box allows); a coordinate with no room keeps 0.02."""
+    room = np.maximum(upper - x0, x0 - lower)
+    step = np.minimum(step, np.where(np.isfinite(room), 0.5 * room, step))
+    return np.where(step > 0, step, 0.02)
+
+
+def minimize(
+    func: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    control: Control,
+    initial_step: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+) -> OptSummary:
+    """Minimize ``func`` from ``x0`` subject to ``lower <= x <= upper`` with nlopt.
+
+    Parameters
+    ----------
+    func : callable
+        The objective; a non-finite value counts as the starting value, so BOBYQA's
+        quadratic model survives a failed evaluation.
+    x0 : array
+        Starting point, moved inside the bounds first.
+    lower, upper : array
+        Bounds (``-inf``/``inf`` for none); no upper bounds by default.
+    control : Control
+        Algorithm and stopping tolerances.
+    initial_step : array, optional
+        First step per coordinate; 0.75 by default (θ starts at the identity), capped
+        at half the room to the farther bound when there are upper bounds.
+        :func:`relative_step` suits a refit started at an estimate.
+
+    Returns
+    -------
+    OptSummary
+        ``final`` inside the bounds and ``objective = func(final)``.
+    """
+    import nlopt
+
+    if control.optimizer not in _ALGORITHMS:
+        raise OptionError(
+            f"optimizer: expecting one of {set(_ALGORITHMS)}. Got {control.optimizer!r}."
+        )
+    finite_lower = np.where(np.isfinite(lower), lower, -np.inf)
+    finite_upper = np.full(np.size(x0), np.inf) if upper is None else np.asarray(upper, float)
+    finite_upper = np.where(np.isfinite(finite_upper), finite_upper, np.inf)
+    x0 = np.clip(np.asarray(x0, dtype=float), finite_lower, finite_upper)
+    n = x0.size
+    count = 0
+    start_value = func(x0)
+    if not np.isfinite(start_value):
+        raise FloatingPointError("The deviance is not finite at the starting values.")
+
+    def objective(x: np.ndarray, grad: np.ndarray) -> float:
+        nonlocal count
+        count += 1
+        value = func(x)
+        # a failed factorization mid-search returns the start value, so the quadratic
+        # model of BOBYQA survives (an inf would poison it)
+        return value if np.isfinite(value) else start_value
+
+    algorithm = _ALGORITHMS[control.optimizer]
+    opt = nlopt.opt(getattr(nlopt, algorithm), n)
+    opt.set_min_objective(objective)
+    opt.set_lower_bounds(finite_lower)
+    if upper is not None:
+        opt.set_upper_bounds(finite_upper)
+    opt.set_ftol_rel(control.ftol_rel)
+    opt.set_ftol_abs(control.ftol_abs)
+    opt.set_xtol_abs(control.xtol_abs)
+    opt.set_maxeval(control.maxeval)
+    if initial_step is None:
+        # a step of 0.75 from θ = identity explores relative SDs of 0.25 to 1.75 first
+        initial_step = np.full(n, 0.75)
+    if upper is not None:
+        initial_step = _within_bounds(initial_step, x0, finite_lower, finite_upper)
+    opt.set_initial_step(initial_step)
+    try:
+        x = opt.optimize(x0)
+        code = opt.last_optimize_result()
+    except nlopt.RoundoffLimited:
+        x = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else x0
+        code = nlopt.ROUNDOFF_LIMITED
+    x = np.clip(np.asarray(x, dtype=float), finite_lower, finite_upper)
+    value = func(x)
+    names = {
+        nlopt.SUCCESS: "SUCCESS",
+        nlopt.STOPVAL_REACHED: "STOPVAL_REACHED",
+        nlopt.FTOL_REACHED: "FTOL_REACHED",
+        nlopt.XTOL_REACHED: "XTOL_REACHED",
+        nlopt.MAXEVAL_REACHED: "MAXEVAL_REACHED",
+        nlopt.MAXTIME_REACHED: "MAXTIME_REACHED",
+        nlopt.ROUNDOFF_LIMITED: "ROUNDOFF_LIMITED",
+    }
+    summary = OptSummary(
+        initial=x0,
+        lower=np.asarray(lower, dtype=float),
+        final=x,
+        objective=value,
+        evaluations=count,
+        optimizer=f"nlopt {algorithm}",
+        return_code=names.get(code, str(code)),
+        ftol_rel=control.ftol_rel,
+        xtol_abs=control.xtol_abs,
+    )
+    if code == nlopt.MAXEVAL_REACHED:
+        summary.messages.append(f"maximum number of evaluations ({control.maxeval}) reached")
+    return summary
+
+
+def minimize_with_gradient(
+    func_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    control: Control,
+) -> OptSummary:
+    """Minimize with an exact gradient: L-BFGS-B (scipy) subject to ``x >= lower``.
+
+    Parameters
+    ----------
+    func_and_gradient : callable
+        θ -> (value, gradient); a non-positive-definite θ may raise ``LinAlgError``.
+    x0 : array
+        Starting point, moved inside the bounds first.
+    lower : array
+        Lower bounds (``-inf`` for none).
+    control : Control
+        ``maxeval`` caps the evaluations; the search stops when the projected gradient
+        is below 1e-4 or a step improves the value by less than ``1e-14`` relative
+        (InstEval: within 5e-9 of the best deviance found, below lme4's).
+
+    Returns
+    -------
+    OptSummary
+        With ``gradient`` at ``final``.
+    """
+    from scipy.optimize import minimize as scipy_minimize
+
+    x0 = np.maximum(np.asarray(x0, dtype=float), lower)
+    count = 0
+    start_value = np.nan
+    last: dict[str, Any] = {}
+
+    def wrapped(x: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal count, start_value
+        count += 1
+        try:
+            value, grad = func_and_gradient(x)
+        except np.linalg.LinAlgError:
+            value, grad = np.inf, np.zeros_like(x)
+        if count == 1:
+            if not np.isfinite(value):
+                raise FloatingPointError("The deviance is not finite at the starting values.")
+            start_value = value
+        if not np.isfinite(value):
+            # outside the positive-definite region: a value above the start sends the
+            # line search back, as BOBYQA's start-value substitute does
+            return abs(start_value) * 10 + 1e10, -np.sign(x - x0)
+        if not last or value < last["value"]:
+            last.update(value=value, x=np.array(x), grad=np.array(grad))
+        return value, grad
+
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    result = scipy_minimize(
+        wrapped,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxfun": control.maxeval, "ftol": 1e-14, "gtol": 1e-4, "maxcor": 20},
+    )
+    x = last.get("x", np.maximum(result.x, lower))
+    summary = OptSummary(
+        initial=x0,
+        lower=np.asarray(lower, dtype=float),
+        final=x,
+        objective=float(last.get("value", result.fun)),
+        evaluations=count,
+        optimizer="scipy L-BFGS-B (exact gradient)",
+        return_code="SUCCESS" if result.success else str(result.message),
+        ftol_rel=1e-14,
+        xtol_abs=0.0,
+        gradient=last.get("grad"),
+    )
+    if not result.success and result.nfev >= control.maxeval:
+        summary.return_code = "MAXEVAL_REACHED"
+        summary.messages.append(f"maximum number of evaluations ({control.maxeval}) reached")
+    return summary
+
+
+def gradient_derivatives(
+    gradient: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    lower: np.ndarray,
+    grad: np.ndarray | None = None,
+    delta: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian for the convergence check from an exact gradient: the
+    Hessian by central differences of the gradient (forward next to a bound), 2 n
+    gradients where :func:`finite_difference_derivatives` takes 2 n² + 1 values."""
+    n = x.size
+    g0 = gradient(x) if grad is None else grad
+    hess = np.zeros((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = delta
+        if x[i] - delta < lower[i]:
+            hess[:, i] = (gradient(x + e) - g0) / delta
+        else:
+            hess[:, i] = (gradient(x + e) - gradient(x - e)) / (2 * delta)
+    return g0, 0.5 * (hess + hess.T)
+
+
+def escape_boundary(
+    func: Callable[[np.ndarray], float], summary: OptSummary, control: Control
+) -> OptSummary:
+    """Restarts for a search that ended with θ on a bound (a singular fit), keeping the
+    lowest deviance: from the end point itself (lme4's ``restart_edge``, here whatever
+    the sign of the gradient off the bound), and, when θ has unbounded entries (the
+    correlations of vector terms), from the identity with those entries at +0.5 and at
+    −0.5.  A singular random slope has rank-one optima in several basins (the intercept's
+    SD at 0, or a ±1 correlation); one start from the identity finds one of them, and
+    on random designs lme4's different first step found a lower one in 2 of 60.
+
+    Parameters
+    ----------
+    func : callable
+    summary : OptSummary
+        The search to check.
+    control : Control
+
+    Returns
+    -------
+    OptSummary
+        ``summary`` itself when θ is inside the bounds or no restart does better;
+        otherwise the best restart, with the evaluations of all counted.
+    """
+    lower = summary.lower
+    if not boundary_mask(summary.final, lower).any():
+        return summary
+    unbounded = ~np.isfinite(lower)
+    starts = [summary.final]
+    if unbounded.any():
+        starts += [np.where(unbounded, sign * 0.5, 1.0) for sign in (1.0, -1.0)]
+    best, evaluations = summary, summary.evaluations
+    for start in starts:
+        try:
+            trial = minimize(func, start, lower, control)
+        except FloatingPointError:
+            continue
+        evaluations += trial.evaluations
+        if trial.objective < best.objective - 1e-10 * max(1.0, abs(best.objective)):
+            best = trial
+    if best is not summary:
+        best.initial = summary.initial
+        best.messages = summary.messages + best.messages
+        best.optimizer = f"{summary.optimizer}, restarted off the bound by {best.optimizer}"
+    best.evaluations = evaluations
+    return best
+
+
+def finite_difference_derivatives(
+    func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, delta: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference gradient and Hessian (lme4's ``deriv12``), staying inside bounds."""
+    n = x.size
+    f0 = func(x)
+    grad = np.zeros(n)
+    hess = np.zeros((n, n))
+    steps = np.full(n, delta)
+    forward_only = x - steps < lower
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = steps[i]
+        fp = func(x + e)
+        if forward_only[i]:
+            fpp = func(x + 2 * e)
+            grad[i] = (-3 * f0 + 4 * fp - fpp) / (2 * steps[i])
+            hess[i, i] = (f0 - 2 * fp + fpp) / steps[i] ** 2
+        else:
+            fm = func(x - e)
+            grad[i] = (fp - fm) / (2 * steps[i])
+            hess[i, i] = (fp - 2 * f0 + fm) / steps[i] ** 2
+    for i in range(n):
+        for j in range(i):
+            ei = np.zeros(n)
+            ej = np.zeros(n)
+            ei[i] = steps[i]
+            ej[j] = steps[j]
+            if forward_only[i] or forward_only[j]:
+                value = (func(x + ei + ej) - func(x + ei) - func(x + ej) + f0) / (
+                    steps[i] * steps[j]
+                )
+            else:
+                value = (
+                    func(x + ei + ej) - func(x + ei - ej) - func(x - ei + ej) + func(x - ei - ej)
+                ) / (4 * steps[i] * steps[j])
+            hess[i, j] = hess[j, i] = value
+    return grad, hess
+
+
+def boundary_mask(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """θ on (or within lme4's singular tolerance of) a finite lower bound."""
+    finite = np.isfinite(lower)
+    return finite & (theta - np.where(finite, lower, 0.0) < SINGULAR_TOLERANCE)
+
+
+def check_convergence(
+    func: Callable[[np.ndarray], float],
+    summary: OptSummary,
+    *,
+    stacklevel: int = 3,
+    derivatives: tuple[np.ndarray, np.ndarray] | None = None,
+) -> bool:
+    """lme4's post-fit checks: scaled gradient below 2e-3 and a positive-definite Hessian
+    (on the parameters not at a bound).  Warns and returns False on failure.
+
+    ``derivatives`` (gradient, Hessian) at ``summary.final`` replaces the finite
+    differences of ``func`` when the caller has better ones."""
+    x = summary.final
+    if derivatives is None:
+        grad, hess = finite_difference_derivatives(func, x, summary.lower)
+    else:
+        grad, hess = derivatives
+    summary.gradient, summary.hessian = grad, hess
+    free = ~boundary_mask(x, summary.lower)
+    ok = True
+    if summary.return_code == "MAXEVAL_REACHED":
+        ok = False
+    if free.any():
+        g = grad[free]
+        H = hess[np.ix_(free, free)]
+        try:
+            chol = np.linalg.cholesky(H)
+            scaled = np.linalg.solve(chol, g)
+            worst = float(np.max(np.minimum(np.abs(scaled), np.abs(g))))
+        except np.linalg.LinAlgError:
+            eigen = np.linalg.eigvalsh(H)
+            summary.messages.append(
+                f"Hessian is not positive definite (smallest eigenvalue {eigen.min():.3g}): "
+                "the model may be over-parameterized."
+            )
+            worst = float(np.max(np.abs(g)))
+            ok = False
+        if worst > GRADIENT_TOLERANCE:
+            summary.messages.append(
+                f"Model failed to converge with max|grad| = {worst:.3g} (tol = "
+                f"{GRADIENT_TOLERANCE}). Try rescaling predictors, a simpler random-effects "
+                "structure, or control={'optimizer': 'nelder_mead'}."
+            )
+            ok = False
+    for message in summary.messages:
+        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
+    return ok
+
+
+def warn_if_singular(theta: np.ndarray, lower: np.ndarray, *, stacklevel: int = 3) -> bool:
+    """Warn (``SingularFitWarning``, with the figures) when θ is on a bound, as lme4 does."""
+    on_bound = boundary_mask(theta, lower)
+    if on_bound.any():
+        figures = ", ".join(f"{v:.3g}" for v in theta[on_bound])
+        warnings.warn(
+            "boundary (singular) fit: a random-effect variance is estimated as zero or a "
+            f"correlation as ±1 (relative SDs {figures}). Consider simplifying the "
+            "random-effects structure.",
+            SingularFitWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return bool(on_bound.any())

@@ -1,0 +1,353 @@
+"""``lm``: ordinary least squares with R's ``summary.lm`` table, the seed's baseline."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import DataError
+from ..frontend.design import NaAction, as_dataframe, build_design
+from ..frontend.formula import parse_formula
+from ..frontend.update import FitCall
+from ..inference.r2 import LinearR2
+from ..toolbox.analysis import AnalysisMixin
+
+
+def _check_level(level: float) -> float:
+    if not (isinstance(level, float | int) and 0.0 < float(level) < 1.0):
+        raise DataError(f"level must be a number strictly between 0 and 1. Got {level!r}.")
+    return float(level)
+
+
+class LinearModel(AnalysisMixin):
+    """A fitted linear model (:func:`mixedmodels.lm`).
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+    >>> fit.coefficients().columns.tolist()
+    ['term', 'estimate', 'se', 't', 'p_value']
+    """
+
+    def __init__(self, design, beta: np.ndarray, resid: np.ndarray, XtX_inv: np.ndarray):
+        self.design = design
+        self.beta = beta
+        self._resid = resid
+        self._XtX_inv = XtX_inv
+
+    @property
+    def nobs(self) -> int:
+        """Observations with a positive weight: R's lm leaves zero-weight rows out of the
+        count, the residual degrees of freedom, σ and the log-likelihood."""
+        w = self.design.weights
+        return self.design.nobs if w is None else int(np.count_nonzero(w > 0))
+
+    @property
+    def npar(self) -> int:
+        """Coefficients plus the residual variance."""
+        return len(self.beta) + 1
+
+    @property
+    def df_residual(self) -> int:
+        return self.nobs - len(self.beta)
+
+    @cached_property
+    def sigma(self) -> float:
+        """Residual standard error."""
+        w = self.design.weights
+        rss = np.sum(self._resid**2 * (1.0 if w is None else w))
+        return float(np.sqrt(rss / self.df_residual))
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=list(self.design.fixed_names))
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = list(self.design.fixed_names)
+        return pd.DataFrame(self.sigma**2 * self._XtX_inv, index=names, columns=names)
+
+    @cached_property
+    def r2(self) -> LinearR2:
+        """R² (about the mean when the model has an intercept, as R).
+
+        A float; called, ``fit.r2()`` gives ``{"marginal", "conditional", "adjusted"}``
+        as mixed models' ``r2()`` (both R² here: there are no random effects).
+        """
+        y = self.design.y
+        w = np.ones_like(y) if self.design.weights is None else self.design.weights
+        has_intercept = "Intercept" in self.design.fixed_names
+        centre = np.average(y, weights=w) if has_intercept else 0.0
+        tss = np.sum(w * (y - centre) ** 2)
+        value = float(1.0 - np.sum(w * self._resid**2) / tss)
+        has = "Intercept" in self.design.fixed_names
+        adjusted = 1.0 - (1.0 - value) * (self.nobs - int(has)) / self.df_residual
+        return LinearR2(value, adjusted)
+
+    @property
+    def adj_r2(self) -> float:
+        return self.r2.adjusted
+
+    @property
+    def loglik(self) -> float:
+        n = self.nobs  # zero weights excluded, as R's logLik.lm
+        w = self.design.weights
+        rss = np.sum(self._resid**2 * (1.0 if w is None else w))
+        extra = 0.0 if w is None else 0.5 * np.sum(np.log(w[w > 0]))
+        return float(-0.5 * n * (np.log(2 * np.pi * rss / n) + 1.0) + extra)
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.npar
+
+    def coefficients(self) -> pd.DataFrame:
+        """Estimate, standard error, t statistic and p-value (t distribution), as ``summary.lm``."""
+        se = np.sqrt(np.diag(self.vcov.to_numpy()))
+        t = self.beta / se
+        return pd.DataFrame(
+            {
+                "term": list(self.design.fixed_names),
+                "estimate": self.beta,
+                "se": se,
+                "t": t,
+                "p_value": 2.0 * stats.t.sf(np.abs(t), self.df_residual),
+            }
+        )
+
+    def fit_statistics(self) -> pd.DataFrame:
+        """The seed's second table: observations, residual SE, R² and adjusted R²."""
+        return pd.DataFrame(
+            {
+                "nobs": [self.nobs],
+                "sigma": [self.sigma],
+                "r2": [self.r2],
+                "adj_r2": [self.adj_r2],
+            }
+        )
+
+    def predict(self, newdata: Any = None) -> np.ndarray:
+        if newdata is None:
+            return self.design.X @ self.beta
+        return self.design.encode_fixed(as_dataframe(newdata)) @ self.beta
+
+    def fitted(self) -> np.ndarray:
+        return self.predict()
+
+    def residuals(self) -> np.ndarray:
+        return self._resid.copy()
+
+    # -- the vocabulary of lmer and glmer fits -------------------------------------------
+    def fixed_effects(self, level: float = 0.95) -> pd.DataFrame:
+        """The coefficients with lmer's columns: ``term, value, se, t, p_value,
+        lower_2.5, upper_97.5``; t tests and intervals on the residual df, as
+        ``summary.lm`` and ``confint.lm`` (the interval columns are named by ``level``).
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> fit.fixed_effects().columns.tolist()
+        ['term', 'value', 'se', 't', 'p_value', 'lower_2.5', 'upper_97.5']
+        """
+        level = _check_level(level)
+        table = self.coefficients()
+        q = stats.t.ppf(0.5 + level / 2, self.df_residual)
+        alpha = 100 * (1 - level) / 2
+        return pd.DataFrame(
+            {
+                "term": table["term"],
+                "value": table["estimate"],
+                "se": table["se"],
+                "t": table["t"],
+                "p_value": table["p_value"],
+                f"lower_{alpha:g}": table["estimate"] - q * table["se"],
+                f"upper_{100 - alpha:g}": table["estimate"] + q * table["se"],
+            }
+        )
+
+    def confint(self, method: str = "wald", level: float = 0.95, parm: Any = None) -> pd.DataFrame:
+        """Confidence intervals of the coefficients, as R's ``confint.lm``: exact t intervals
+        (``method="wald"``, the only method an lm needs), columns ``lower``, ``upper``.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> fit.confint().index.tolist()
+        ['Intercept', 'occasion']
+        """
+        if method != "wald":
+            raise DataError(
+                f"method={method!r}: an lm's intervals are confint.lm's exact t intervals; "
+                "use method='wald' (profile and bootstrap intervals are for mixed models)."
+            )
+        table = self.fixed_effects(level).set_index("term")
+        out = pd.DataFrame({"lower": table.iloc[:, -2], "upper": table.iloc[:, -1]})
+        out.index.name = None
+        if parm is None:
+            return out
+        wanted = [parm] if isinstance(parm, str) else list(parm)
+        unknown = [p for p in wanted if p not in out.index]
+        if unknown:
+            raise DataError(
+                f"parm names unknown coefficients {unknown}; expecting {list(out.index)}."
+            )
+        return out.loc[wanted]
+
+    def _weighted_X(self) -> np.ndarray:
+        w = self.design.weights
+        return self.design.X if w is None else self.design.X * np.sqrt(w)[:, None]
+
+    def _f_test(self, L: np.ndarray) -> tuple[float, int, float]:
+        L = np.atleast_2d(L)
+        Lb = L @ self.beta
+        F = float(Lb @ np.linalg.solve(L @ self.vcov.to_numpy() @ L.T, Lb)) / L.shape[0]
+        return F, L.shape[0], float(self.df_residual)
+
+    def contrast(self, L: Any) -> pd.DataFrame:
+        """Test ``L β = 0`` with the residual df, in the columns of lmer's ``contrast``.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> fit.contrast({"occasion": 1.0}).columns.tolist()
+        ['estimate', 'se', 't', 'df', 'p_value']
+        """
+        names = list(self.design.fixed_names)
+        if isinstance(L, dict):
+            unknown = [k for k in L if k not in names]
+            if unknown:
+                raise DataError(
+                    f"L names unknown coefficients {unknown}. Expecting any of {names}."
+                )
+            L = [[float(L.get(n, 0.0)) for n in names]]
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        if L.ndim != 2 or L.shape[1] != len(names):
+            raise DataError(
+                f"L must have {len(names)} columns (one per coefficient: {names}). "
+                f"Got shape {L.shape}."
+            )
+        df = float(self.df_residual)
+        if L.shape[0] == 1:
+            estimate = float(L[0] @ self.beta)
+            se = float(np.sqrt(L[0] @ self.vcov.to_numpy() @ L[0]))
+            t = estimate / se
+            return pd.DataFrame(
+                {
+                    "estimate": [estimate],
+                    "se": [se],
+                    "t": [t],
+                    "df": [df],
+                    "p_value": [2.0 * stats.t.sf(abs(t), df)],
+                }
+            )
+        F, q, df = self._f_test(L)
+        return pd.DataFrame(
+            {"F": [F], "num_df": [q], "den_df": [df], "p_value": [stats.f.sf(F, q, df)]}
+        )
+
+    def anova(self, type: int = 1) -> pd.DataFrame:
+        """F tests per term in the columns of lmer's ``anova``: ``num_df, den_df, F,
+        p_value``.  Type 1 (the default, as R's ``anova.lm``) is sequential and equals
+        anova.lm's F tests; 2 and 3 are car's ``Anova`` types (type 3 with lmerTest's
+        contrast-invariant hypotheses), all on the residual df.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+        >>> fit.anova().index.tolist()
+        ['occasion']
+        """
+        from ..inference.hypotheses import ANOVA_TYPES, model_terms, term_hypotheses, type1, type2
+
+        if type not in ANOVA_TYPES:
+            raise DataError(f"type: expecting one of {set(ANOVA_TYPES)}. Got {type!r}.")
+        if type in (1, 2) and self.design.weights is not None:
+            # the sequential and type II hypotheses are those of the weighted design
+            build = type1 if type == 1 else type2
+            hypotheses = build(self._weighted_X(), list(self.design.fixed_names), model_terms(self))
+        else:
+            hypotheses = term_hypotheses(self, type)  # type: ignore[arg-type]
+        rows = []
+        for term, L in hypotheses.items():
+            F, q, df = self._f_test(L)
+            rows.append((term, q, df, F, stats.f.sf(F, q, df)))
+        table = pd.DataFrame(rows, columns=["term", "num_df", "den_df", "F", "p_value"])
+        return table.set_index("term")
+
+    def to_latex(self) -> str:
+        """The model equation in equatiomatic's form (:func:`~.toolbox.latex.to_latex`)."""
+        from ..toolbox.latex import to_latex
+
+        return to_latex(self)
+
+    def summary(self) -> str:
+        table = self.coefficients().set_index("term")
+        table.columns = ["Estimate", "Std. Error", "t value", "Pr(>|t|)"]
+        return "\n".join(
+            [
+                f"Linear model: {self.design.spec.text}",
+                "",
+                table.to_string(float_format=lambda v: f"{v:.6g}"),
+                "",
+                f"Residual standard error: {self.sigma:.4g} on {self.df_residual} "
+                "degrees of freedom",
+                f"Multiple R-squared: {self.r2:.4f},  Adjusted R-squared: {self.adj_r2:.4f}",
+                f"Observations: {self.nobs}",
+            ]
+        )
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def lm(formula: str, data: Any, weights: Any = None, na_action: NaAction = "omit") -> LinearModel:
+    """Fit a linear model by (weighted) least squares.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x1 + x2"``; random-effects terms are refused (use :func:`lmer`).
+    data : DataFrame, polars DataFrame or dict of arrays
+    weights : str or array-like, optional
+    na_action : {"omit", "fail"}
+
+    Returns
+    -------
+    LinearModel
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> fit = mm.lm("gpa ~ occasion", mm.datasets.gpa(seed=1))
+    >>> 0 < fit.r2 < 1
+    True
+    """
+    call = FitCall.capture(lm, locals())
+    spec = parse_formula(formula)
+    if spec.random:
+        raise DataError(
+            "lm() fits models without random effects; the formula has "
+            f"{len(spec.random)} random-effects term(s). Use mixedmodels.lmer()."
+        )
+    design = build_design(spec, data, weights=weights, na_action=na_action, require_random=False)
+    X, y = design.X, design.y
+    if design.weights is not None:
+        sw = np.sqrt(design.weights)
+        X, y = X * sw[:, None], y * sw
+    Q, R = np.linalg.qr(X)
+    beta = np.linalg.solve(R, Q.T @ y)
+    R_inv = np.linalg.solve(R, np.eye(R.shape[0]))
+    resid = design.y - design.X @ beta
+    return call.attach(LinearModel(design, beta, resid, R_inv @ R_inv.T))
