@@ -287,7 +287,7 @@ def profile_fixture() -> dict:
 @pytest.fixture(scope="module")
 def profiled(profile_fixture, glmm_fixture) -> dict:
     """Each fixture model fitted once, with its profiler (traces are computed lazily)."""
-    from mixedmodels.inference.profile import make_profiler
+    from mixedmodels.inference.profilers import make_profiler
 
     out = {}
     for name, spec in profile_fixture["models"].items():

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-import mixedmodels.fitting.lmer as fit_module
-from mixedmodels.fitting.lmer import lmer_design
+import mixedmodels.lmm.devfun as devfun
+from mixedmodels.frontend.lmer_design import lmer_design
 from mixedmodels.lmm.deviance import CrossProducts, deviance
 from mixedmodels.lmm.gradient import deviance_and_gradient, supports_gradient
 from mixedmodels.lmm.optimize import Control, minimize, minimize_with_gradient
@@ -124,7 +124,7 @@ def test_a_search_stuck_at_a_zero_sd_is_restarted_off_the_bound():
         func_and_gradient, np.array([1.0, 0.0, 1.0]), cp.lower_bounds(), Control()
     )
     assert stuck.final[1] == 0.0
-    freed = fit_module._probe_off_bound(func_and_gradient, stuck, Control())
+    freed = devfun._probe_off_bound(func_and_gradient, stuck, Control())
     assert freed.final[1] > 0.1
     assert freed.objective < stuck.objective - 1.0
     assert freed.evaluations > stuck.evaluations

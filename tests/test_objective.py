@@ -15,7 +15,8 @@ import pytest
 from scipy import stats
 
 import mixedmodels as mm
-from mixedmodels.models.objective import GlmmObjective, LmmObjective, UnsupportedToolError
+from mixedmodels.errors import UnsupportedToolError
+from mixedmodels.models.objective import GlmmObjective, LmmObjective
 
 from .conftest import load_fixture, load_seed_data
 

@@ -20,9 +20,9 @@ from mixedmodels.inference.profile import (
     ProfileWarning,
     _Trace,
     interval_from_trace,
-    make_profiler,
     monotone_branch,
 )
+from mixedmodels.inference.profilers import make_profiler
 from tests.conftest import fixture_frame, load_fixture
 
 

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import mixedmodels as mm
 from mixedmodels.datasets.movers import school_movers
 from mixedmodels.errors import DataError
-from mixedmodels.fitting.lmer import lmer_design
+from mixedmodels.frontend.lmer_design import lmer_design
 from mixedmodels.lmm import deviance as lmm
 from mixedmodels.lmm import sparse_tail
 

@@ -23,9 +23,11 @@ from .errors import (
     SingularFitWarning,
 )
 from .fitting.glmer import glmer, glmer_nb
-from .fitting.lmer import deviance_function, lmer, lmer_design
+from .fitting.lmer import lmer
+from .frontend.lmer_design import lmer_design
 from .inference.anova import anova
 from .inference.comparison import aic_table
+from .lmm.devfun import deviance_function
 from .lmm.optimize import Control
 from .models.generalized_mixed import GeneralizedLinearMixedModel
 from .models.linear import LinearModel, lm

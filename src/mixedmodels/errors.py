@@ -91,3 +91,22 @@ def check_choice(name: str, value: object, choices: tuple) -> object:
     if not any(value == c and type(value) is type(c) for c in choices):
         raise OptionError(f"{name}: expecting one of {choices}. Got {value!r}.")
     return value
+
+
+class UnsupportedToolError(MixedModelsError, ValueError):
+    """A tool that this kind of fitted model cannot support (raised by :func:`refuse`)."""
+
+
+def refuse(kind: str, tool: str, instead: str, why: str = "") -> UnsupportedToolError:
+    """The one error for a model × tool cell that is refused: names the model kind, the
+    tool, why, and what to use instead.
+
+    Examples
+    --------
+    >>> print(refuse("glmer fit", "Kenward-Roger df", "ddf='normal'"))
+    Kenward-Roger df is not available for a glmer fit. Use ddf='normal' instead.
+    """
+    reason = f" ({why})" if why else ""
+    return UnsupportedToolError(
+        f"{tool} is not available for a {kind}{reason}. Use {instead} instead."
+    )

@@ -20,6 +20,9 @@ Every simulator takes a ``seed`` passed to :func:`numpy.random.default_rng`: the
 same seed gives an identical frame. Factor columns are unordered
 :class:`pandas.Categorical` with the level order of the original R factors, so the
 first level is the reference level of treatment contrasts, as in R.
+:mod:`.files` reads the chapter's own CSV/Parquet files with R's factor levels (CLI, demo).
+
+May import: :mod:`mixedmodels.errors` only; no model code reads this package.
 
 Examples
 --------

@@ -1,7 +1,10 @@
 """The fitting drivers: formula and data in, a fitted model out.
 
-Owns ``lmer`` with its public stages ``lmer_design`` and ``deviance_function``
-(:mod:`.lmer`, as lme4's ``lFormula`` → ``mkLmerDevfun`` → ``optimizeLmer`` → ``mkMerMod``),
+Owns ``lmer`` (:mod:`.lmer`: lme4's ``lFormula`` → ``mkLmerDevfun`` → ``optimizeLmer`` →
+``mkMerMod``, whose first three stages are public in the layers below:
+:func:`~mixedmodels.frontend.lmer_design.lmer_design`,
+:func:`~mixedmodels.lmm.devfun.deviance_function`,
+:func:`~mixedmodels.lmm.devfun.optimize_deviance`),
 ``lmer`` with a residual structure (:mod:`.residual`: residual parameters optimized with θ on
 whitened cross-products) and ``glmer``/``glmer_nb`` (:mod:`.glmer`: the gradient path or
 lme4's two stages).

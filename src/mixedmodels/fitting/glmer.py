@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._threads import blas_threads_for
+from .._warnings import warn
 from ..errors import ConvergenceWarning, DataError, FormulaError, OptionError, SingularFitWarning
 from ..frontend.design import (
     NaAction,
@@ -28,8 +29,8 @@ from ..frontend.formula import parse_formula
 from ..frontend.update import FitCall
 from ..glmm.families import Family, get_family
 from ..glmm.gradient import has_beta_gradient
-from ..glmm.optimize import fit_profiled, laplace_derivatives
-from ..glmm.pirls import GlmmProblem
+from ..glmm.optimize import fit_profiled, laplace_derivatives, stage2_step
+from ..glmm.pirls import GlmmProblem, dispersion_pwrss
 from ..lmm.deviance import CrossProducts, Solution, solve
 from ..lmm.optimize import (
     Control,
@@ -342,13 +343,12 @@ def _check_fitted_separation(model) -> None:
         if n != "Intercept" and s > 10
     ]
     if names:
-        warnings.warn(
+        warn(
             f"The response is separated by {', '.join(names)}: fitted probabilities are "
             "numerically 0 or 1 and those estimates diverge (|coefficient x SD| > 10 on the "
             "logit scale); their standard errors and tests mean nothing. Drop or coarsen "
             "those covariates, or use a penalized model.",
             ConvergenceWarning,
-            stacklevel=3,
         )
 
 
@@ -381,7 +381,7 @@ def _fit(
     lower_theta = problem.template.lower_bounds()
     # lme4's glmer always computes the Hessian (calc.derivs = TRUE): its vcov is the β block of
     # that Hessian's inverse, so skipping it on large data would change every SE
-    derivs = control.calc_derivs if control.calc_derivs is not None else True
+    derivs = control.wants_derivatives("glmer", design.nobs)
     if nagq == 1 and has_beta_gradient(problem):
         full, theta, beta = _fit_with_gradient(problem, lower_theta, control)
         derivatives = laplace_derivatives(problem, theta, beta, lower_theta) if derivs else None
@@ -394,18 +394,17 @@ def _fit(
     vcov = None
     if nagq >= 1 and derivs:
         converged = check_convergence(
-            problem.deviance_theta_beta, full, stacklevel=3, derivatives=derivatives
+            problem.deviance_theta_beta, full, derivatives=derivatives
         )
         vcov = _hessian_vcov(full, n_theta)
         if vcov is not None:
             vcov_source = "hessian"
         state = problem.pirls(theta, beta)  # restore the warm start at the optimum
     if problem.pirls_failures:
-        warnings.warn(
+        warn(
             f"PIRLS did not converge in {problem.pirls_failures} evaluation(s); the estimates "
             "may be inaccurate (complete separation or extreme fitted values?).",
             ConvergenceWarning,
-            stacklevel=3,
         )
     solution = _solution(problem, theta, beta, state, vcov)
     theta_summary = OptSummary(
@@ -423,7 +422,7 @@ def _fit(
     model = GeneralizedLinearMixedModel(
         design, problem, theta_summary, full, solution, converged, vcov_source
     )
-    warn_if_singular(theta, lower_theta, stacklevel=3)
+    warn_if_singular(theta, lower_theta)
     return model
 
 
@@ -480,12 +479,6 @@ def _fit_derivative_free(
     return full, full.final[:n_theta], full.final[n_theta:]
 
 
-def stage2_step(theta: np.ndarray, beta_se: np.ndarray) -> np.ndarray:
-    """First BOBYQA steps of a (θ, β) search started near the optimum: 10% of θ (at least
-    0.05) and 0.3 standard errors of β, so that badly scaled coefficients are not overshot."""
-    return np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), 0.3 * beta_se])
-
-
 def _hessian_vcov(full: OptSummary, n_theta: int) -> np.ndarray | None:
     """lme4's ``vcov`` for glmer: the β block of (Hessian/2)⁻¹ of the deviance in (θ, β)."""
     hessian = full.hessian
@@ -498,15 +491,6 @@ def _hessian_vcov(full: OptSummary, n_theta: int) -> np.ndarray | None:
         return None
     block = inverse[n_theta:, n_theta:]
     return 0.5 * (block + block.T)
-
-
-def dispersion_pwrss(problem: GlmmProblem, mu: np.ndarray, u: list[np.ndarray]) -> float:
-    """lme4's ``pwrss`` of a GLMM at a PIRLS state: the weighted residual sum of squares
-    Σ wt (y − μ)² / V(μ) (the Pearson χ²) plus ‖u‖².  For Gamma and inverse Gaussian
-    fits ``pwrss / n`` is lme4's σ², its estimate of the dispersion."""
-    y, wt = problem.y, problem.prior_weights
-    pearson = float(np.sum(wt * (y - mu) ** 2 / problem.family.variance(mu)))
-    return pearson + float(sum(np.sum(x**2) for x in u))
 
 
 def _solution(
@@ -626,5 +610,5 @@ def glmer_nb(
     )
     model = fit(result.x)
     model.nb_shape_evaluations = len(fits)
-    warn_if_singular(model.theta, model.opt_summary.lower, stacklevel=2)
+    warn_if_singular(model.theta, model.opt_summary.lower)
     return call.attach(model)

@@ -6,21 +6,21 @@ pass) and adds ``log|R|`` to the profiled deviance (see :mod:`mixedmodels.residu
 
 from __future__ import annotations
 
-import dataclasses
-import warnings
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 
+from .._warnings import warn
 from ..errors import DataError, MissingDataWarning
 from ..frontend.design import Design, ReTerm, as_dataframe, group_codes
-from ..lmm.deviance import CrossProducts, Solution, deviance, solve
+from ..frontend.lmer_design import lmer_design
+from ..lmm.deviance import CrossProducts, Solution, solve
 from ..lmm.optimize import Control, check_convergence, minimize, warn_if_singular
 from ..models.linear_mixed import LinearMixedModel
 from ..residual.structures import CorrelationStructure, ResidualStructure, VarianceFunction
+from ..residual.whitened import WhitenedDeviance
 
 
 class StructuredLinearMixedModel(LinearMixedModel):
@@ -157,57 +157,6 @@ def bind_residual_structure(
     )
 
 
-@dataclasses.dataclass
-class WhitenedDeviance:
-    """The deviance as a function of ``[θ, residual parameters]``.
-
-    Keeps ``[y − offset, X, term matrices]`` as one array, whitened per evaluation; the
-    cross-products of the last residual parameters are cached, so steps in θ alone (the
-    finite differences of the convergence check) cost one deviance evaluation.
-    """
-
-    design: Design
-    structure: ResidualStructure
-    reml: bool
-    n_theta: int
-    data: np.ndarray = dataclasses.field(init=False)
-    slices: list[slice] = dataclasses.field(init=False)
-    _last: tuple[bytes, CrossProducts, float] | None = dataclasses.field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        y = self.design.y if self.design.offset is None else self.design.y - self.design.offset
-        blocks = [y[:, None], self.design.X] + [t.matrix for t in self.design.terms]
-        self.data = np.ascontiguousarray(np.column_stack(blocks))
-        self.slices = []
-        start = 0
-        for block in blocks:
-            self.slices.append(slice(start, start + block.shape[1]))
-            start += block.shape[1]
-
-    def crossprods(self, params: np.ndarray) -> tuple[CrossProducts, float]:
-        key = np.asarray(params, dtype=float).tobytes()
-        if self._last is not None and self._last[0] == key:
-            return self._last[1], self._last[2]
-        white, logdet = self.structure.whiten(params, self.data)
-        terms = [
-            dataclasses.replace(term, matrix=white[:, sl])
-            for term, sl in zip(self.design.terms, self.slices[2:], strict=True)
-        ]
-        cp = CrossProducts.build(white[:, 0], white[:, self.slices[1]], terms)
-        self._last = (key, cp, logdet)
-        return cp, logdet
-
-    def __call__(self, x: np.ndarray) -> float:
-        x = np.asarray(x, dtype=float)
-        try:
-            cp, logdet = self.crossprods(x[self.n_theta :])
-        except (np.linalg.LinAlgError, sla.LinAlgError, FloatingPointError, ValueError):
-            return float("inf")
-        if not np.isfinite(logdet):
-            return float("inf")
-        return deviance(cp, x[: self.n_theta], self.reml) + logdet
-
-
 def fit_with_residual_structure(
     formula: str,
     data: Any,
@@ -221,7 +170,6 @@ def fit_with_residual_structure(
     correlation: CorrelationStructure | None,
 ) -> StructuredLinearMixedModel:
     """``lmer`` with ``variance=`` and/or ``correlation=`` (called by :func:`~mixedmodels.lmer`)."""
-    from .lmer import lmer_design  # fit dispatches here: import at call time
 
     for spec, kind, allowed in (
         (variance, "variance", "VarIdent, VarPower, VarExp or VarFixed"),
@@ -246,10 +194,9 @@ def fit_with_residual_structure(
                 raise DataError(
                     f"{int(bad.sum())} row(s) have missing values in {needed} and na_action='fail'."
                 )
-            warnings.warn(
+            warn(
                 f"Dropped {int(bad.sum())} row(s) with missing values in {', '.join(needed)}.",
                 MissingDataWarning,
-                stacklevel=3,
             )
             frame = frame.loc[~bad]
     design = lmer_design(formula, frame, weights=weights, offset=offset, na_action=na_action)
@@ -261,14 +208,14 @@ def fit_with_residual_structure(
     x0 = np.concatenate([plain.initial_theta(), structure.initial()])
     lower = np.concatenate([plain.lower_bounds(), np.full(structure.n_params, -np.inf)])
     opt = minimize(func, x0, lower, control)
-    calc = control.calc_derivs if control.calc_derivs is not None else design.nobs < 10_000
+    calc = control.wants_derivatives("lmer", design.nobs)
     converged = (
-        check_convergence(func, opt, stacklevel=4) if calc else opt.return_code != "MAXEVAL_REACHED"
+        check_convergence(func, opt) if calc else opt.return_code != "MAXEVAL_REACHED"
     )
     whitened, _ = func.crossprods(opt.final[plain.n_theta :])
     model = StructuredLinearMixedModel(design, plain, opt, reml, converged, structure, whitened)
     model._variance_spec = variance
     model._correlation_spec = correlation
     n_theta = plain.n_theta
-    warn_if_singular(model.theta, opt.lower[:n_theta], stacklevel=3)
+    warn_if_singular(model.theta, opt.lower[:n_theta])
     return model

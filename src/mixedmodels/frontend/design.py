@@ -8,7 +8,6 @@ from formulaic with R-style column names (see :mod:`mixedmodels.frontend._formul
 from __future__ import annotations
 
 import difflib
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .._warnings import warn
 from ..errors import (
     DataError,
     MissingDataWarning,
@@ -423,12 +423,11 @@ def _drop_rank_deficient(
         return X, names, []
     keep = np.flatnonzero(~dependent)
     dropped = [names[i] for i in np.flatnonzero(dependent)]
-    warnings.warn(
+    warn(
         f"Fixed-effects model matrix is rank deficient: dropping {len(dropped)} column"
         f"{'s' if len(dropped) > 1 else ''} ({', '.join(dropped)}). They are linear "
         "combinations of the other columns; remove them from the formula to silence this.",
         RankDeficiencyWarning,
-        stacklevel=5,
     )
     return X[:, keep], [names[i] for i in keep], dropped
 
@@ -516,11 +515,10 @@ def _extra_columns(
     return extra
 
 
-def _warn_dropped(n_missing: int, columns: list[str], stacklevel: int) -> None:
-    warnings.warn(
+def _warn_dropped(n_missing: int, columns: list[str]) -> None:
+    warn(
         f"Dropped {n_missing} row(s) with missing values in {', '.join(columns)}.",
         MissingDataWarning,
-        stacklevel=stacklevel,
     )
 
 
@@ -622,7 +620,7 @@ def _general_design(
                 f"{n_missing} row(s) have missing values (in {', '.join(columns_with_na)}) and "
                 "na_action='fail'. Drop them, or pass na_action='omit' to drop them for you."
             )
-        _warn_dropped(n_missing, columns_with_na, stacklevel=5)
+        _warn_dropped(n_missing, columns_with_na)
         used = used.loc[~missing]
         if used.shape[0] == 0:
             raise DataError("Every row has a missing value in a used column: nothing to fit.")
@@ -912,7 +910,7 @@ def _plain_design(
             )
         )
     if n_missing:
-        _warn_dropped(n_missing, columns_with_na, stacklevel=5)
+        _warn_dropped(n_missing, columns_with_na)
     fixed_names = list(fixed_spec.column_names)
     X, fixed_names, dropped = _drop_rank_deficient(X, fixed_names)
     row_weights = extra.get("weights")
@@ -1024,9 +1022,8 @@ def warn_if_badly_scaled(X: np.ndarray, names: tuple[str, ...] | list[str]) -> N
         listed = ", ".join(
             f"{names[j]} (SD {sd:.3g})" for j, sd in zip(continuous, sds, strict=True)
         )
-        warnings.warn(
+        warn(
             f"Some predictor variables are on very different scales: {listed}. Consider "
             "rescaling them, e.g. scale(x) in the formula (lme4's check.scaleX).",
             ScaleWarning,
-            stacklevel=4,
         )

@@ -11,7 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..frontend.design import ReTerm
-from ..lmm._kernels import HAVE_NUMBA, scalar_term_blocks
+from ..lmm import _kernels
+from ..lmm._kernels import HAVE_NUMBA
 from ..lmm.deviance import CrossProducts, _term_sparse
 
 
@@ -131,7 +132,7 @@ class WeightedCrossProducts:
         codes1, z1, columns, values = self.kernel_inputs
         Xz = np.column_stack([self.X, response])
         ell1 = self.first.n_levels
-        A11, C1, A21, A22, C2 = scalar_term_blocks(
+        A11, C1, A21, A22, C2 = _kernels.scalar_term_blocks(
             codes1, z1, columns, values, Xz, np.ascontiguousarray(weights), ell1, self.q2
         )
         changes = {

@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.linalg as sla
 
-from ..lmm._kernels import HAVE_NUMBA, scalar_leverages
+from ..lmm import _kernels
+from ..lmm._kernels import HAVE_NUMBA
 from ..lmm.deviance import CrossProducts, Factorization, factorize, solve_modes
 from .families import Family
 
-if TYPE_CHECKING:
-    from .pirls import GlmmProblem, PirlsResult
+if TYPE_CHECKING:  # pragma: no cover - pirls imports this module
+    from .._protocols import GlmmProblem, PirlsState
 
 
 #: the leverages form q₂ x q₁ dense arrays (the tail against the first term): above this
@@ -62,7 +63,7 @@ def weight_derivative(family: Family, mu: np.ndarray, weights: np.ndarray) -> np
 
 
 def beta_gradient(
-    problem: GlmmProblem, theta: np.ndarray, state: PirlsResult
+    problem: GlmmProblem, theta: np.ndarray, state: PirlsState
 ) -> tuple[np.ndarray, np.ndarray]:
     """The gradient of the Laplace deviance in β at a converged PIRLS state, and the
     marginal information ``XᵀWX̃`` of β (half the Gauss-Newton Hessian).
@@ -71,7 +72,7 @@ def beta_gradient(
     ----------
     problem : GlmmProblem
     theta : ndarray
-    state : PirlsResult
+    state : PirlsState
         PIRLS converged at (θ, β) with β fixed.
 
     Returns
@@ -149,7 +150,7 @@ def gradient_pieces(problem: GlmmProblem, cp: CrossProducts, fac: Factorization)
     return GradientPieces(x_tilde, _leverages(cp, fac), RX @ RX.T, modes)
 
 
-def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) -> GradientPieces:
+def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsState) -> GradientPieces:
     """:func:`gradient_pieces` at a PIRLS state, reusing its factor when it kept one and
     keeping them on the state (the θ and β gradients share them)."""
     if state.pieces is None:
@@ -158,7 +159,7 @@ def _blocked_pieces(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult)
 
 
 def _state_factor(
-    problem: GlmmProblem, theta: np.ndarray, state: PirlsResult
+    problem: GlmmProblem, theta: np.ndarray, state: PirlsState
 ) -> tuple[CrossProducts, Factorization]:
     """The [Z X z] blocks at a state's weights and their factor (kept or formed)."""
     if state.factorization is not None:
@@ -214,7 +215,7 @@ def _leverages(cp, fac) -> np.ndarray:
         for index, term in enumerate(tail):
             columns[:, index] = cp.tail_offsets[index] + term.codes
             values[:, index] = term.matrix[:, 0]
-        return scalar_leverages(
+        return _kernels.scalar_leverages(
             np.ascontiguousarray(c1, dtype=np.int64),
             np.ascontiguousarray(z1[:, 0], dtype=float),
             columns,
@@ -243,7 +244,7 @@ def has_theta_gradient(problem: GlmmProblem) -> bool:
     return has_beta_gradient(problem) and all(t.n_columns == 1 for t in problem.ordered_terms)
 
 
-def theta_gradient(problem: GlmmProblem, theta: np.ndarray, state: PirlsResult) -> np.ndarray:
+def theta_gradient(problem: GlmmProblem, theta: np.ndarray, state: PirlsState) -> np.ndarray:
     """∂D/∂θ of the Laplace deviance at fixed β, for scalar terms (θ_t = λ_t), at a
     converged state that kept its factor.
 

@@ -288,3 +288,9 @@ def _derivatives_from_gradient(
     hess[n_theta:, n_theta:] = 0.5 * (block + block.T)
     problem.pirls(theta, beta)  # leave the warm start at the optimum
     return g0, hess
+
+
+def stage2_step(theta: np.ndarray, beta_se: np.ndarray) -> np.ndarray:
+    """First BOBYQA steps of a (θ, β) search started near the optimum: 10% of θ (at least
+    0.05) and 0.3 standard errors of β, so that badly scaled coefficients are not overshot."""
+    return np.concatenate([np.maximum(0.1 * np.abs(theta), 0.05), 0.3 * beta_se])

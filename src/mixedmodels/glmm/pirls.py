@@ -31,6 +31,7 @@ from ..lmm.deviance import (
 )
 from .blocks import WeightedCrossProducts
 from .families import Family
+from .gradient import gradient_pieces, weight_derivative
 
 PIRLS_TOLERANCE = 1e-9
 #: largest change of β or a mode that ends :meth:`GlmmProblem.laplace_pirls`
@@ -311,8 +312,6 @@ class GlmmProblem:
         have settled); before that it is no merit function, so the steps are watched
         instead: they must shrink.  Returns the converged state (its factor kept), or
         None when they do not (the caller falls back to Newton on β with PIRLS for u)."""
-        from .gradient import gradient_pieces, weight_derivative
-
         u = self._warm_modes(theta)
         blocks = self._blocks(True)
         fixed = self.X @ beta + self.offset
@@ -440,3 +439,12 @@ class GlmmProblem:
             return self.pirls(theta, beta).deviance
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             return float("inf")
+
+
+def dispersion_pwrss(problem: GlmmProblem, mu: np.ndarray, u: list[np.ndarray]) -> float:
+    """lme4's ``pwrss`` of a GLMM at a PIRLS state: the weighted residual sum of squares
+    Σ wt (y − μ)² / V(μ) (the Pearson χ²) plus ‖u‖².  For Gamma and inverse Gaussian
+    fits ``pwrss / n`` is lme4's σ², its estimate of the dispersion."""
+    y, wt = problem.y, problem.prior_weights
+    pearson = float(np.sum(wt * (y - mu) ** 2 / problem.family.variance(mu)))
+    return pearson + float(sum(np.sum(x**2) for x in u))

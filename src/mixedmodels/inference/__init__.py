@@ -5,7 +5,12 @@ The methods of :class:`InferenceMixin` are thin front ends; the numerics live in
 :mod:`.bootstrap` (parametric bootstrap, lme4's ``bootMer``), :mod:`.ddf`
 (Satterthwaite as lmerTest, Kenward-Roger as pbkrtest), :mod:`.hypotheses` (the
 type I/II/III hypothesis of each term, as lmerTest's ``anova``) and :mod:`.anova`
-(likelihood-ratio tests of nested models, lme4's ``anova``).
+(likelihood-ratio tests of nested models, lme4's ``anova``), with :mod:`.emmeans`, :mod:`.r2`
+(performance's R²) and :mod:`.comparison` (``aic_table``).
+
+May import: the engines (:mod:`mixedmodels.frontend`, :mod:`mixedmodels.lmm`,
+:mod:`mixedmodels.residual`, :mod:`mixedmodels.glmm`).  A fitted model is an argument, named
+through :mod:`mixedmodels._protocols`, never imported: the models import this package.
 """
 
 from __future__ import annotations
@@ -93,12 +98,13 @@ class InferenceMixin:
         True
         """
         from .profile import profile_confint, select_parameters
+        from .profilers import make_profiler
 
         if method not in _METHODS:
             raise ValueError(f"method: expecting one of {set(_METHODS)}. Got {method!r}.")
         level = _check_level(level)
         if method == "profile":
-            return profile_confint(self, parm=parm, level=level, progress=progress)
+            return profile_confint(make_profiler(self), parm=parm, level=level, progress=progress)
         names = self._parameter_names()
         nvp = len(names) - len(self.design.fixed_names)
         which = select_parameters(names, nvp, parm)
@@ -172,7 +178,8 @@ class InferenceMixin:
         >>> bool(prof["zeta"].is_monotonic_increasing)
         True
         """
-        from .profile import make_profiler, profile_table, select_parameters
+        from .profile import profile_table, select_parameters
+        from .profilers import make_profiler
 
         profiler = make_profiler(self, alphamax=alphamax, maxpts=maxpts)
         which = select_parameters(profiler.names, profiler.nvp, parm)

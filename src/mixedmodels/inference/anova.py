@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -10,11 +9,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._warnings import warn
 from ..errors import DataError, MixedModelsError, RefitWarning
 from ..lmm.optimize import Control, check_convergence, minimize
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 
 def refit_ml(model: LinearMixedModel) -> LinearMixedModel:
@@ -34,7 +34,7 @@ def refit_ml(model: LinearMixedModel) -> LinearMixedModel:
     objective = model.objective.ml()
     opt = minimize(objective, objective.start, objective.lower, Control())
     refitted = objective.refitted_model(opt)
-    refitted.converged = check_convergence(objective, opt, stacklevel=4)
+    refitted.converged = check_convergence(objective, opt)
     return refitted
 
 
@@ -53,10 +53,10 @@ def _covariance_parameters(model: LinearMixedModel) -> set[tuple[str, str, str]]
 
 
 def _check_comparable(models: Sequence[LinearMixedModel], names: Sequence[str]) -> None:
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel
 
     for name, model in zip(names, models, strict=True):
-        if not isinstance(model, LinearMixedModel):
+        if not isinstance(model, MixedModel):
             raise TypeError(
                 f"anova compares fitted linear mixed models (mm.lmer); {name} is a "
                 f"{type(model).__name__}."
@@ -153,11 +153,10 @@ def anova(*models: LinearMixedModel, names: Sequence[str] | None = None) -> pd.D
         _check_nested(ordered[k], ordered[k + 1], (labels[k], labels[k + 1]))
     refitted = [label for label, m in zip(labels, ordered, strict=True) if m.reml]
     if refitted:
-        warnings.warn(
+        warn(
             f"refitting model(s) {', '.join(refitted)} with ML (instead of REML) for the "
             "likelihood-ratio test, as lme4 does.",
             RefitWarning,
-            stacklevel=2,
         )
     fits = [refit_ml(m) for m in ordered]
     npar = np.array([m.npar for m in fits])

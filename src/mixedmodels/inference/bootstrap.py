@@ -23,11 +23,13 @@ import scipy.linalg as sla
 from scipy import stats
 
 from .._progress import progress_bar
+from .._protocols import GeneralizedMixedModel
+from .._warnings import warn
 from ..lmm.optimize import REFIT_CONTROL, minimize
 from ._params import VarianceLayout, theta_to_sdcor
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 _BOOT_TYPES = ("percentile", "basic", "normal")
 
@@ -142,9 +144,8 @@ class _GlmmSimulator(_Simulator):
         return np.concatenate([sdcor if self.scaled else sdcor[:-1], beta])
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[np.ndarray, Any]:
-        from ..fitting.glmer import stage2_step
         from ..glmm.gradient import has_beta_gradient
-        from ..glmm.optimize import fit_profiled
+        from ..glmm.optimize import fit_profiled, stage2_step
         from ..lmm.optimize import Control
 
         y = self.model.simulate(1, seed=np.random.default_rng(seed))[:, 0]
@@ -164,7 +165,7 @@ class _GlmmSimulator(_Simulator):
             raise ValueError("func= is not supported for glmer bootstraps yet.")
         sigma = 1.0
         if self.scaled:
-            from ..fitting.glmer import dispersion_pwrss
+            from ..glmm.pirls import dispersion_pwrss
 
             state = problem.pirls(theta, beta)
             sigma = float(np.sqrt(dispersion_pwrss(problem, state.mu, state.u) / y.size))
@@ -203,9 +204,7 @@ def bootstrap(
     if n_jobs < 0:
         n_jobs = os.cpu_count() or 1
     n_jobs = int(min(n_jobs, nsim))
-    from ..models.generalized_mixed import GeneralizedLinearMixedModel
-
-    if isinstance(model, GeneralizedLinearMixedModel):
+    if isinstance(model, GeneralizedMixedModel):
         if func is not None:
             raise ValueError("func= is not supported for glmer bootstraps yet.")
         simulator: _Simulator = _GlmmSimulator(model, func)
@@ -264,12 +263,10 @@ def bootstrap(
             rows[i, len(names) :] = np.atleast_1d(np.asarray(extra, dtype=float))
     columns = names + extra_names
     if failed:
-        import warnings
 
-        warnings.warn(
+        warn(
             f"{failed} of {nsim} bootstrap refits failed; their rows are NaN.",
             UserWarning,
-            stacklevel=3,
         )
     return BootstrapResult(
         replicates=pd.DataFrame(rows, columns=columns),

@@ -21,11 +21,11 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import stats
 
-from ..errors import DataError
-from ..models.objective import refuse
+from .._protocols import GeneralizedMixedModel
+from ..errors import DataError, refuse
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 #: Kenward-Roger forms n x n matrices: refuse beyond this many observations.
 KR_MAX_NOBS = 6_000
@@ -73,10 +73,8 @@ def _jacobian(func, x: np.ndarray) -> list[np.ndarray]:
 
 def _linear_objective(model: LinearMixedModel, tool: str):
     """The model's objective, refusing glmer fits (their fixed effects have Wald z tests)."""
-    from ..models.objective import LmmObjective, refuse
-
     objective = model.objective
-    if not isinstance(objective, LmmObjective):
+    if isinstance(model, GeneralizedMixedModel):  # a glmer fit's objective is the Laplace one
         raise refuse(
             objective.kind,
             tool,

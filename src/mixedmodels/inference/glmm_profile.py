@@ -28,7 +28,7 @@ from ._params import VarianceLayout, theta_to_sdcor
 from .profile import Profiler
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.generalized_mixed import GeneralizedLinearMixedModel
+    from .._protocols import GeneralizedMixedModel as GeneralizedLinearMixedModel
 
 #: BOBYQA's absolute tolerance on the deviance (and the parameters) of each refit.  An
 #: error of 1e-7 in the deviance moves ζ by 3e-8 at |ζ| = 2, far below the 1e-5 lme4's

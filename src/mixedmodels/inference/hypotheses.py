@@ -32,7 +32,7 @@ import pandas as pd
 from ..frontend import _formulaic_compat as fc
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 AnovaType = Literal[1, 2, 3]
 ANOVA_TYPES = (1, 2, 3)

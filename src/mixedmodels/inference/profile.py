@@ -25,7 +25,6 @@ refit with one parameter held fixed: :class:`LmmProfiler` here, and
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -34,10 +33,11 @@ import pandas as pd
 from scipy import interpolate, stats
 
 from .._progress import progress_bar
+from .._warnings import warn
 from ..errors import MixedModelsError, ProfileWarning
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 
 @dataclasses.dataclass
@@ -54,17 +54,16 @@ def _next_value(
     denom = last[0] - prev[0]
     minstep = 1e-6
     if not np.isfinite(denom) or denom == 0:
-        warnings.warn(
+        warn(
             "Last two rows have identical or NA zeta values: using minstep",
             ProfileWarning,
-            stacklevel=4,
         )
         step = minstep
     else:
         step = delta * num / denom
         if step < 0:
-            warnings.warn(
-                "unexpected decrease in profile: using minstep", ProfileWarning, stacklevel=4
+            warn(
+                "unexpected decrease in profile: using minstep", ProfileWarning
             )
             step = minstep
         elif abs(step) > abs(10.0 * num):  # lme4's maxmult = 10
@@ -404,10 +403,9 @@ def interval_from_trace(
         else:
             on_branch = np.flatnonzero(ok)
             if ok.sum() >= 4:
-                warnings.warn(
+                warn(
                     f"bad spline fit for {trace.name}: falling back to linear interpolation",
                     ProfileWarning,
-                    stacklevel=4,
                 )
         try:
             result = back_spline(values, z)(zeta)
@@ -433,14 +431,13 @@ def interval_from_trace(
             if hit:
                 result[side] = bound
             else:
-                warnings.warn(
+                warn(
                     f"The profile of {trace.name} did not reach zeta = {zeta[side]:.3g} "
                     f"on the {'lower' if side == 0 else 'upper'} side"
                     + (" before it turned back" if turned else "")
                     + ": that bound is NaN. The likelihood is too flat in that direction "
                     "(increase maxpts, or use method='boot').",
                     ProfileWarning,
-                    stacklevel=4,
                 )
     return result
 
@@ -496,21 +493,11 @@ def profile_table(
     return pd.concat(frames, ignore_index=True)
 
 
-def make_profiler(model: LinearMixedModel, alphamax: float = 0.01, maxpts: int = 100) -> Profiler:
-    """The profiler of a fitted model: :class:`LmmProfiler` for lmer fits,
-    :class:`~.glmm_profile.GlmmProfiler` for glmer fits."""
-    if getattr(model, "family", None) is not None:
-        from .glmm_profile import GlmmProfiler
-
-        return GlmmProfiler(model, alphamax=alphamax, maxpts=maxpts)  # type: ignore[arg-type]
-    return LmmProfiler(model, alphamax=alphamax, maxpts=maxpts)
-
-
 def profile_confint(
-    model: LinearMixedModel, parm: object = None, level: float = 0.95, progress: bool | None = None
+    profiler: Profiler, parm: object = None, level: float = 0.95, progress: bool | None = None
 ) -> pd.DataFrame:
-    """Profile intervals for the selected parameters (see ``confint``)."""
-    profiler = make_profiler(model)
+    """Profile intervals for the selected parameters of a model's profiler (see ``confint``
+    and :func:`~.profilers.make_profiler`)."""
     which = select_parameters(profiler.names, profiler.nvp, parm)
     alpha = (1.0 - level) / 2.0
     zeta = stats.norm.ppf([alpha, 1.0 - alpha])

@@ -4,24 +4,65 @@ Each kernel has a numpy twin elsewhere in the package (used when numba is missin
 kernels fuse the twin's array calls into one loop with the same formulas, so the two
 agree to rounding, and tests/test_kernels.py compares them.  numba compiles on first
 use and caches the machine code beside this file.
+
+numba itself is imported at the first call of a kernel, not with the package: its import
+was most of ``import mixedmodels``'s time, and a session that only builds designs, reads
+results or plots never calls a kernel.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-try:
-    from numba import njit
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - numba is a declared dependency
-    HAVE_NUMBA = False
 
-    def njit(*args, **kwargs):
-        def wrap(function):
-            return function
+def njit(**options: Any) -> Callable[[Callable], Callable]:
+    """``numba.njit(**options)``, applied at the kernel's first call.
 
-        return wrap
+    The compiled function then replaces the stand-in in its module, so later calls through
+    the module (``_kernels.single_term_factor(...)``), and kernels that call it, go
+    straight to the machine code.  Without numba the kernel runs as plain Python.
+    """
+
+    def wrap(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def first_call(*args: Any) -> Any:
+            return _compiled(first_call)(*args)
+
+        first_call.numba_options = options  # type: ignore[attr-defined]
+        return first_call
+
+    return wrap
+
+
+def _compiled(stand_in: Any) -> Callable:
+    """The machine code behind a stand-in of :func:`njit`, compiling it (and first the
+    kernels it calls, which numba must see compiled) on the first call."""
+    compiled = getattr(stand_in, "compiled", None)
+    if compiled is not None:
+        return compiled
+    function = stand_in.__wrapped__
+    namespace = function.__globals__
+    for name in function.__code__.co_names:
+        callee = namespace.get(name)
+        if hasattr(callee, "numba_options"):
+            _compiled(callee)
+    if HAVE_NUMBA:
+        import numba
+
+        compiled = numba.njit(**stand_in.numba_options)(function)
+    else:  # pragma: no cover - numba is a declared dependency
+        compiled = function
+    stand_in.compiled = compiled
+    if namespace.get(function.__name__) is stand_in:
+        namespace[function.__name__] = compiled
+    return compiled
 
 
 @njit(cache=True, nogil=True)

@@ -44,8 +44,9 @@ from scipy.linalg.lapack import dpotrs as _dpotrs
 
 from ..errors import DataError
 from ..frontend.design import ReTerm
+from . import _kernels
 from . import sparse_tail as sparse_tail_module
-from ._kernels import HAVE_NUMBA, single_term_deviance, single_term_factor
+from ._kernels import HAVE_NUMBA
 from .covariance import CovarianceStructure, Unstructured, structure_for
 from .sparse_tail import SparseFactor, SparseTail, choose, conditional_covariances
 
@@ -637,7 +638,7 @@ class _SingleTermKernel:
 
         One compiled loop when numba is there (~5 µs instead of ~50 µs of numpy calls)."""
         if HAVE_NUMBA:
-            logdet_z, L33 = single_term_factor(
+            logdet_z, L33 = _kernels.single_term_factor(
                 np.asarray(theta, dtype=float), self._A2, self._P, self._XyXy
             )
             if not np.isfinite(logdet_z):
@@ -715,7 +716,7 @@ def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
         kernel = _single_term_kernel(cp)
         if kernel is not None:  # one compiled call: the optimizer's inner loop
             return float(
-                single_term_deviance(
+                _kernels.single_term_deviance(
                     np.array(theta, dtype=float),
                     kernel._A2,
                     kernel._P,

@@ -3,13 +3,13 @@ convergence and singularity checks lme4 makes after the fit."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .._warnings import warn
 from ..errors import ConvergenceWarning, OptionError, SingularFitWarning
 
 #: lme4's ``isSingular`` tolerance on bounded θ.
@@ -76,6 +76,34 @@ class Control:
                 )
             return cls(**control)
         raise OptionError(f"control must be a dict or Control. Got {type(control).__name__}.")
+
+    def wants_derivatives(self, kind: str, nobs: int) -> bool:
+        """Whether to compute the gradient and Hessian at the optimum: ``calc_derivs`` if
+        set, else the one default of every fit (see the class docstring).
+
+        Parameters
+        ----------
+        kind : {"lmer", "glmer"}
+            ``"lmer"`` for lmer and the residual-structure fits, ``"glmer"`` for glmer.
+        nobs : int
+            Number of observations of the fit.
+
+        Examples
+        --------
+        >>> control = Control()
+        >>> control.wants_derivatives("lmer", 20_000), control.wants_derivatives("glmer", 20_000)
+        (False, True)
+        """
+        if self.calc_derivs is not None:
+            return bool(self.calc_derivs)
+        if kind == "glmer":  # the Hessian is the covariance of β̂, as lme4's calc.derivs
+            return True
+        return nobs < _DERIVATIVES_MAX_NOBS  # lmer: only the convergence check needs them
+
+
+#: lmer checks convergence with derivatives below this many observations (their finite
+#: differences cost 2 θ² deviances, which only the check needs)
+_DERIVATIVES_MAX_NOBS = 10_000
 
 
 _ALGORITHMS = {"bobyqa": "LN_BOBYQA", "nelder_mead": "LN_NELDERMEAD"}
@@ -420,7 +448,6 @@ def check_convergence(
     func: Callable[[np.ndarray], float],
     summary: OptSummary,
     *,
-    stacklevel: int = 3,
     derivatives: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> bool:
     """lme4's post-fit checks: scaled gradient below 2e-3 and a positive-definite Hessian
@@ -461,20 +488,19 @@ def check_convergence(
             )
             ok = False
     for message in summary.messages:
-        warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel)
+        warn(message, ConvergenceWarning)
     return ok
 
 
-def warn_if_singular(theta: np.ndarray, lower: np.ndarray, *, stacklevel: int = 3) -> bool:
+def warn_if_singular(theta: np.ndarray, lower: np.ndarray) -> bool:
     """Warn (``SingularFitWarning``, with the figures) when θ is on a bound, as lme4 does."""
     on_bound = boundary_mask(theta, lower)
     if on_bound.any():
         figures = ", ".join(f"{v:.3g}" for v in theta[on_bound])
-        warnings.warn(
+        warn(
             "boundary (singular) fit: a random-effect variance is estimated as zero or a "
             f"correlation as ±1 (relative SDs {figures}). Consider simplifying the "
             "random-effects structure.",
             SingularFitWarning,
-            stacklevel=stacklevel + 1,
         )
     return bool(on_bound.any())

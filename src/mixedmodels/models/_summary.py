@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 
 def _fmt(value: float, digits: int = 4) -> str:

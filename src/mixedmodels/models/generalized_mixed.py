@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._protocols import GeneralizedMixedModel
 from ..errors import OptionError, check_choice
 from ..frontend.design import Design
 from ..glmm.families import Family
@@ -23,7 +24,7 @@ PredictType = Literal["link", "response"]
 ResidualType = Literal["deviance", "pearson", "response", "working"]
 
 
-class GeneralizedLinearMixedModel(LinearMixedModel):
+class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
     """A fitted GLMM: the tables of :class:`LinearMixedModel` on the GLMM's scale.
 
     Examples

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._protocols import MixedModel
 from ..errors import OptionError
 from ..frontend.design import Design, as_dataframe
 from ..frontend.formula import parse_formula
@@ -52,7 +53,7 @@ def _is_no_random(re_form: Any) -> bool:
     return text in ("~0", "0", "NA", "nan")
 
 
-class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixin):
+class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixin, MixedModel):
     """A fitted linear mixed model (:func:`mixedmodels.lmer`).
 
     Tables are computed lazily and cached; the fit itself is never mutated.

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.linalg as sla
 
-from ..errors import MixedModelsError
+from ..errors import refuse
 from ..lmm.deviance import (
     CrossProducts,
     Solution,
@@ -51,32 +51,14 @@ from ..lmm.deviance import (
     solve,
 )
 from ..lmm.optimize import REFIT_CONTROL, Control, OptSummary, minimize, relative_step
+from ..residual.whitened import WhitenedDeviance
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .._protocols import GeneralizedMixedModel as GeneralizedLinearMixedModel
     from ..frontend.design import Design
     from ..residual.structures import ResidualStructure
-    from .generalized_mixed import GeneralizedLinearMixedModel
 
 _FAILURES = (np.linalg.LinAlgError, sla.LinAlgError, FloatingPointError, ValueError)
-
-
-class UnsupportedToolError(MixedModelsError, ValueError):
-    """A tool that this kind of fitted model cannot support (raised by :func:`refuse`)."""
-
-
-def refuse(kind: str, tool: str, instead: str, why: str = "") -> UnsupportedToolError:
-    """The one error for a model × tool cell that is refused: names the model kind, the
-    tool, why, and what to use instead.
-
-    Examples
-    --------
-    >>> print(refuse("glmer fit", "Kenward-Roger df", "ddf='normal'"))
-    Kenward-Roger df is not available for a glmer fit. Use ddf='normal' instead.
-    """
-    reason = f" ({why})" if why else ""
-    return UnsupportedToolError(
-        f"{tool} is not available for a {kind}{reason}. Use {instead} instead."
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +122,7 @@ class LmmObjective:
     ``cs``, ``ar1``, ``toep``); the residual parameters, on their unconstrained scale,
     are those of a variance function and/or correlation structure (``lmer(variance=,
     correlation=)``), for which each evaluation whitens ``[y X Z]`` by ``R^(−1/2)`` and
-    adds ``log|R|`` (:class:`~mixedmodels.fitting.residual.WhitenedDeviance`).  Without a
+    adds ``log|R|`` (:class:`~mixedmodels.residual.whitened.WhitenedDeviance`).  Without a
     residual structure the data's cross-products are used as they are.
 
     Examples
@@ -168,8 +150,6 @@ class LmmObjective:
     def __post_init__(self) -> None:
         self.start = np.asarray(self.start, dtype=float).copy()
         if self.residual is not None:
-            from ..fitting.residual import WhitenedDeviance
-
             self._whitened = WhitenedDeviance(
                 self.design, self.residual, self.reml, self.crossprods.n_theta
             )

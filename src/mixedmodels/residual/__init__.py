@@ -2,9 +2,10 @@
 
 Owns ``VarIdent``, ``VarPower``, ``VarExp``, ``VarConstPower``, ``VarFixed``, ``VarComb``
 and ``CorAR1``, ``CorCAR1``, ``CorCompSymm``, ``CorSymm`` (:mod:`.structures`), each a
-whitening transform ``R^(-1/2)`` with its ``log|R|``, so the LMM engine's cross-products can
-be rebuilt on whitened ``[y X Z]`` (the fit that uses them is
-:mod:`mixedmodels.fitting.residual`).
+whitening transform ``R^(-1/2)`` with its ``log|R|``, and the deviance on whitened
+``[y X Z]`` (:mod:`.whitened`: the LMM engine's cross-products rebuilt per evaluation, plus
+``log|R|``), which the fit (:mod:`mixedmodels.fitting.residual`) and the fitted model's
+objective both evaluate.
 
 May import: :mod:`mixedmodels.frontend`, :mod:`mixedmodels.lmm` and
 :mod:`mixedmodels.errors`.  Never fitted models, inference or the toolbox.

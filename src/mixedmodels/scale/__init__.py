@@ -8,6 +8,9 @@ exactly as in memory.  A GLMM makes one such pass per PIRLS step, on persisted p
 
 Needs the optional extra ``mixedmodels[dask]`` (dask, distributed, pyarrow); this module
 imports none of them, so ``import mixedmodels`` works without.
+
+May import: the engines and :mod:`mixedmodels.models` (its model is a
+:class:`~mixedmodels.LinearMixedModel`); :mod:`mixedmodels.fitting` dispatches here.
 """
 
 from __future__ import annotations

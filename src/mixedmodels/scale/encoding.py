@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .._warnings import warn
 from ..errors import DataError, MissingDataWarning, RankDeficiencyWarning
 from ..frontend import _formulaic_compat as fc
 from ..frontend.design import Design, ReTerm, factor_levels, group_codes
@@ -165,7 +165,7 @@ class PartitionEncoder:
 
     @classmethod
     def from_survey(
-        cls, plan: ColumnPlan, survey: Survey, na_action: str, stacklevel: int = 4
+        cls, plan: ColumnPlan, survey: Survey, na_action: str
     ) -> PartitionEncoder:
         spec = plan.spec
         if survey.n_missing:
@@ -175,10 +175,9 @@ class PartitionEncoder:
                     f"{survey.n_missing} row(s) have missing values (in {columns}) and "
                     "na_action='fail'. Drop them, or pass na_action='omit' to drop them for you."
                 )
-            warnings.warn(
+            warn(
                 f"Dropped {survey.n_missing} row(s) with missing values in {columns}.",
                 MissingDataWarning,
-                stacklevel=stacklevel,
             )
         if survey.n_rows == 0:
             raise DataError("Every row has a missing value in a used column: nothing to fit.")
@@ -367,12 +366,11 @@ def drop_rank_deficient(sums: BlockSums, design: Design) -> tuple[BlockSums, Des
         return sums, design
     names = list(design.fixed_names)
     dropped = [names[j] for j in range(p) if j not in kept]
-    warnings.warn(
+    warn(
         f"Fixed-effects model matrix is rank deficient: dropping {len(dropped)} column"
         f"{'s' if len(dropped) > 1 else ''} ({', '.join(dropped)}). They are linear "
         "combinations of the other columns; remove them from the formula to silence this.",
         RankDeficiencyWarning,
-        stacklevel=4,
     )
     columns = [*kept, p]
     sums = dataclasses.replace(

@@ -7,6 +7,7 @@ from typing import Any
 from ..errors import DataError
 from ..frontend.design import check_lmm_design
 from ..frontend.formula import parse_formula
+from ..lmm.devfun import optimize_deviance
 from ..lmm.deviance import CrossProducts, check_tail_size, deviance
 from ..lmm.optimize import Control, warn_if_singular
 from .cluster import PassLog, as_dask_frame, fit_client, tree_sum
@@ -25,7 +26,7 @@ def first_pass(
 ) -> PartitionEncoder:
     """Levels, NA counts and infinite values of every partition, made one encoder."""
     survey = tree_sum(client, frame.to_delayed(), survey_partition, (plan,), "levels", log)
-    return PartitionEncoder.from_survey(plan, survey, na_action, stacklevel=5)
+    return PartitionEncoder.from_survey(plan, survey, na_action)
 
 
 def open_source(data: Any, spec, weights: Any, offset: Any) -> tuple[Any, ColumnPlan]:
@@ -76,14 +77,12 @@ def lmer_dask(
     sums, design = drop_rank_deficient(sums, encoder.design)
     encoder.design = design
     cp = CrossProducts.from_sums(sums, ordered, order)
-    from ..fitting.lmer import optimize_deviance
-
     def func(theta):
         return deviance(cp, theta, reml)
 
-    opt, converged = optimize_deviance(func, cp, reml, control, design.nobs, stacklevel=5)
+    opt, converged = optimize_deviance(func, cp, reml, control, design.nobs)
     log.record(f"optimizer: {opt.evaluations} deviance evaluations on the blocks")
     model = DaskLinearMixedModel(design, cp, opt, reml, converged)
     model.attach(frame, encoder, log)
-    warn_if_singular(opt.final, opt.lower, stacklevel=3)
+    warn_if_singular(opt.final, opt.lower)
     return model

@@ -7,7 +7,8 @@ display in :mod:`._display`), the model equation in LaTeX and MathML (:mod:`.lat
 after-the-fit methods shared by every model (:mod:`.analysis`, :mod:`.methods`) and the HTML
 report (:mod:`.report`).
 
-May import: the engines and :mod:`mixedmodels.inference`; fitted models are read through
-their public attributes.  Nothing in the numerics imports this package, and this
-``__init__`` imports nothing, so matplotlib loads only with the first plot.
+May import: the engines and :mod:`mixedmodels.inference`; a fitted model is an argument,
+named through :mod:`mixedmodels._protocols`, never imported (the models import this
+package).  Nothing in the numerics imports this package, and this ``__init__`` imports
+nothing, so matplotlib loads only with the first plot.
 """

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 #: the seed's palette: accent (clr2), muted grey (clr0d), a second colour (clr1), light fill
 ACCENT = "#B35136"
@@ -419,9 +419,9 @@ class PlotAccessor:
             The covariate on the x axis; by default a numeric fixed-effect covariate that
             is no grouping factor, a random slope of the term first.
         lm : bool
-            Add the line of :func:`mixedmodels.lm` on the fixed part (linear mixed models
-            only: for a GLMM it is left out, a least-squares line of a binary or count
-            response being no comparison).
+            Add the ordinary least-squares line on the fixed part, as :func:`mixedmodels.lm`
+            fits it (linear mixed models only: for a GLMM it is left out, a least-squares
+            line of a binary or count response being no comparison).
 
         Returns
         -------
@@ -489,12 +489,12 @@ class PlotAccessor:
                     grid[0], curve[0], color=colour, linewidth=1.4, label=f"{level} (mixed model)"
                 )
             if lm and family is None:
-                from ..models.linear import lm as fit_lm
-
-                ols = fit_lm(f"{response} ~ {model.design.spec.fixed}", frame)
+                # what mm.lm fits on the same rows and fixed-effects columns (the plot
+                # reads the model's design; it does not refit through the package top)
+                ols = np.linalg.lstsq(model.design.X, y, rcond=None)[0]
                 ax.plot(
                     population_x,
-                    ols.predict(population_frame),
+                    model.design.encode_fixed(population_frame) @ ols,
                     color=MUTED,
                     linewidth=2.4,
                     label="lm",

@@ -27,17 +27,18 @@ Vectorized over levels and draws; no Python loop over rows or levels.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from .._progress import progress_bar
+from .._protocols import GeneralizedMixedModel
+from .._warnings import warn
 from ..frontend.design import as_dataframe
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..models.linear_mixed import LinearMixedModel
+    from .._protocols import MixedModel as LinearMixedModel
 
 Which = Literal["full", "fixed", "random"]
 Stat = Literal["median", "mean"]
@@ -229,15 +230,13 @@ def predict_interval(
     >>> bool(((0 < pi["lower"]) & (pi["lower"] < pi["fit"]) & (pi["upper"] < 1)).all())
     True
     """
-    from ..models.generalized_mixed import GeneralizedLinearMixedModel
-
     _choice("which", which, Which)
     _choice("stat", stat, Stat)
     _choice("type", type, Scale)
     nsim = _check_nsim(nsim)
     if not 0.0 < float(level) < 1.0:
         raise ValueError(f"level: expecting a number between 0 and 1. Got {level!r}.")
-    family = model.family if isinstance(model, GeneralizedLinearMixedModel) else None
+    family = model.family if isinstance(model, GeneralizedMixedModel) else None
     if include_resid_var is None:
         include_resid_var = family is None
     elif include_resid_var and family is not None:
@@ -309,13 +308,12 @@ def _response_scale(family: Any, eta: np.ndarray) -> np.ndarray:
         valid &= mu > 0
     bad_rows = ~valid.all(axis=1)
     if bad_rows.any():
-        warnings.warn(
+        warn(
             f"predict_interval: {int(bad_rows.sum())} of {mu.shape[0]} rows have draws of the "
             f"linear predictor with no valid mean under the {family.link.name} link "
             f"({int((~valid).sum())} of {valid.size} draws); their intervals are NaN. A log "
             "link keeps every draw valid.",
             RuntimeWarning,
-            stacklevel=3,
         )
         mu = np.where(bad_rows[:, None], np.nan, mu)
     return mu
