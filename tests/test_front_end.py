@@ -54,8 +54,12 @@ def test_nested_terms_with_a_missing_value(gpa):
 
 
 def test_unseen_levels_follow_allow_new_levels(gpa, model):
+    # lme4's default refuses unseen levels; allowing them is the user's explicit choice
     new = gpa.iloc[[0]].assign(student="a student the fit never saw")
-    assert model.predict(new).iloc[0] == pytest.approx(model.predict(new, re_form="~0").iloc[0])
+    population = model.predict(new, re_form="~0").iloc[0]
+    assert model.predict(new, allow_new_levels=True).iloc[0] == pytest.approx(population)
+    with pytest.raises(DataError, match="did not see.*allow_new_levels"):
+        model.predict(new)
     with pytest.raises(DataError, match="did not see.*allow_new_levels"):
         model.predict(new, allow_new_levels=False)
 
@@ -91,6 +95,39 @@ def test_glmer_newdata_gets_the_offset():
     m = mm.glmer("y ~ 1 + offset(log(exposure)) + (1 | g)", data, family="poisson")
     np.testing.assert_allclose(m.predict(data).to_numpy(), m.predict(), rtol=1e-10)
     np.testing.assert_allclose(m.predict(data, type="response").to_numpy(), m.fitted(), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "formula, kwargs",
+    [
+        ("gpa ~ occasion + offset(highgpa) + (1 | student)", {}),
+        ("gpa ~ occasion + (1 | student)", {"offset": "highgpa"}),
+    ],
+)
+def test_predict_interval_on_newdata_gets_the_offset(gpa, formula, kwargs):
+    m = mm.lmer(formula, gpa, **kwargs)
+    # the same seed and rows draw the same β, b and residuals: newdata equals the fitted rows
+    on_fit = m.predict_interval(nsim=200, seed=4)
+    on_new = m.predict_interval(gpa, nsim=200, seed=4)
+    np.testing.assert_allclose(on_new.to_numpy(), on_fit.to_numpy(), rtol=1e-10)
+    # an offset one higher moves every quantile up by one
+    shifted = m.predict_interval(gpa.assign(highgpa=gpa["highgpa"] + 1), nsim=200, seed=4)
+    np.testing.assert_allclose(shifted.to_numpy(), on_fit.to_numpy() + 1, rtol=1e-10)
+
+
+def test_glmer_predict_interval_on_newdata_gets_the_offset():
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(40), 8)
+    exposure = rng.uniform(1, 5, g.size)
+    counts = rng.poisson(exposure * np.exp(0.3 + rng.normal(0, 0.3, 40)[g]))
+    data = pd.DataFrame({"y": counts, "g": g, "exposure": exposure})
+    m = mm.glmer("y ~ 1 + offset(log(exposure)) + (1 | g)", data, family="poisson")
+    on_fit = m.predict_interval(nsim=300, seed=2)
+    on_new = m.predict_interval(data, nsim=300, seed=2)
+    np.testing.assert_allclose(on_new.to_numpy(), on_fit.to_numpy(), rtol=1e-10)
+    # a doubled exposure doubles the rate draws, hence every quantile
+    doubled = m.predict_interval(data.assign(exposure=2 * exposure), nsim=300, seed=2)
+    np.testing.assert_allclose(doubled.to_numpy(), 2 * on_fit.to_numpy(), rtol=1e-10)
 
 
 def test_an_array_offset_cannot_follow_new_rows(gpa):
@@ -253,6 +290,18 @@ def test_every_zero_weight_is_refused(gpa):
         mm.lmer("gpa ~ occasion + (1 | student)", gpa, weights=np.zeros(len(gpa)))
 
 
+def test_lm_checks_rank_on_the_rows_with_weight(gpa):
+    # a level seen only in zero-weight rows is aliased, as R's lm.wfit finds (coefficient NA)
+    data = gpa.assign(site=np.where(np.arange(len(gpa)) < 12, "rare", "common"))
+    weights = np.where(data["site"] == "rare", 0.0, 1.0)
+    with pytest.warns(mm.errors.RankDeficiencyWarning, match="siterare"):
+        fit = mm.lm("gpa ~ occasion + site", data, weights=weights)
+    kept = mm.lm("gpa ~ occasion", data[weights > 0])
+    assert list(fit.fixef.index) == list(kept.fixef.index)
+    np.testing.assert_allclose(fit.fixef.to_numpy(), kept.fixef.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(fit.coefficients()["se"], kept.coefficients()["se"], rtol=1e-10)
+
+
 def test_errors_are_mixedmodels_errors():
     assert issubclass(OptionError, MixedModelsError)
 
@@ -329,3 +378,21 @@ def test_badly_scaled_covariates_warn_with_the_columns(gpa):
 def test_bad_options_are_option_errors(gpa, call):
     with pytest.raises(OptionError):
         call(gpa)
+
+
+def test_varconstpower_on_a_covariate_with_zeros(gpa):
+    # |0|^power: a negative power makes the variance infinite, so the power stays >= 0;
+    # before, the search met +inf there, stopped at its first step and said nothing
+    plain = mm.lmer("gpa ~ occasion + (1 | student)", gpa)
+    with pytest.warns(mm.errors.SingularFitWarning, match="power = 0"):
+        flat = mm.lmer("gpa ~ occasion + (1 | student)", gpa, variance=mm.VarConstPower("occasion"))
+    assert flat.residual_parameters()["power"] == pytest.approx(0.0, abs=1e-6)
+    # at power 0 the variance function is constant: the fit is the plain model's
+    assert flat.loglik == pytest.approx(plain.loglik, abs=1e-6)
+    np.testing.assert_allclose(flat.fixef, plain.fixef, rtol=1e-5)
+    noise = np.random.default_rng(1).normal(size=len(gpa))
+    grows = gpa.assign(gpa=gpa["gpa"] + noise * 0.05 * (0.5 + gpa["occasion"] ** 1.5))
+    fit = mm.lmer("gpa ~ occasion + (1 | student)", grows, variance=mm.VarConstPower("occasion"))
+    assert fit.converged and fit.residual_parameters()["power"] > 1
+    base = mm.lmer("gpa ~ occasion + (1 | student)", grows)
+    assert fit.loglik > base.loglik + 10

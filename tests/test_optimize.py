@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedmodels.lmm.optimize import REFIT_CONTROL, Control, minimize, relative_step
+from mixedmodels.errors import ConvergenceWarning
+from mixedmodels.lmm.optimize import (
+    REFIT_CONTROL,
+    Control,
+    check_convergence,
+    minimize,
+    relative_step,
+)
 
 
 def _bowl(x: np.ndarray) -> float:
@@ -41,3 +48,15 @@ def test_relative_step_stays_within_half_the_room():
     step = relative_step(x0, lower, upper)
     # 0.02 floor; 10% of 5; capped at half the room to the farther bound (0.95); no room
     np.testing.assert_allclose(step, [0.02, 0.5, 0.09, 0.02])
+
+
+def test_a_deviance_infinite_beside_the_optimum_fails_the_convergence_check():
+    # f is finite only for x >= 0 and least at its edge: the finite differences there meet
+    # +inf, which must not pass as a small gradient
+    def func(x):
+        return float(x[0] ** 2 + 1.0) if x[0] >= 0 else np.inf
+
+    opt = minimize(func, np.array([1.0]), np.array([-np.inf]), Control())
+    assert abs(opt.final[0]) < 1e-3
+    with pytest.warns(ConvergenceWarning, match="not finite next to the estimate"):
+        assert not check_convergence(func, opt)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .._warnings import warn
-from ..errors import DataError, MissingDataWarning
+from ..errors import DataError, MissingDataWarning, SingularFitWarning
 from ..frontend.design import Design, ReTerm, as_dataframe, group_codes
 from ..frontend.lmer_design import lmer_design
 from ..lmm.deviance import CrossProducts, Solution, solve
@@ -206,7 +206,7 @@ def fit_with_residual_structure(
     plain = CrossProducts.build(design.y, design.X, design.terms, design.weights, design.offset)
     func = WhitenedDeviance(design, structure, reml, plain.n_theta)
     x0 = np.concatenate([plain.initial_theta(), structure.initial()])
-    lower = np.concatenate([plain.lower_bounds(), np.full(structure.n_params, -np.inf)])
+    lower = np.concatenate([plain.lower_bounds(), structure.lower_bounds()])
     opt = minimize(func, x0, lower, control)
     calc = control.wants_derivatives("lmer", design.nobs)
     converged = (
@@ -218,4 +218,24 @@ def fit_with_residual_structure(
     model._correlation_spec = correlation
     n_theta = plain.n_theta
     warn_if_singular(model.theta, opt.lower[:n_theta])
+    _warn_if_residual_on_bound(model, opt.final[n_theta:], opt.lower[n_theta:])
     return model
+
+
+def _warn_if_residual_on_bound(
+    model: StructuredLinearMixedModel, params: np.ndarray, lower: np.ndarray
+) -> None:
+    """A residual parameter on its bound (VarConstPower's power at 0 when the covariate
+    has zeros): the variance function is then constant in the covariate, and the fit is the
+    model without it."""
+    on_bound = np.isfinite(lower) & (params <= lower + 1e-6)
+    if not on_bound.any():
+        return
+    names = list(model.residual_parameters().index)
+    held = ", ".join(f"{names[i]} = {lower[i]:g}" for i in np.flatnonzero(on_bound))
+    warn(
+        f"boundary fit of the residual structure: {held} (the covariate has zeros, where a "
+        "negative power gives an infinite variance). The variance function is then constant "
+        "and its const not identified: the model without it fits as well.",
+        SingularFitWarning,
+    )

@@ -405,19 +405,21 @@ def combine_codes(
 
 
 def _drop_rank_deficient(
-    X: np.ndarray, names: list[str]
+    X: np.ndarray, names: list[str], rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Drop linearly dependent columns, keeping the earlier ones, as R's ``qr`` does for lme4.
 
     Without pivoting, |R_jj| is the norm of what column j adds to the columns before
-    it; a column adding less than 1e-7 of its own norm is dependent.
+    it; a column adding less than 1e-7 of its own norm is dependent.  ``rows`` restricts
+    the check to those rows (the ones with a positive weight).
     """
     if X.shape[1] == 0:
         return X, names, []
-    R = np.linalg.qr(X, mode="r")
-    norms = np.linalg.norm(X, axis=0)
+    checked = X if rows is None else X[rows]
+    R = np.linalg.qr(checked, mode="r")
+    norms = np.linalg.norm(checked, axis=0)
     diagonal = np.zeros(X.shape[1])
-    diagonal[: min(X.shape)] = np.abs(np.diag(R))  # columns beyond the n-th add nothing
+    diagonal[: min(checked.shape)] = np.abs(np.diag(R))  # columns beyond the n-th add nothing
     dependent = diagonal <= 1e-7 * np.where(norms > 0, norms, 1.0)
     if not dependent.any():
         return X, names, []
@@ -520,6 +522,15 @@ def _warn_dropped(n_missing: int, columns: list[str]) -> None:
         f"Dropped {n_missing} row(s) with missing values in {', '.join(columns)}.",
         MissingDataWarning,
     )
+
+
+def _informative_rows(row_weights: np.ndarray | None) -> np.ndarray | None:
+    """The rows of positive weight when some weight is zero, else None (all rows): rows of
+    zero weight carry no information, and R's lm.wfit leaves them out of its rank check,
+    so a column that varies only there is dependent."""
+    if row_weights is None or np.all(row_weights > 0):
+        return None
+    return np.flatnonzero(row_weights > 0)
 
 
 def _check_weights(row_weights: np.ndarray) -> None:
@@ -643,8 +654,6 @@ def _general_design(
             f"The fixed-effects column(s) {', '.join(bad)} have non-finite values after "
             "transformation (e.g. log of 0). Check the covariates' range."
         )
-    X, fixed_names, dropped = _drop_rank_deficient(X, fixed_names)
-
     terms = []
     for term in spec.random:
         terms.append(_build_term(term, clean))
@@ -653,6 +662,9 @@ def _general_design(
     if row_weights is not None:
         row_weights = row_weights[~missing] if n_missing else row_weights
         _check_weights(row_weights)
+    X, fixed_names, dropped = _drop_rank_deficient(
+        X, fixed_names, rows=_informative_rows(row_weights)
+    )
     row_offset = extra.get("offset")
     if row_offset is not None and n_missing:
         row_offset = row_offset[~missing]
@@ -912,10 +924,12 @@ def _plain_design(
     if n_missing:
         _warn_dropped(n_missing, columns_with_na)
     fixed_names = list(fixed_spec.column_names)
-    X, fixed_names, dropped = _drop_rank_deficient(X, fixed_names)
     row_weights = extra.get("weights")
     if row_weights is not None:
         _check_weights(row_weights)
+    X, fixed_names, dropped = _drop_rank_deficient(
+        X, fixed_names, rows=_informative_rows(row_weights)
+    )
     row_index = frame.index[~missing] if n_missing else frame.index
     return Design(
         spec=spec,

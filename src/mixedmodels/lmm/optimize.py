@@ -465,7 +465,19 @@ def check_convergence(
     ok = True
     if summary.return_code == "MAXEVAL_REACHED":
         ok = False
-    if free.any():
+    if free.any() and not (
+        np.all(np.isfinite(grad[free])) and np.all(np.isfinite(hess[np.ix_(free, free)]))
+    ):
+        # a NaN gradient compares False with every tolerance: say so rather than pass
+        bad = np.flatnonzero(free & ~np.isfinite(grad))
+        summary.messages.append(
+            "The deviance is not finite next to the estimate"
+            + (f" (parameter(s) {', '.join(str(int(i) + 1) for i in bad)})" if bad.size else "")
+            + ": convergence could not be checked and the fit may have stopped at an edge of "
+            "its feasible region. Check the model's parameters and the data's range."
+        )
+        ok = False
+    elif free.any():
         g = grad[free]
         H = hess[np.ix_(free, free)]
         try:

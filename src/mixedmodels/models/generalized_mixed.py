@@ -133,7 +133,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
         newdata: Any = None,
         re_form: Any = None,
         type: PredictType = "link",
-        allow_new_levels: bool = True,
+        allow_new_levels: bool = False,
     ) -> np.ndarray | pd.Series:
         """Predictions on the link scale (default, as lme4) or the response scale.
 

@@ -417,7 +417,7 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
         )
 
     def predict(
-        self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = True
+        self, newdata: Any = None, re_form: Any = None, allow_new_levels: bool = False
     ) -> np.ndarray | pd.Series:
         """Predictions on the response scale.
 
@@ -432,10 +432,11 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
         re_form : str or None
             ``None`` includes every random effect; ``"~0"`` (or ``"NA"``) none, as lme4's
             ``re.form = NA``; a formula such as ``"~(1 | student)"`` a subset.
-        allow_new_levels : bool, default True
-            Levels of a grouping factor not seen in the fit get the population prediction
-            for that term; False refuses them with a :class:`DataError`, as lme4's
-            default ``allow.new.levels = FALSE``.
+        allow_new_levels : bool, default False
+            Levels of a grouping factor not seen in the fit are refused with a
+            :class:`DataError` that names them, as lme4's default ``allow.new.levels =
+            FALSE``; True gives them the population prediction for that term (their random
+            effect taken as 0, as lme4's ``allow.new.levels = TRUE``).
 
         Returns
         -------

@@ -177,7 +177,8 @@ class LmmObjective:
 
     @property
     def lower(self) -> np.ndarray:
-        return np.concatenate([self.crossprods.lower_bounds(), np.full(self.n_residual, -np.inf)])
+        residual = np.zeros(0) if self.residual is None else self.residual.lower_bounds()
+        return np.concatenate([self.crossprods.lower_bounds(), residual])
 
     @property
     def upper(self) -> np.ndarray:
@@ -368,7 +369,7 @@ class LmmObjective:
 
         start = params.estimate[:nvp] if start is None else start
         z0 = np.concatenate([np.asarray(start)[others], r0])
-        lower = np.concatenate([params.lower[others], np.full(nr, -np.inf)])
+        lower = np.concatenate([params.lower[others], self.lower[self.n_theta :]])
         upper = np.concatenate([params.upper[others], np.full(nr, np.inf)])
         opt = minimize(f, z0, lower, REFIT_CONTROL, relative_step(z0, lower, upper), upper)
         pars[others] = opt.final[: others.size]

@@ -194,7 +194,9 @@ class VarExp(_CovariateFunction):
 class VarConstPower(_CovariateFunction):
     """Residual SD proportional to ``const + |covariate|^power`` (nlme's ``varConstPower``).
 
-    ``const`` > 0 keeps the variance positive where the covariate is 0.
+    ``const`` > 0 keeps the variance positive where the covariate is 0.  There a negative
+    power would make the variance infinite, so with zeros in the covariate the power is
+    searched in [0, ∞) (nlme's optimizer fails on such data instead).
 
     Parameters
     ----------
@@ -203,12 +205,17 @@ class VarConstPower(_CovariateFunction):
 
     Examples
     --------
+    Residual SDs that grow with the occasion, from 0:
+
+    >>> import numpy as np
     >>> import mixedmodels as mm
     >>> data = mm.datasets.gpa(seed=1)
+    >>> noise = np.random.default_rng(1).normal(size=len(data))
+    >>> data["gpa"] += noise * 0.05 * (0.5 + data["occasion"] ** 1.5)
     >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data,
-    ...             variance=mm.VarConstPower("highgpa"))
-    >>> list(m.residual_parameters().index)
-    ['const', 'power']
+    ...             variance=mm.VarConstPower("occasion"))
+    >>> m.residual_parameters().round(2).to_dict()
+    {'const': 20.19, 'power': 2.36}
     """
 
     covariate: str = FITTED
@@ -444,6 +451,10 @@ class _BoundVariance:
     def initial(self) -> np.ndarray:
         return np.zeros(self.n_params)
 
+    def lower_bounds(self) -> np.ndarray:
+        """Lower bounds of the parameters on the optimizer's scale (none by default)."""
+        return np.full(self.n_params, -np.inf)
+
     def log_sd(self, params: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -516,9 +527,16 @@ class _ConstPowerBound(_BoundVariance):
         return 2
 
     def log_sd(self, params: np.ndarray) -> np.ndarray:
+        # np.power keeps 0⁰ = 1 (a covariate of 0 at power 0; exp(0·log 0) would be NaN)
         with np.errstate(divide="ignore"):
-            powered = np.exp(params[1] * np.log(np.abs(self.values)))
+            powered = np.power(np.abs(self.values), params[1])
         return np.log(np.exp(params[0]) + powered)
+
+    def lower_bounds(self) -> np.ndarray:
+        # where the covariate is 0, a negative power makes the SD infinite (the deviance
+        # +inf): the power's feasible range is then [0, ∞), the bound the fit searches in
+        power = 0.0 if np.any(self.values == 0) else -np.inf
+        return np.array([-np.inf, power])
 
     def coef(self, params: np.ndarray) -> pd.Series:
         return pd.Series([float(np.exp(params[0])), float(params[1])], index=["const", "power"])
@@ -547,6 +565,9 @@ class _CombBound(_BoundVariance):
 
     def initial(self) -> np.ndarray:
         return np.concatenate([p.initial() for p in self.parts])
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.concatenate([p.lower_bounds() for p in self.parts])
 
     def log_sd(self, params: np.ndarray) -> np.ndarray:
         return sum(p.log_sd(q) for p, q in zip(self.parts, self._split(params), strict=True))
@@ -826,6 +847,12 @@ class ResidualStructure:
     def initial(self) -> np.ndarray:
         parts = [s.initial() for s in (self.variance, self.correlation) if s is not None]
         return np.concatenate(parts) if parts else np.zeros(0)
+
+    def lower_bounds(self) -> np.ndarray:
+        """The parameters' lower bounds (the correlations' scale is unconstrained)."""
+        variance = self.variance.lower_bounds() if self.variance else np.zeros(0)
+        n_correlation = self.correlation.n_params if self.correlation else 0
+        return np.concatenate([variance, np.full(n_correlation, -np.inf)])
 
     def log_sd(self, params: np.ndarray, n: int) -> np.ndarray:
         """log of D's diagonal (relative residual SDs, prior weights included)."""

@@ -277,7 +277,8 @@ def predict_interval(
                     bar.update(rows.size)
     if which in ("full", "fixed"):
         X = model.design.X if frame is None else model.design.encode_fixed(frame)
-        offset = model.design.offset if frame is None else None
+        # new rows carry the fit's offset too, as predict(newdata) does
+        offset = model.design.offset if frame is None else model.design.encode_offset(frame)
         beta = rng.multivariate_normal(
             solution.beta, model.vcov.to_numpy(), size=nsim, method="cholesky"
         )
