@@ -70,3 +70,74 @@ def test_compiled_single_term_factor_equals_numpy(formula, monkeypatch):
     if theta.size == 3:  # a singular block is refused like numpy's Cholesky refuses it
         with pytest.raises(np.linalg.LinAlgError):
             kernel.factor(np.array([1.0, 0.0, np.nan]))
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_single_term_deviance_equals_numpy(formula, reml, monkeypatch):
+    import pandas as pd
+
+    import mixedmodels as mm
+    from mixedmodels.lmm import deviance as lmm
+
+    rng = np.random.default_rng(6)
+    g = np.repeat(np.arange(12), 9)
+    x = rng.normal(size=g.size)
+    y = 1 + x + rng.normal(size=12)[g] + 0.4 * rng.normal(size=12)[g] * x + rng.normal(size=g.size)
+    weights = rng.uniform(0.5, 2.0, g.size)
+    data = pd.DataFrame({"y": y, "x": x, "g": g})
+    cp = mm.lmer(formula, data, reml=reml, weights=weights).crossprods
+    for theta in (cp.initial_theta(), cp.initial_theta() * 0.3 + 0.1):
+        compiled = lmm.deviance(cp, theta, reml)
+        monkeypatch.setattr(lmm, "HAVE_NUMBA", False)
+        reference = lmm.deviance(cp, theta, reml)
+        monkeypatch.setattr(lmm, "HAVE_NUMBA", True)
+        assert compiled == pytest.approx(reference, rel=1e-12)
+    if cp.n_theta == 3:  # a non-positive-definite block is an infinite deviance
+        assert lmm.deviance(cp, np.array([1.0, 0.0, np.nan]), reml) == np.inf
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_leverages_equal_numpy_and_the_dense_definition(monkeypatch):
+    from mixedmodels.glmm import gradient as glmm_gradient
+    from mixedmodels.lmm.deviance import factorize
+
+    rng = np.random.default_rng(8)
+    n = 400
+    terms = (
+        _term("a", rng.integers(0, 30, n), np.ones(n), 30),
+        _term("b", rng.integers(0, 6, n), rng.normal(size=n), 6),
+        _term("c", rng.integers(0, 4, n), np.ones(n), 4),
+    )
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    blocks = glmm_blocks.WeightedCrossProducts(X, terms)
+    w = rng.uniform(0.1, 0.3, n)
+    cp = blocks.evaluate(rng.normal(size=n), w)
+    fac = factorize(cp, np.array([0.7, 1.3, 0.4]))
+    compiled = glmm_gradient._leverages(cp, fac)
+    monkeypatch.setattr(glmm_gradient, "HAVE_NUMBA", False)
+    reference = glmm_gradient._leverages(cp, fac)
+    np.testing.assert_allclose(compiled, reference, rtol=1e-12, atol=1e-14)
+    # h = diag(ZΛ P⁻¹ ΛZᵀ), P = ΛZᵀWZΛ + I, with Z and Λ written out
+    columns = []
+    for term, T in zip(cp.terms, fac.factors, strict=True):
+        Z = np.zeros((n, term.n_levels))
+        Z[np.arange(n), term.codes] = term.matrix[:, 0] * T[0, 0]
+        columns.append(Z)
+    ZL = np.hstack(columns)
+    P = ZL.T @ (w[:, None] * ZL) + np.eye(ZL.shape[1])
+    dense = np.einsum("ij,ji->i", ZL, np.linalg.solve(P, ZL.T))
+    np.testing.assert_allclose(compiled, dense, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+def test_compiled_logit_inverse_equals_numpy():
+    from mixedmodels.glmm import families
+
+    eta = np.concatenate([np.linspace(-60.0, 60.0, 997), [0.0, -40.0, 40.0]])
+    eps = np.finfo(float).eps
+    reference = np.clip(1.0 / (1.0 + np.exp(-np.clip(eta, -40.0, 40.0))), eps, 1 - eps)
+    compiled = families._logit_inverse(eta)
+    np.testing.assert_allclose(compiled, reference, rtol=1e-15, atol=0)
+    assert compiled.min() > 0 and compiled.max() < 1

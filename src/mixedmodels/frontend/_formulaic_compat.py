@@ -351,9 +351,9 @@ class SimpleSpec:
 _SIMPLE_TEXT = re.compile(r"[A-Za-z0-9_.+\-]*")
 
 
-def _simple_spec(rhs: str, frame: pd.DataFrame) -> SimpleSpec | None:
-    """A :class:`SimpleSpec` when ``rhs`` is only ``1``/``0``/``-1``, numeric columns and
-    factors (pandas Categoricals whose every level occurs, labels without brackets)."""
+def simple_tokens(rhs: str, columns: Any) -> tuple[bool, list[str]] | None:
+    """``(intercept, column names)`` when ``rhs`` is only ``1``/``0``/``-1`` and distinct
+    column names joined by ``+``; None for anything formulaic must read."""
     text = rhs.replace(" ", "")
     if not _SIMPLE_TEXT.fullmatch(text):
         return None
@@ -364,10 +364,20 @@ def _simple_spec(rhs: str, frame: pd.DataFrame) -> SimpleSpec | None:
             intercept = sign != "-"
         elif token == "0" and sign != "-":
             intercept = False
-        elif sign == "-" or token not in frame.columns or token in tokens:
+        elif sign == "-" or token not in columns or token in tokens:
             return None
         else:
             tokens.append(token)
+    return intercept, tokens
+
+
+def _simple_spec(rhs: str, frame: pd.DataFrame) -> SimpleSpec | None:
+    """A :class:`SimpleSpec` when ``rhs`` is only ``1``/``0``/``-1``, numeric columns and
+    factors (pandas Categoricals whose every level occurs, labels without brackets)."""
+    parsed = simple_tokens(rhs, frame.columns)
+    if parsed is None:
+        return None
+    intercept, tokens = parsed
     terms: list[SimpleTerm] = []
     full_coding_left = not intercept  # R codes the first factor fully without intercept
     for token in tokens:

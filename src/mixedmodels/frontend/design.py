@@ -8,6 +8,7 @@ from formulaic with R-style column names (see :mod:`mixedmodels.frontend._formul
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -125,7 +126,10 @@ class Design:
     n_dropped_na: int
     dropped_columns: tuple[str, ...]
     fixed_model_spec: Any = field(repr=False, compare=False, default=None)
-    frame: pd.DataFrame | None = field(repr=False, compare=False, default=None)
+    #: the model frame, or a function that builds it when first read (see ``frame``)
+    _frame: pd.DataFrame | Callable[[], pd.DataFrame] | None = field(
+        repr=False, compare=False, default=None
+    )
     row_index: pd.Index | None = field(repr=False, compare=False, default=None)
     #: what prediction needs to rebuild the offset on new rows: the formula's offset()
     #: expressions, the ``offset=`` column name, and whether ``offset=`` was an array
@@ -140,6 +144,15 @@ class Design:
     @property
     def nobs(self) -> int:
         return len(self.y)
+
+    @property
+    def frame(self) -> pd.DataFrame | None:
+        """The model frame: the used columns of the fitted rows, factors as Categoricals.
+
+        The plain-column path builds it on first use: most fits never read it."""
+        if self._frame is not None and not isinstance(self._frame, pd.DataFrame):
+            object.__setattr__(self, "_frame", self._frame())
+        return self._frame
 
     def encode_fixed(self, frame: pd.DataFrame) -> np.ndarray:
         """The fixed-effects matrix of new rows, encoded as the fit's (dropped columns too)."""
@@ -320,6 +333,27 @@ def _prepare_frame(frame: pd.DataFrame, factor_columns: set[str]) -> pd.DataFram
     return pd.DataFrame(out, index=frame.index)
 
 
+def used_category_codes(column: pd.Series) -> tuple[np.ndarray, list]:
+    """A Categorical's codes over the categories that occur (in category order, as
+    ``factor_levels``), −1 for a missing value; read from the codes, not by mapping labels."""
+    categories = list(column.array.categories)
+    codes, present = _used_codes(column.array.codes, len(categories))
+    return codes, categories if present is None else [categories[i] for i in present]
+
+
+def _used_codes(codes: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Codes renumbered over the levels that occur, and those levels' positions (None when
+    every level occurs); −1 stays −1."""
+    codes = codes.astype(np.int64)
+    counts = np.bincount(codes[codes >= 0], minlength=n_levels)
+    if counts.all():
+        return codes, None
+    present = np.flatnonzero(counts)
+    renumber = np.full(n_levels + 1, -1, dtype=np.int64)  # the last slot: −1 stays
+    renumber[present] = np.arange(present.size)
+    return renumber[codes], present
+
+
 def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes and labels of the interaction of ``factors`` (observed combinations only).
 
@@ -337,17 +371,26 @@ def group_codes(frame: pd.DataFrame, factors: tuple[str, ...]) -> tuple[np.ndarr
             codes_list.append(codes.astype(np.int64))
             labels_list.append(np.array([_label(v) for v in levels], dtype=object))
             continue
-        levels = factor_levels(column)
         if isinstance(column.dtype, pd.CategoricalDtype):
-            mapping = {v: i for i, v in enumerate(levels)}
-            codes = column.map(mapping).to_numpy(dtype=np.int64)
-        else:
-            codes = pd.Categorical(column, categories=levels).codes.astype(np.int64)
+            codes, levels = used_category_codes(column)
+            codes_list.append(codes)
+            labels_list.append(np.array([_label(v) for v in levels], dtype=object))
+            continue
+        levels = factor_levels(column)
+        codes = pd.Categorical(column, categories=levels).codes.astype(np.int64)
         codes_list.append(codes)
         labels_list.append(np.array([_label(v) for v in levels], dtype=object))
-    if len(factors) == 1:
+    return combine_codes(codes_list, labels_list)
+
+
+def combine_codes(
+    codes_list: list[np.ndarray], labels_list: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The codes and labels of the interaction of factors given as (codes, labels) each,
+    observed combinations only, ordered by the first factor's levels, then the second's."""
+    if len(codes_list) == 1:
         return codes_list[0], labels_list[0]
-    combined = np.zeros(len(frame), dtype=np.int64)
+    combined = np.zeros(len(codes_list[0]), dtype=np.int64)
     for codes, labels in zip(codes_list, labels_list, strict=True):
         combined = combined * len(labels) + codes
     observed, codes = np.unique(combined, return_inverse=True)
@@ -443,6 +486,62 @@ def _check_kinds(frame: pd.DataFrame, columns: list[str], group_columns: set[str
             )
 
 
+def _extra_columns(
+    spec: ModelSpec, frame: pd.DataFrame, weights: Any, offset: Any
+) -> dict[str, np.ndarray]:
+    """The prior weights and the offset (``offset=`` plus the formula's ``offset()`` terms),
+    one value per row of ``frame``, keyed ``"weights"`` and ``"offset"``."""
+    extra: dict[str, np.ndarray] = {}
+    for label, value in (("weights", weights), ("offset", offset)):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            _check_columns([value], frame)
+            extra[label] = _numeric_column(frame[value], f"{label}='{value}'")
+        else:
+            try:
+                array = np.asarray(value, dtype=float).ravel()
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"{label} must be a column name or one number per row. Got "
+                    f"{type(value).__name__}."
+                ) from None
+            if array.shape[0] != frame.shape[0]:
+                raise DataError(
+                    f"{label} has {array.shape[0]} values but the data have {frame.shape[0]} rows."
+                )
+            extra[label] = array
+    for expr in spec.offsets:
+        values = fc.evaluate_numeric(expr, frame)
+        extra["offset"] = values if "offset" not in extra else extra["offset"] + values
+    return extra
+
+
+def _warn_dropped(n_missing: int, columns: list[str]) -> None:
+    warn(
+        f"Dropped {n_missing} row(s) with missing values in {', '.join(columns)}.",
+        MissingDataWarning,
+    )
+
+
+def _informative_rows(row_weights: np.ndarray | None) -> np.ndarray | None:
+    """The rows of positive weight when some weight is zero, else None (all rows): rows of
+    zero weight carry no information, and R's lm.wfit leaves them out of its rank check,
+    so a column that varies only there is dependent."""
+    if row_weights is None or np.all(row_weights > 0):
+        return None
+    return np.flatnonzero(row_weights > 0)
+
+
+def _check_weights(row_weights: np.ndarray) -> None:
+    if np.any(row_weights < 0):
+        raise DataError(
+            f"Weights must be non-negative; {int(np.sum(row_weights < 0))} are negative."
+        )
+    if not np.any(row_weights > 0):
+        raise DataError("Every weight is zero: there is nothing to fit.")
+
+
 def build_design(
     spec: ModelSpec,
     data: Any,
@@ -487,6 +586,22 @@ def build_design(
     if not spec.response:
         raise DataError("The formula has no response: write 'y ~ ...'.")
 
+    plain = _plain_design(spec, frame, weights, offset, na_action, response)
+    if plain is not None:
+        return plain
+    return _general_design(spec, frame, weights, offset, na_action, response)
+
+
+def _general_design(
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    weights: Any,
+    offset: Any,
+    na_action: NaAction,
+    response: np.ndarray | None,
+) -> Design:
+    """Any formula: the columns read from the parsed formula, the matrices by formulaic
+    unless they are main effects of plain columns (see ``_formulaic_compat``)."""
     response_vars = _expression_columns(spec.response, frame, "the response")
     fixed_vars = _expression_columns(spec.fixed, frame, "the fixed effects")
     offset_vars: list[str] = []
@@ -498,29 +613,7 @@ def build_design(
         random_vars.extend(_expression_columns(term.expr, frame, f"({term.expr} | {term.group})"))
         group_vars.extend(term.factors)
     _check_columns(group_vars, frame)
-    extra: dict[str, np.ndarray] = {}
-    for label, value in (("weights", weights), ("offset", offset)):
-        if value is None:
-            continue
-        if isinstance(value, str):
-            _check_columns([value], frame)
-            extra[label] = _numeric_column(frame[value], f"{label}='{value}'")
-        else:
-            try:
-                array = np.asarray(value, dtype=float).ravel()
-            except (TypeError, ValueError):
-                raise DataError(
-                    f"{label} must be a column name or one number per row. Got "
-                    f"{type(value).__name__}."
-                ) from None
-            if array.shape[0] != frame.shape[0]:
-                raise DataError(
-                    f"{label} has {array.shape[0]} values but the data have {frame.shape[0]} rows."
-                )
-            extra[label] = array
-    for expr in spec.offsets:
-        values = fc.evaluate_numeric(expr, frame)
-        extra["offset"] = values if "offset" not in extra else extra["offset"] + values
+    extra = _extra_columns(spec, frame, weights, offset)
     needed = list(dict.fromkeys(response_vars + fixed_vars + random_vars + group_vars))
     _check_kinds(frame, needed, set(group_vars))
 
@@ -538,10 +631,7 @@ def build_design(
                 f"{n_missing} row(s) have missing values (in {', '.join(columns_with_na)}) and "
                 "na_action='fail'. Drop them, or pass na_action='omit' to drop them for you."
             )
-        warn(
-            f"Dropped {n_missing} row(s) with missing values in {', '.join(columns_with_na)}.",
-            MissingDataWarning,
-        )
+        _warn_dropped(n_missing, columns_with_na)
         used = used.loc[~missing]
         if used.shape[0] == 0:
             raise DataError("Every row has a missing value in a used column: nothing to fit.")
@@ -571,17 +661,9 @@ def build_design(
     row_weights = extra.get("weights")
     if row_weights is not None:
         row_weights = row_weights[~missing] if n_missing else row_weights
-        if np.any(row_weights < 0):
-            raise DataError(
-                f"Weights must be non-negative; {int(np.sum(row_weights < 0))} are negative."
-            )
-        if not np.any(row_weights > 0):
-            raise DataError("Every weight is zero: there is nothing to fit.")
-    # rows of zero weight carry no information: R's lm.wfit leaves them out of its rank
-    # check, so a column that varies only there is dependent
-    weighted = row_weights is not None and not np.all(row_weights > 0)
+        _check_weights(row_weights)
     X, fixed_names, dropped = _drop_rank_deficient(
-        X, fixed_names, rows=np.flatnonzero(row_weights > 0) if weighted else None
+        X, fixed_names, rows=_informative_rows(row_weights)
     )
     row_offset = extra.get("offset")
     if row_offset is not None and n_missing:
@@ -597,13 +679,276 @@ def build_design(
         n_dropped_na=n_missing,
         dropped_columns=tuple(dropped),
         fixed_model_spec=fixed_model_spec,
-        frame=clean,
+        _frame=clean,
         row_index=clean.index,
         offset_terms=spec.offsets,
         offset_column=offset if isinstance(offset, str) else None,
         offset_is_array=offset is not None and not isinstance(offset, str),
         na_action=na_action,
         n_input_rows=frame.shape[0],
+        kept_rows=np.flatnonzero(~missing),
+    )
+
+
+#: whether pandas protects a column read from a frame against later in-place edits of
+#: that frame (copy-on-write, pandas 3's default): the plain path then keeps views
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(
+    getattr(pd.options.mode, "copy_on_write", False) is True
+)
+
+
+@dataclass
+class _PlainColumn:
+    """One column of the plain path: numbers (``values``) or a factor (``codes`` over
+    ``levels``, −1 where missing; ``categories`` the pandas categories to rebuild it)."""
+
+    values: np.ndarray | None = None
+    codes: np.ndarray | None = None
+    levels: list | None = None
+    categories: Any = None
+
+    @property
+    def is_factor(self) -> bool:
+        return self.codes is not None
+
+    def missing(self) -> np.ndarray | None:
+        if self.is_factor:
+            return self.codes < 0
+        if self.values.dtype.kind == "f":
+            return np.isnan(self.values)
+        return None
+
+    def take(self, keep: np.ndarray) -> _PlainColumn:
+        if not self.is_factor:
+            return _PlainColumn(values=self.values[keep])
+        codes, present = _used_codes(self.codes[keep], len(self.levels))
+        if present is None:
+            return _PlainColumn(codes=codes, levels=self.levels, categories=self.categories)
+        levels = [self.levels[i] for i in present]
+        categories = None if self.categories is None else self.categories[present]
+        return _PlainColumn(codes=codes, levels=levels, categories=categories)
+
+    def series_values(self) -> Any:
+        if not self.is_factor:
+            return self.values
+        categories = self.levels if self.categories is None else self.categories
+        return pd.Categorical.from_codes(self.codes, categories=categories)
+
+
+@dataclass
+class _PlainFrame:
+    """Builds the plain path's model frame when a tool first reads it (a class, not a
+    closure, so that a fitted model pickles)."""
+
+    columns: dict[str, _PlainColumn]
+    index: pd.Index
+
+    def __call__(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {name: column.series_values() for name, column in self.columns.items()},
+            index=self.index,
+        )
+
+
+def _plain_column(column: pd.Series) -> _PlainColumn | None:
+    """A column as numbers or factor codes without pandas' per-value work; None for the
+    kinds the general path converts (logicals, numbers stored as objects, ordered factors,
+    nullable dtypes, dates)."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        if dtype.ordered:
+            return None
+        categories = dtype.categories
+        codes, present = _used_codes(column.array.codes, len(categories))
+        if present is not None:
+            categories = categories[present]
+        return _PlainColumn(codes=codes, levels=list(categories), categories=categories)
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        values = column.to_numpy()
+        return _PlainColumn(values=values if _COPY_ON_WRITE else values.copy())
+    is_text = isinstance(dtype, pd.StringDtype) or (
+        dtype.kind == "O" and pd.api.types.infer_dtype(column, skipna=True) == "string"
+    )
+    if not is_text:
+        return None
+    codes, uniques = pd.factorize(column)  # −1 for a missing value; first-seen order
+    order = sorted(range(len(uniques)), key=lambda i: r_sort_key(str(uniques[i])))
+    renumber = np.empty(len(uniques) + 1, dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    renumber[-1] = -1
+    return _PlainColumn(codes=renumber[codes], levels=[uniques[i] for i in order])
+
+
+def _plain_matrix(
+    intercept: bool, tokens: list[str], columns: dict[str, _PlainColumn], n: int
+) -> tuple[np.ndarray, fc.SimpleSpec] | None:
+    """Intercept and main effects, treatment-coded as ``fc.SimpleSpec`` encodes them (the
+    first factor coded fully when there is no intercept); None where the general path
+    would hand the formula to formulaic (no levels, brackets in a level)."""
+    terms = []
+    full_left = not intercept
+    for token in tokens:
+        column = columns[token]
+        if not column.is_factor:
+            terms.append(fc.SimpleTerm(token))
+            continue
+        if not column.levels or any("[" in str(v) or "]" in str(v) for v in column.levels):
+            return None
+        categories = column.levels if column.categories is None else list(column.categories)
+        terms.append(fc.SimpleTerm(token, tuple(categories), full_left))
+        full_left = False
+    spec = fc.SimpleSpec(intercept, tuple(terms))
+    X = np.empty((n, len(spec.column_names)))
+    j = 0
+    if intercept:
+        X[:, 0] = 1.0
+        j = 1
+    for term in terms:
+        column = columns[term.name]
+        if term.levels is None:
+            X[:, j] = column.values
+            j += 1
+            continue
+        start = 0 if term.full else 1
+        width = len(term.levels) - start
+        block = X[:, j : j + width]
+        block[:] = 0.0
+        rows = np.flatnonzero(column.codes >= start)
+        block[rows, column.codes[rows] - start] = 1.0
+        j += width
+    return X, spec
+
+
+def _lme4_name(column: str) -> str:
+    return "(Intercept)" if column == "Intercept" else column
+
+
+def _plain_design(
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    weights: Any,
+    offset: Any,
+    na_action: NaAction,
+    response: np.ndarray | None,
+) -> Design | None:
+    """The design of a formula made only of plain columns, read as numpy arrays; None
+    whenever anything needs the general path (an expression, an interaction, a column
+    kind it converts, an error to report), which then gives the same design or error.
+
+    A formula such as ``Reaction ~ Days + (Days | Subject)`` spends milliseconds in
+    pandas indexing and formulaic on the general path and a fraction of that here;
+    ``tests/test_plain_design.py`` checks the two column for column.
+    """
+    names = frame.columns
+    if spec.response not in names or any(e.strip() not in names for e in spec.offsets):
+        return None
+    fixed = fc.simple_tokens(spec.fixed, names)
+    randoms = [fc.simple_tokens(term.expr, names) for term in spec.random]
+    if fixed is None or any(r is None for r in randoms):
+        return None
+    group_vars = [name for term in spec.random for name in term.factors]
+    if any(name not in names for name in group_vars):
+        return None
+    random_vars = [name for r in randoms for name in sorted(r[1])]  # type: ignore[index]
+    needed = list(dict.fromkeys([spec.response, *sorted(fixed[1]), *random_vars, *group_vars]))
+    columns: dict[str, _PlainColumn] = {}
+    for name in needed:
+        if name == spec.response and response is not None:
+            columns[name] = _PlainColumn(values=np.asarray(response, dtype=float))
+            continue
+        column = _plain_column(frame[name])
+        if column is None:
+            return None
+        columns[name] = column
+    if columns[spec.response].is_factor:
+        return None
+    extra = _extra_columns(spec, frame, weights, offset)
+    labels = {label: label if label not in columns else f"{label} (argument)" for label in extra}
+
+    n = frame.shape[0]
+    missing = np.zeros(n, dtype=bool)
+    columns_with_na = []
+    pieces = [(name, column.missing()) for name, column in columns.items()]
+    pieces += [(labels[label], np.isnan(array)) for label, array in extra.items()]
+    for name, flags in pieces:
+        if flags is not None and flags.any():
+            missing |= flags
+            columns_with_na.append(name)
+    n_missing = int(missing.sum())
+    if n_missing and (na_action == "fail" or n_missing == n):
+        return None
+    if n_missing:
+        keep = ~missing
+        columns = {name: column.take(keep) for name, column in columns.items()}
+        extra = {label: array[keep] for label, array in extra.items()}
+    numbers = [c.values for c in columns.values() if not c.is_factor] + list(extra.values())
+    if any(v.dtype.kind == "f" and np.isinf(v).any() for v in numbers):
+        return None  # the general path names the column and the row
+    n_used = n - n_missing
+    y = columns[spec.response].values.astype(float)
+    matrix = _plain_matrix(fixed[0], fixed[1], columns, n_used)
+    if matrix is None:
+        return None
+    X, fixed_spec = matrix
+    terms = []
+    for term, (intercept, tokens) in zip(spec.random, randoms, strict=True):  # type: ignore[misc]
+        built = _plain_matrix(intercept, tokens, columns, n_used)
+        if built is None or built[0].shape[1] == 0:
+            return None
+        codes_list, labels_list = [], []
+        for name in term.factors:
+            column = columns[name]
+            if column.is_factor:
+                codes, levels = column.codes, column.levels
+            else:
+                levels, codes = np.unique(column.values, return_inverse=True)
+                codes = codes.astype(np.int64)
+            codes_list.append(codes)
+            labels_list.append(np.array([_label(v) for v in levels], dtype=object))
+        codes, levels = combine_codes(codes_list, labels_list)
+        terms.append(
+            ReTerm(
+                group=term.group,
+                codes=codes,
+                levels=levels,
+                matrix=built[0],
+                columns=tuple(
+                    "(Intercept)" if c == "Intercept" else c for c in built[1].column_names
+                ),
+                structure=term.structure,
+                expr=term.expr,
+                factors=term.factors,
+                model_spec=built[1],
+            )
+        )
+    if n_missing:
+        _warn_dropped(n_missing, columns_with_na)
+    fixed_names = list(fixed_spec.column_names)
+    row_weights = extra.get("weights")
+    if row_weights is not None:
+        _check_weights(row_weights)
+    X, fixed_names, dropped = _drop_rank_deficient(
+        X, fixed_names, rows=_informative_rows(row_weights)
+    )
+    row_index = frame.index[~missing] if n_missing else frame.index
+    return Design(
+        spec=spec,
+        y=y,
+        X=X,
+        fixed_names=tuple(fixed_names),
+        terms=tuple(terms),
+        weights=row_weights,
+        offset=extra.get("offset"),
+        n_dropped_na=n_missing,
+        dropped_columns=tuple(dropped),
+        fixed_model_spec=fixed_spec,
+        _frame=_PlainFrame(columns, row_index),
+        row_index=row_index,
+        offset_terms=spec.offsets,
+        offset_column=offset if isinstance(offset, str) else None,
+        offset_is_array=offset is not None and not isinstance(offset, str),
+        na_action=na_action,
+        n_input_rows=n,
         kept_rows=np.flatnonzero(~missing),
     )
 
@@ -680,7 +1025,7 @@ def check_lmm_design(design: Design, generalized: bool = False) -> None:
 def warn_if_badly_scaled(X: np.ndarray, names: tuple[str, ...] | list[str]) -> None:
     """lme4's ``check.scaleX``: warn when a continuous column's SD, or the ratio of two
     columns' SDs, is beyond 1000 (or below 1/1000); the optimizer then works badly."""
-    continuous = [j for j in range(X.shape[1]) if not np.isin(X[:, j], (0.0, 1.0)).all()]
+    continuous = [j for j in range(X.shape[1]) if not ((X[:, j] == 0.0) | (X[:, j] == 1.0)).all()]
     if not continuous:
         return
     sds = X[:, continuous].std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(len(continuous))

@@ -9,6 +9,7 @@ the right ``.`` the old right-hand side; ``- term`` removes a term (``a*b`` is e
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Callable
@@ -17,6 +18,12 @@ from itertools import combinations
 from typing import Any
 
 from ..errors import FormulaError
+
+
+@functools.cache
+def _parameter_names(function: Callable[..., Any]) -> frozenset[str]:
+    """A fitting function's parameters (read once: every fit records its call)."""
+    return frozenset(inspect.signature(function).parameters)
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class FitCall:
 
     @classmethod
     def capture(cls, function: Callable[..., Any], arguments: dict[str, Any]) -> FitCall:
-        names = inspect.signature(function).parameters
+        names = _parameter_names(function)
         return cls(function, {k: v for k, v in arguments.items() if k in names})
 
     def attach(self, model: Any) -> Any:

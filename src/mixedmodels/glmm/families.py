@@ -22,6 +22,8 @@ import numpy as np
 from scipy import special, stats
 
 from ..errors import DataError, OptionError
+from ..lmm import _kernels
+from ..lmm._kernels import HAVE_NUMBA
 
 _EPS = np.finfo(float).eps
 _TINY = 1e-300
@@ -45,7 +47,20 @@ class Link:
 def _logit_inverse(eta: np.ndarray) -> np.ndarray:
     # R's binomial()$linkinv keeps μ inside (0, 1) the same way; 1/(1 + e^−η) on η cut
     # at ±40 (where μ is clipped anyway) is several times faster than special.expit
+    if HAVE_NUMBA and _is_row_vector(eta):  # PIRLS's inner loop: one compiled pass
+        return _kernels.logit_inverse(eta)
     return np.clip(1.0 / (1.0 + np.exp(-np.clip(eta, -40.0, 40.0))), _EPS, 1 - _EPS)
+
+
+def _is_row_vector(values: np.ndarray) -> bool:
+    """A contiguous 1-d float array long enough for a compiled kernel to pay."""
+    return (
+        isinstance(values, np.ndarray)
+        and values.ndim == 1
+        and values.dtype == np.float64
+        and values.size >= 256
+        and values.flags.c_contiguous
+    )
 
 
 def _logit_mu_eta(eta: np.ndarray) -> np.ndarray:

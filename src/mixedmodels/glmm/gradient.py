@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.linalg as sla
 
+from ..lmm import _kernels
+from ..lmm._kernels import HAVE_NUMBA
 from ..lmm.deviance import CrossProducts, Factorization, factorize, solve_modes
 from .families import Family
 
@@ -206,6 +208,23 @@ def _leverages(cp, fac) -> np.ndarray:
     G11 = np.einsum("qla,qlb->lab", R1.reshape(cp.q2, ell1, k1), R1.reshape(cp.q2, ell1, k1))
     G12 = -(R1.T @ K)  # (q₁, q₂)
     G22 = K.T @ K
+    if HAVE_NUMBA and k1 == 1 and cp.tail_scalar:  # one compiled pass over the rows
+        tail = cp.terms[1:]
+        columns = np.empty((len(c1), len(tail)), dtype=np.int64)
+        values = np.empty((len(c1), len(tail)))
+        for index, term in enumerate(tail):
+            columns[:, index] = cp.tail_offsets[index] + term.codes
+            values[:, index] = term.matrix[:, 0]
+        return _kernels.scalar_leverages(
+            np.ascontiguousarray(c1, dtype=np.int64),
+            np.ascontiguousarray(z1[:, 0], dtype=float),
+            columns,
+            values,
+            np.ascontiguousarray(fac.W[:, 0, 0]),
+            np.ascontiguousarray(G11[:, 0, 0]),
+            np.ascontiguousarray(G12),
+            np.ascontiguousarray(G22),
+        )
     entries = _row_entries(cp)
     for i, (col_i, val_i, first_i) in enumerate(entries):
         for j, (col_j, val_j, first_j) in enumerate(entries[: i + 1]):

@@ -177,3 +177,67 @@ def single_term_factor(theta, A, P, XyXy):
                 v -= L[i, k] * L[j, k]
             L[i, j] = v / L[j, j]
     return logdet, L
+
+
+@njit(cache=True, nogil=True)
+def single_term_deviance(theta, A, P, XyXy, n, reml, sum_log_weights):
+    """The profiled deviance (REML criterion when ``reml``) of a one-term model, as
+    ``lmm.objective`` computes it from :func:`single_term_factor`'s factor, without
+    leaving compiled code; ``inf`` when a block is not positive definite."""
+    logdet_z, L = single_term_factor(theta, A, P, XyXy)
+    if not np.isfinite(logdet_z):
+        return np.inf
+    p = XyXy.shape[0] - 1
+    r2 = L[p, p] * L[p, p]
+    if reml:
+        logdet_x = 0.0
+        for j in range(p):
+            logdet_x += np.log(np.abs(L[j, j]))
+        dof = n - p
+        value = logdet_z + 2.0 * logdet_x + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+    else:
+        value = logdet_z + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
+    return value - sum_log_weights
+
+
+_EPS = np.finfo(np.float64).eps
+
+
+@njit(cache=True, nogil=True)
+def logit_inverse(eta):
+    """``families._logit_inverse`` in one pass: 1/(1 + e^−η) on η cut at ±40, kept inside
+    (ε, 1 − ε)."""
+    out = np.empty(eta.size)
+    for i in range(eta.size):
+        e = min(max(eta[i], -40.0), 40.0)
+        mu = 1.0 / (1.0 + np.exp(-e))
+        out[i] = min(max(mu, _EPS), 1.0 - _EPS)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def scalar_leverages(codes1, z1, columns, values, W1, G11, G12, G22):
+    """h = diag(ZΛP⁻¹ΛᵀZᵀ) of scalar terms from the Gram blocks of
+    ``glmm_gradient._leverages`` (its numpy twin): each row touches the first term's
+    level and one tail column per later term.
+
+    Parameters
+    ----------
+    codes1, z1 : (n,) level and value of the first term
+    columns, values : (n, T) tail column and value of each later term
+    W1 : (ℓ₁,) Λ₁M₁⁻¹Λ₁ᵀ per level; G11 : (ℓ₁,); G12 : (ℓ₁, q₂); G22 : (q₂, q₂)
+    """
+    n, n_tail = columns.shape
+    h = np.empty(n)
+    for i in range(n):
+        level = codes1[i]
+        z = z1[i]
+        value = z * z * (W1[level] + G11[level])
+        for t in range(n_tail):
+            column = columns[i, t]
+            v = values[i, t]
+            value += 2.0 * z * v * G12[level, column] + v * v * G22[column, column]
+            for s in range(t):
+                value += 2.0 * v * values[i, s] * G22[column, columns[i, s]]
+        h[i] = value
+    return h

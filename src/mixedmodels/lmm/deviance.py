@@ -675,14 +675,23 @@ class _SingleTermKernel:
         return Factorization(logdet_z, None, L33, np.zeros((0, 1, 1)), [], None, None)
 
 
-def factorize_profiled(cp: CrossProducts, theta: np.ndarray) -> Factorization:
-    """:func:`factorize` when only ``logdet_z`` and ``L33`` are needed (the deviance, σ, β):
-    models with one term of one or two columns take the precomputed fast kernel."""
-    theta = np.asarray(theta, dtype=float)
+def _single_term_kernel(cp: CrossProducts) -> _SingleTermKernel | None:
+    """The precomputed kernel of a model with one term of one or two columns (cached on
+    ``cp``), or None for any other model."""
     if cp.q2 == 0 and cp.A11.shape[1] <= 2 and isinstance(cp.structures[0], Unstructured):
         kernel = cp.__dict__.get("_single_term_kernel")
         if kernel is None or kernel.XyXy is not cp.XyXy:
             kernel = cp.__dict__["_single_term_kernel"] = _SingleTermKernel(cp)
+        return kernel
+    return None
+
+
+def factorize_profiled(cp: CrossProducts, theta: np.ndarray) -> Factorization:
+    """:func:`factorize` when only ``logdet_z`` and ``L33`` are needed (the deviance, σ, β):
+    models with one term of one or two columns take the precomputed fast kernel."""
+    theta = np.asarray(theta, dtype=float)
+    kernel = _single_term_kernel(cp)
+    if kernel is not None:
         return kernel.factor(theta)
     return factorize(cp, theta)
 
@@ -703,6 +712,20 @@ def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
     float
         ``inf`` when θ gives a non-positive-definite system.
     """
+    if HAVE_NUMBA:
+        kernel = _single_term_kernel(cp)
+        if kernel is not None:  # one compiled call: the optimizer's inner loop
+            return float(
+                _kernels.single_term_deviance(
+                    np.array(theta, dtype=float),
+                    kernel._A2,
+                    kernel._P,
+                    kernel._XyXy,
+                    cp.n,
+                    reml,
+                    cp.sum_log_weights,
+                )
+            )
     try:
         fac = factorize_profiled(cp, theta)
     except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
