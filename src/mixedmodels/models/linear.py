@@ -214,7 +214,7 @@ class LinearModel(AnalysisMixin):
                 "lm fit",
                 "confint(method='profile')",
                 "method='wald' (confint.lm's t intervals) or method='boot'",
-                "its t intervals are exact; profiles are for the variance parameters of "
+                "its exact t intervals need no profile; profiles are for the variance parameters of "
                 "mixed models",
             )
         if isinstance(parm, str) and parm == "theta_":

@@ -1006,6 +1006,7 @@ class ResidualMixin:
         --------
         >>> import mixedmodels as mm
         >>> data = mm.datasets.gpa(seed=1)
+        >>> data["occasion1"] = data["occasion"] + 1
         >>> m = mm.lmer("gpa ~ occasion + (1 | student)", data, variance=mm.VarPower("occasion1"))
         >>> ci = m.residual_intervals()
         >>> bool(ci.loc["power", "lower"] < ci.loc["power", "est"] < ci.loc["power", "upper"])
