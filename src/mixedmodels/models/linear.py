@@ -214,8 +214,8 @@ class LinearModel(AnalysisMixin):
                 "lm fit",
                 "confint(method='profile')",
                 "method='wald' (confint.lm's t intervals) or method='boot'",
-                "its exact t intervals need no profile; profiles are for the variance parameters of "
-                "mixed models",
+                "its exact t intervals need no profile; profiles are for the variance "
+                "parameters of mixed models",
             )
         if isinstance(parm, str) and parm == "theta_":
             raise refuse(
