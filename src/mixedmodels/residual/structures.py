@@ -529,11 +529,16 @@ class _CovariateBound(_BoundVariance):
         return pd.Series([float(params[0])], index=[self.kind], dtype=float)
 
     def table(self, params: np.ndarray, sigma: float) -> pd.DataFrame:
-        values, first = np.unique(self.values, return_index=True)
-        relative = np.exp(self.log_sd(params)[first])
-        return pd.DataFrame(
-            {"level": values, "relative_sd": relative, "variance": (sigma * relative) ** 2}
-        )
+        return _table_by_value(self.values, self.log_sd(params), sigma)
+
+
+def _table_by_value(values: np.ndarray, log_sd: np.ndarray, sigma: float) -> pd.DataFrame:
+    """One row per distinct covariate value: its relative SD and residual variance."""
+    levels, first = np.unique(values, return_index=True)
+    relative = np.exp(log_sd[first])
+    return pd.DataFrame(
+        {"level": levels, "relative_sd": relative, "variance": (sigma * relative) ** 2}
+    )
 
 
 @dataclass
@@ -563,11 +568,7 @@ class _ConstPowerBound(_BoundVariance):
         return pd.Series([float(np.exp(params[0])), float(params[1])], index=["const", "power"])
 
     def table(self, params: np.ndarray, sigma: float) -> pd.DataFrame:
-        values, first = np.unique(self.values, return_index=True)
-        relative = np.exp(self.log_sd(params)[first])
-        return pd.DataFrame(
-            {"level": values, "relative_sd": relative, "variance": (sigma * relative) ** 2}
-        )
+        return _table_by_value(self.values, self.log_sd(params), sigma)
 
 
 @dataclass
