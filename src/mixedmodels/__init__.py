@@ -34,18 +34,8 @@ from .models.generalized_mixed import GeneralizedLinearMixedModel
 from .models.linear import LinearModel, lm
 from .models.linear_mixed import LinearMixedModel
 from .models.lmlist import lmlist
-from .residual.structures import (
-    CorAR1,
-    CorCAR1,
-    CorCompSymm,
-    CorSymm,
-    VarComb,
-    VarConstPower,
-    VarExp,
-    VarFixed,
-    VarIdent,
-    VarPower,
-)
+from .residual.correlation import CorAR1, CorCAR1, CorCompSymm, CorSymm
+from .residual.variance import VarComb, VarConstPower, VarExp, VarFixed, VarIdent, VarPower
 from .toolbox.report import report
 
 __version__ = "0.1.0"

@@ -26,7 +26,8 @@ from .fitting.lmer import lmer
 from .inference.comparison import aic_table
 from .models.linear import lm
 from .models.lmlist import lmlist
-from .residual.structures import CorAR1, VarIdent
+from .residual.correlation import CorAR1
+from .residual.variance import VarIdent
 
 FORMULA_TABLE = [
     (

@@ -20,7 +20,8 @@ from ..frontend.update import FitCall
 from ..lmm.devfun import deviance_function, optimize_deviance
 from ..lmm.optimize import Control, warn_if_singular
 from ..models.linear_mixed import LinearMixedModel
-from ..residual.structures import CorrelationStructure, VarianceFunction
+from ..residual.correlation import CorrelationStructure
+from ..residual.variance import VarianceFunction
 
 
 def lmer(
@@ -56,7 +57,7 @@ def lmer(
         A known term added to the linear predictor.
     variance : VarIdent, VarPower, VarExp or VarFixed, optional
         A residual variance function, as nlme's ``weights=`` (see
-        :mod:`mixedmodels.residual.structures`).
+        :mod:`mixedmodels.residual.variance`).
     correlation : CorAR1, CorCAR1, CorCompSymm or CorSymm, optional
         A residual correlation structure within groups, as nlme's ``correlation=``.
         With either, the residual parameters are estimated together with θ by whitening.

@@ -19,7 +19,9 @@ from ..frontend.lmer_design import lmer_design
 from ..lmm.deviance import CrossProducts, Solution, solve
 from ..lmm.optimize import Control, check_convergence, minimize, warn_if_singular
 from ..models.linear_mixed import LinearMixedModel
-from ..residual.structures import CorrelationStructure, ResidualStructure, VarianceFunction
+from ..residual.correlation import CorrelationStructure
+from ..residual.structures import ResidualStructure
+from ..residual.variance import VarianceFunction
 from ..residual.whitened import WhitenedDeviance
 
 

@@ -16,7 +16,7 @@ from ..frontend.formula import parse_formula
 from ..inference import InferenceMixin
 from ..lmm.deviance import CrossProducts, Solution, solve
 from ..lmm.optimize import OptSummary, boundary_mask
-from ..residual.structures import ResidualMixin
+from ..residual.methods import ResidualMixin
 from ..toolbox.analysis import AnalysisMixin
 from ..toolbox.methods import ToolboxMixin
 from .objective import LmmObjective
