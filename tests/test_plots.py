@@ -14,7 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import mixedmodels as mm
-from mixedmodels.toolbox.plots import marginal_covariance
+from mixedmodels.toolbox.marginal import marginal_covariance
 
 
 @pytest.fixture(scope="module")

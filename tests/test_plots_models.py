@@ -17,7 +17,7 @@ import pytest
 from scipy import special
 
 import mixedmodels as mm
-from mixedmodels.toolbox.plots import per_group_fits
+from mixedmodels.toolbox.group_fits import per_group_fits
 from tests.conftest import fixture_frame, load_fixture, load_seed_data
 
 

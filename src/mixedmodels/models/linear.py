@@ -18,7 +18,7 @@ from ..toolbox.analysis import AnalysisMixin
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..inference.bootstrap import BootstrapResult
-    from ..toolbox.plots import LinearModelPlotAccessor
+    from ..toolbox.lm_plots import LinearModelPlotAccessor
 
 
 def _check_level(level: float) -> float:
@@ -317,9 +317,9 @@ class LinearModel(AnalysisMixin):
         """Plots of the fit: ``fitted()`` (data and fitted line with its confidence band)
         and ``residuals()`` (R's ``plot.lm`` residuals vs fitted and normal QQ).
 
-        See :class:`mixedmodels.toolbox.plots.LinearModelPlotAccessor`.
+        See :class:`mixedmodels.toolbox.lm_plots.LinearModelPlotAccessor`.
         """
-        from ..toolbox.plots import LinearModelPlotAccessor
+        from ..toolbox.lm_plots import LinearModelPlotAccessor
 
         return LinearModelPlotAccessor(self)
 
