@@ -15,7 +15,8 @@ never import it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from .group_fits import per_group_fits
 from .marginal import _random_part_covariance, _rows_of, marginal_covariance
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from .._protocols import MixedModel as LinearMixedModel
@@ -183,57 +185,14 @@ class PlotAccessor:
             ncols = len(effects) + (1 if len(effects) >= 2 else 0)
             fig, axes = _figure(ncols, width=3.8, height=3.2)
             for ax, effect in zip(axes, effects, strict=False):
-                values = {
-                    "per-group fit": separate[effect].to_numpy(dtype=float),
-                    "mixed model": mixed[effect].to_numpy(dtype=float),
-                }
-                finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
-                low, high = np.quantile(finite, [0.005, 0.995])
-                pad = 0.15 * (high - low if high > low else 1.0)
-                grid = np.linspace(low - pad, high + pad, 256)
-                for (label, v), colour in zip(values.items(), (MUTED, ACCENT), strict=True):
-                    v = v[np.isfinite(v)]
-                    if v.size > 1 and np.ptp(v) > 0:
-                        density = stats.gaussian_kde(v)(grid)
-                        ax.fill_between(grid, density, color=colour, alpha=0.25, linewidth=0)
-                        ax.plot(grid, density, color=colour, linewidth=1.4, label=label)
+                _shrinkage_densities(ax, separate[effect], mixed[effect])
                 ax.set_title(f"{effect}{scale}")
                 ax.set_xlabel(f"{effect} per {term.group}{scale}")
                 ax.set_ylabel("density")
             axes[0].legend(loc="upper left", fontsize=8)
             if len(effects) >= 2:
-                ax = axes[len(effects)]
-                first, second = effects[0], effects[1]
-                x0, y0 = separate[first].to_numpy(float), separate[second].to_numpy(float)
-                x1, y1 = mixed[first].to_numpy(float), mixed[second].to_numpy(float)
-                ok = np.isfinite(x0) & np.isfinite(y0)
-                ax.quiver(
-                    x0[ok],
-                    y0[ok],
-                    (x1 - x0)[ok],
-                    (y1 - y0)[ok],
-                    angles="xy",
-                    scale_units="xy",
-                    scale=1,
-                    color=MUTED,
-                    width=0.003,
-                    alpha=0.7,
-                )
-                ax.scatter(x1, y1, s=6, color=ACCENT, zorder=3, label="mixed model")
-                fixef = {_effect_label(c): v for c, v in model.fixef.items()}
-                ax.scatter(
-                    [fixef.get(first, 0.0)],
-                    [fixef.get(second, 0.0)],
-                    marker="+",
-                    s=120,
-                    color="black",
-                    zorder=4,
-                    label="population",
-                )
-                ax.set_xlabel(first)
-                ax.set_ylabel(second)
-                ax.set_title(f"own fit → mixed model{scale}")
-                ax.legend(loc="best", fontsize=8)
+                _shrinkage_arrows(axes[len(effects)], model, separate, mixed, effects[:2])
+                axes[len(effects)].set_title(f"own fit → mixed model{scale}")
             if n_missing:
                 axes[0].text(
                     0.98,
@@ -305,66 +264,32 @@ class PlotAccessor:
         term = model.crossprods.terms[index]
         frame = model.design.frame.reset_index(drop=True)
         xcol = self._x_column(x)
-        chosen = [str(g) for g in (groups if groups is not None else term.levels[:2])]
-        unknown = [g for g in chosen if g not in set(map(str, term.levels))]
-        if unknown:
-            raise DataError(
-                f"groups: {unknown} are not levels of {term.group!r} "
-                f"(e.g. {list(term.levels[:3])})."
-            )
+        chosen = _chosen_levels(term, groups)
         family = _family(model)
         grouping = _grouping_columns(model)
         response = model.design.spec.response
-        typical = _typical_row(frame, grouping | {response, xcol})
-        # the terms a group's line carries: its own and those constant within each of its
-        # levels (the factors it is nested in)
-        nesting = [
-            i
-            for i, other in enumerate(model.crossprods.terms)
-            if i == index or pd.Series(other.codes).groupby(term.codes).nunique().max() == 1
-        ]
-        xs = frame[xcol].to_numpy(dtype=float)
-        y = model.design.y
+        lines = _FittedLines(
+            curve=self._curve,
+            term=term,
+            frame=frame,
+            xcol=xcol,
+            typical=_typical_row(frame, grouping | {response, xcol}),
+            grouping=grouping,
+            nesting=_nesting_terms(model, index),
+        )
         label = _response_label(model)
         scale = "" if family is None else " (response scale)"
-
-        def group_curves(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-            """(codes × n) grids of x over each group's range and the group's line."""
-            low = pd.Series(xs).groupby(term.codes).min().to_numpy()[codes]
-            high = pd.Series(xs).groupby(term.codes).max().to_numpy()[codes]
-            grid = low[:, None] + (high - low)[:, None] * np.linspace(0.0, 1.0, n)[None, :]
-            first_row = np.unique(term.codes, return_index=True)[1][codes]
-            rows = np.repeat(first_row, n)
-            curve_frame = pd.DataFrame({k: [v] * rows.size for k, v in typical.items()})
-            for column in grouping:
-                curve_frame[column] = frame[column].to_numpy()[rows]
-            curve_frame[xcol] = grid.ravel()
-            return grid, self._curve(curve_frame, nesting).reshape(grid.shape)
-
-        population_x = np.linspace(xs.min(), xs.max(), 60)
-        population_frame = pd.DataFrame({k: [v] * population_x.size for k, v in typical.items()})
-        population_frame[xcol] = population_x
-        population = self._curve(population_frame, [])
-        codes_of = {str(level): i for i, level in enumerate(term.levels)}
-        colours = [ACCENT, SECOND, "#C99A2E", "#6B8E23", "#7B5EA7", "#2F4F4F"]
-        held = [c for c in typical if c not in grouping]
+        population_x, population_frame, population = lines.population(60)
+        held = [c for c in lines.typical if c not in grouping]
         note = f"other covariates at mean / reference level ({', '.join(held)})" if held else ""
         with _style():
             fig, axes = _figure(2, width=4.6, height=3.5)
             ax = axes[0]
-            for i, level in enumerate(chosen):
-                code = codes_of[level]
-                rows = np.flatnonzero(term.codes == code)
-                colour = colours[i % len(colours)]
-                ax.scatter(xs[rows], y[rows], s=24, color=colour, alpha=0.85, linewidths=0)
-                grid, curve = group_curves(np.array([code]), 40)
-                ax.plot(
-                    grid[0], curve[0], color=colour, linewidth=1.4, label=f"{level} (mixed model)"
-                )
+            _draw_chosen_groups(ax, lines, chosen, model.design.y)
             if lm and family is None:
                 # what mm.lm fits on the same rows and fixed-effects columns (the plot
                 # reads the model's design; it does not refit through the package top)
-                ols = np.linalg.lstsq(model.design.X, y, rcond=None)[0]
+                ols = np.linalg.lstsq(model.design.X, model.design.y, rcond=None)[0]
                 ax.plot(
                     population_x,
                     model.design.encode_fixed(population_frame) @ ols,
@@ -385,12 +310,10 @@ class PlotAccessor:
             ax.set_title(f"Chosen {term.group}s{scale}")
             ax.legend(fontsize=8, loc="best")
             ax = axes[1]
-            grid, curve = group_curves(np.arange(term.n_levels), 12)
+            grid, curve = lines.groups(np.arange(term.n_levels), 12)
             ax.plot(grid.T, curve.T, color=MUTED, alpha=0.35, linewidth=0.6)
             ax.plot(population_x, population, color=ACCENT, linewidth=1.8, label="population")
-            ax.set_xlabel(xcol)
-            ax.set_ylabel(label)
-            ax.set_title(f"Every {term.group}{scale}")
+            ax.set(xlabel=xcol, ylabel=label, title=f"Every {term.group}{scale}")
             ax.legend(fontsize=8, loc="best")
             ax.sharey(axes[0])
             if note:
@@ -539,3 +462,134 @@ class PlotAccessor:
                 ax.set_visible(False)
         return fig
 
+
+def _shrinkage_densities(ax: Axes, separate: pd.Series, mixed: pd.Series) -> None:
+    """Densities of one effect's per-group-fit and mixed-model coefficients."""
+    values = {
+        "per-group fit": separate.to_numpy(dtype=float),
+        "mixed model": mixed.to_numpy(dtype=float),
+    }
+    finite = np.concatenate([v[np.isfinite(v)] for v in values.values()])
+    low, high = np.quantile(finite, [0.005, 0.995])
+    pad = 0.15 * (high - low if high > low else 1.0)
+    grid = np.linspace(low - pad, high + pad, 256)
+    for (label, v), colour in zip(values.items(), (MUTED, ACCENT), strict=True):
+        v = v[np.isfinite(v)]
+        if v.size > 1 and np.ptp(v) > 0:
+            density = stats.gaussian_kde(v)(grid)
+            ax.fill_between(grid, density, color=colour, alpha=0.25, linewidth=0)
+            ax.plot(grid, density, color=colour, linewidth=1.4, label=label)
+
+
+def _shrinkage_arrows(
+    ax: Axes, model: Any, separate: pd.DataFrame, mixed: pd.DataFrame, effects: list[str]
+) -> None:
+    """Arrows from each group's own estimate of two effects to its mixed-model estimate,
+    and the population estimate."""
+    first, second = effects
+    x0, y0 = separate[first].to_numpy(float), separate[second].to_numpy(float)
+    x1, y1 = mixed[first].to_numpy(float), mixed[second].to_numpy(float)
+    ok = np.isfinite(x0) & np.isfinite(y0)
+    ax.quiver(
+        x0[ok],
+        y0[ok],
+        (x1 - x0)[ok],
+        (y1 - y0)[ok],
+        angles="xy",
+        scale_units="xy",
+        scale=1,
+        color=MUTED,
+        width=0.003,
+        alpha=0.7,
+    )
+    ax.scatter(x1, y1, s=6, color=ACCENT, zorder=3, label="mixed model")
+    fixef = {_effect_label(c): v for c, v in model.fixef.items()}
+    ax.scatter(
+        [fixef.get(first, 0.0)],
+        [fixef.get(second, 0.0)],
+        marker="+",
+        s=120,
+        color="black",
+        zorder=4,
+        label="population",
+    )
+    ax.set_xlabel(first)
+    ax.set_ylabel(second)
+    ax.legend(loc="best", fontsize=8)
+
+
+def _chosen_levels(term: Any, groups: Sequence[Any] | None) -> list[str]:
+    """The levels of ``term``'s factor to show (the first two by default), checked."""
+    chosen = [str(g) for g in (groups if groups is not None else term.levels[:2])]
+    unknown = [g for g in chosen if g not in set(map(str, term.levels))]
+    if unknown:
+        raise DataError(
+            f"groups: {unknown} are not levels of {term.group!r} "
+            f"(e.g. {list(term.levels[:3])})."
+        )
+    return chosen
+
+
+def _nesting_terms(model: Any, index: int) -> list[int]:
+    """The terms a group's fitted line carries: the term ``index`` itself and those
+    constant within each of its levels (the factors it is nested in)."""
+    term = model.crossprods.terms[index]
+    return [
+        i
+        for i, other in enumerate(model.crossprods.terms)
+        if i == index or pd.Series(other.codes).groupby(term.codes).nunique().max() == 1
+    ]
+
+
+@dataclass
+class _FittedLines:
+    """Fitted lines along the x covariate with every other covariate at its typical value:
+    per group (with the random effects of the ``nesting`` terms) and for the population."""
+
+    curve: Callable[[pd.DataFrame, list[int]], np.ndarray]
+    term: Any
+    frame: pd.DataFrame
+    xcol: str
+    typical: dict[str, Any]
+    grouping: set[str]
+    nesting: list[int]
+
+    @property
+    def xs(self) -> np.ndarray:
+        return self.frame[self.xcol].to_numpy(dtype=float)
+
+    def groups(self, codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(codes × n) grids of x over each group's range and the group's line."""
+        term, xs = self.term, self.xs
+        low = pd.Series(xs).groupby(term.codes).min().to_numpy()[codes]
+        high = pd.Series(xs).groupby(term.codes).max().to_numpy()[codes]
+        grid = low[:, None] + (high - low)[:, None] * np.linspace(0.0, 1.0, n)[None, :]
+        first_row = np.unique(term.codes, return_index=True)[1][codes]
+        rows = np.repeat(first_row, n)
+        curve_frame = pd.DataFrame({k: [v] * rows.size for k, v in self.typical.items()})
+        for column in self.grouping:
+            curve_frame[column] = self.frame[column].to_numpy()[rows]
+        curve_frame[self.xcol] = grid.ravel()
+        return grid, self.curve(curve_frame, self.nesting).reshape(grid.shape)
+
+    def population(self, n: int) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
+        """A grid of n x values over the data's range, its frame and the population line."""
+        xs = self.xs
+        population_x = np.linspace(xs.min(), xs.max(), n)
+        frame = pd.DataFrame({k: [v] * population_x.size for k, v in self.typical.items()})
+        frame[self.xcol] = population_x
+        return population_x, frame, self.curve(frame, [])
+
+
+def _draw_chosen_groups(ax: Axes, lines: _FittedLines, chosen: list[str], y: np.ndarray) -> None:
+    """The chosen groups' observations, each with its fitted line in its own colour."""
+    term, xs = lines.term, lines.xs
+    codes_of = {str(level): i for i, level in enumerate(term.levels)}
+    colours = [ACCENT, SECOND, "#C99A2E", "#6B8E23", "#7B5EA7", "#2F4F4F"]
+    for i, level in enumerate(chosen):
+        code = codes_of[level]
+        rows = np.flatnonzero(term.codes == code)
+        colour = colours[i % len(colours)]
+        ax.scatter(xs[rows], y[rows], s=24, color=colour, alpha=0.85, linewidths=0)
+        grid, curve = lines.groups(np.array([code]), 40)
+        ax.plot(grid[0], curve[0], color=colour, linewidth=1.4, label=f"{level} (mixed model)")
