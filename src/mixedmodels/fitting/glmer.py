@@ -17,14 +17,10 @@ import pandas as pd
 from .._threads import blas_threads_for
 from .._warnings import warn
 from ..errors import ConvergenceWarning, DataError, FormulaError, OptionError, SingularFitWarning
-from ..frontend.design import (
-    NaAction,
-    _check_columns,
-    as_dataframe,
-    build_design,
-    check_lmm_design,
-    evaluate_numeric,
-)
+from ..frontend.checks import check_lmm_design
+from ..frontend.columns import _check_columns, as_dataframe, evaluate_numeric
+from ..frontend.design import build_design
+from ..frontend.design_types import NaAction
 from ..frontend.formula import parse_formula
 from ..frontend.update import FitCall
 from ..glmm.families import Family, get_family

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._warnings import warn
 from ..errors import DataError, check_choice
-from ..frontend.design import NaAction
+from ..frontend.design_types import NaAction
 from ..frontend.lmer_design import lmer_design
 from ..frontend.update import FitCall
 from ..lmm.devfun import deviance_function, optimize_deviance
@@ -146,7 +146,7 @@ def _fit_fitted_variance(formula: str, data: Any, *, variance: Any, **options: A
     """
     import pandas as pd
 
-    from ..frontend.design import as_dataframe
+    from ..frontend.columns import as_dataframe
     from .residual import fit_with_residual_structure
 
     frame = as_dataframe(data)

@@ -14,7 +14,9 @@ import pandas as pd
 
 from .._warnings import warn
 from ..errors import DataError, MissingDataWarning, SingularFitWarning
-from ..frontend.design import Design, ReTerm, as_dataframe, group_codes
+from ..frontend.columns import as_dataframe
+from ..frontend.design_types import Design, ReTerm
+from ..frontend.factors import group_codes
 from ..frontend.lmer_design import lmer_design
 from ..lmm.deviance import CrossProducts, Solution, solve
 from ..lmm.optimize import Control, check_convergence, minimize, warn_if_singular

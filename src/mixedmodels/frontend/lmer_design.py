@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .design import Design, NaAction, build_design, check_lmm_design
+from .checks import check_lmm_design
+from .design import build_design
+from .design_types import Design, NaAction
 from .formula import parse_formula
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from ..frontend.design import ReTerm
+from ..frontend.design_types import ReTerm
 from ..lmm import _kernels
 from ..lmm._kernels import HAVE_NUMBA
 from ..lmm.deviance import CrossProducts, _term_sparse

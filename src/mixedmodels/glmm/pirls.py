@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ..frontend.design import ReTerm
+from ..frontend.design_types import ReTerm
 from ..lmm.deviance import (
     CrossProducts,
     Factorization,

@@ -19,7 +19,7 @@ from scipy import stats
 
 from .._progress import progress_bar
 from ..errors import DataError, MixedModelsError
-from ..frontend.design import as_dataframe
+from ..frontend.columns import as_dataframe
 from .bootstrap import BootstrapResult
 
 #: an :func:`~mixedmodels.lm` fit (``models.linear.LinearModel``; not imported here: the

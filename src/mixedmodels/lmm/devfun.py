@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._threads import blas_threads_for
-from ..frontend.design import Design
+from ..frontend.design_types import Design
 from .deviance import CrossProducts, deviance
 from .gradient import deviance_and_gradient, supports_gradient
 from .optimize import (

@@ -23,7 +23,7 @@ Examples
 >>> g = np.repeat(np.arange(10), 5)
 >>> y = rng.normal(size=50) + rng.normal(size=10)[g]
 >>> X = np.ones((50, 1))
->>> from mixedmodels.frontend.design import ReTerm
+>>> from mixedmodels.frontend.design_types import ReTerm
 >>> term = ReTerm("g", g, np.arange(10).astype(str), np.ones((50, 1)), ("(Intercept)",),
 ...               "us", "1", ("g",))
 >>> cp = CrossProducts.build(y, X, [term])
@@ -43,7 +43,7 @@ from scipy.linalg.lapack import dpotrf as _dpotrf
 from scipy.linalg.lapack import dpotrs as _dpotrs
 
 from ..errors import DataError
-from ..frontend.design import ReTerm
+from ..frontend.design_types import ReTerm
 from . import _kernels
 from . import sparse_tail as sparse_tail_module
 from ._kernels import HAVE_NUMBA

@@ -20,7 +20,7 @@ whose tail factorization dominates (InstEval).
 Examples
 --------
 >>> import numpy as np
->>> from mixedmodels.frontend.design import ReTerm
+>>> from mixedmodels.frontend.design_types import ReTerm
 >>> from mixedmodels.lmm.deviance import CrossProducts, deviance
 >>> rng = np.random.default_rng(1)
 >>> g, h = np.repeat(np.arange(20), 6), np.tile(np.arange(6), 20)

@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from ..frontend.design import ReTerm
+from ..frontend.design_types import ReTerm
 from .covariance import BlockDiagonal, structure_for
 from .deviance import CrossProducts
 

@@ -11,7 +11,7 @@ from scipy import stats
 
 from .._protocols import GeneralizedMixedModel
 from ..errors import OptionError, check_choice
-from ..frontend.design import Design
+from ..frontend.design_types import Design
 from ..glmm.families import Family
 from ..glmm.pirls import GlmmProblem
 from ..lmm.deviance import Solution

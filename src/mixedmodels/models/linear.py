@@ -10,7 +10,9 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError
-from ..frontend.design import NaAction, as_dataframe, build_design
+from ..frontend.columns import as_dataframe
+from ..frontend.design import build_design
+from ..frontend.design_types import NaAction
 from ..frontend.formula import parse_formula
 from ..frontend.update import FitCall
 from ..inference.r2 import LinearR2

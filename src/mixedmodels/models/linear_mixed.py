@@ -11,7 +11,8 @@ from scipy import stats
 
 from .._protocols import MixedModel
 from ..errors import OptionError
-from ..frontend.design import Design, as_dataframe
+from ..frontend.columns import as_dataframe
+from ..frontend.design_types import Design
 from ..frontend.formula import parse_formula
 from ..inference import InferenceMixin
 from ..lmm.deviance import CrossProducts, Solution, solve

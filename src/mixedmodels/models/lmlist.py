@@ -16,7 +16,8 @@ import scipy.linalg as sla
 from scipy import stats
 
 from ..errors import DataError, FormulaError
-from ..frontend.design import NaAction, build_design
+from ..frontend.design import build_design
+from ..frontend.design_types import NaAction
 from ..frontend.formula import parse_formula
 
 

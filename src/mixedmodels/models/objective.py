@@ -55,7 +55,7 @@ from ..residual.whitened import WhitenedDeviance
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._protocols import GeneralizedMixedModel as GeneralizedLinearMixedModel
-    from ..frontend.design import Design
+    from ..frontend.design_types import Design
     from ..residual.structures import ResidualStructure
 
 #: σ² below this fraction of y'y (whitened) is where the SD/correlation-scale ML deviance

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..frontend.design import group_codes
+from ..frontend.factors import group_codes
 from ._columns import numeric_column as _numeric_column
 
 

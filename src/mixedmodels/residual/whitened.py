@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import scipy.linalg as sla
 
-from ..frontend.design import Design
+from ..frontend.design_types import Design
 from ..lmm.deviance import CrossProducts, deviance
 from .structures import ResidualStructure
 

@@ -23,7 +23,8 @@ import pandas as pd
 from .._warnings import warn
 from ..errors import DataError, MissingDataWarning, RankDeficiencyWarning
 from ..frontend import _formulaic_compat as fc
-from ..frontend.design import Design, ReTerm, factor_levels, group_codes
+from ..frontend.design_types import Design, ReTerm
+from ..frontend.factors import factor_levels, group_codes
 from ..frontend.formula import ModelSpec
 from ..lmm.deviance import BlockSums, internal_order
 
@@ -68,7 +69,7 @@ class ColumnPlan:
         extra = [v for v in (weights, offset) if v is not None]
         missing = [name for name in needed + extra if name not in columns]
         if missing:
-            from ..frontend.design import _unknown_column_error
+            from ..frontend.columns import _unknown_column_error
 
             raise _unknown_column_error(missing, [str(c) for c in columns])
         factor_sets = list(dict.fromkeys(tuple(t.factors) for t in spec.random))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import DataError
-from ..frontend.design import check_lmm_design
+from ..frontend.checks import check_lmm_design
 from ..frontend.formula import parse_formula
 from ..lmm.devfun import optimize_deviance
 from ..lmm.deviance import CrossProducts, check_tail_size, deviance

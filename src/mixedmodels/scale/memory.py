@@ -9,7 +9,7 @@ first term, ``Q₂² + Q₂(p+1)`` for the tail, ``(p+1)²`` for ``[X y]ᵀ[X y]
 from __future__ import annotations
 
 from ..errors import DataError
-from ..frontend.design import ReTerm
+from ..frontend.design_types import ReTerm
 
 #: copies of the blocks alive at once: a worker adds two partial sums into a third; the
 #: client holds the sum and the factorization's working blocks of the same sizes

@@ -35,7 +35,7 @@ import pandas as pd
 from .._progress import progress_bar
 from .._protocols import GeneralizedMixedModel
 from .._warnings import warn
-from ..frontend.design import as_dataframe
+from ..frontend.columns import as_dataframe
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._protocols import MixedModel as LinearMixedModel
