@@ -135,7 +135,7 @@ def test_inputs_as_dict_and_polars(small):
 
 
 def test_too_many_crossed_levels_is_refused_clearly(monkeypatch):
-    import mixedmodels.lmm.deviance as lmm
+    import mixedmodels.lmm.crossprods as lmm
     import mixedmodels.lmm.sparse_tail as sparse_tail
 
     monkeypatch.setattr(lmm, "MAX_DENSE_EFFECTS", 10)

@@ -228,7 +228,7 @@ def test_anova_refuses_what_it_cannot_test(r_models):
 
 
 def test_with_response_matches_a_fresh_build(r_models):
-    from mixedmodels.lmm.deviance import CrossProducts
+    from mixedmodels.lmm.crossprods import CrossProducts
 
     model = r_models["penicillin"]
     design = model.design

@@ -13,7 +13,8 @@ import pytest
 import mixedmodels as mm
 import mixedmodels.lmm.devfun as devfun
 from mixedmodels.frontend.lmer_design import lmer_design
-from mixedmodels.lmm.deviance import CrossProducts, deviance
+from mixedmodels.lmm.crossprods import CrossProducts
+from mixedmodels.lmm.deviance import deviance
 from mixedmodels.lmm.gradient import deviance_and_gradient, supports_gradient
 from mixedmodels.lmm.optimize import Control, minimize, minimize_with_gradient
 

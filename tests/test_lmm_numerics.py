@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mixedmodels as mm
-from mixedmodels.lmm.deviance import CrossProducts, deviance, solve
+from mixedmodels.lmm.crossprods import CrossProducts
+from mixedmodels.lmm.deviance import deviance, solve
 
 
 def dense_z(cp: CrossProducts) -> np.ndarray:
@@ -180,7 +181,7 @@ def test_invariant_to_relabelling_levels(crossed_data):
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b/c)"])
 def test_three_schur_complement_paths_agree(formula):
     """The level-pair map, the dense BLAS syrk and the sparse product give one deviance."""
-    from mixedmodels.lmm.deviance import _PairMap
+    from mixedmodels.lmm.crossprods import _PairMap
 
     design = mm.lmer_design(formula, simulated(11, n=300))
     cp = CrossProducts.build(design.y, design.X, design.terms)

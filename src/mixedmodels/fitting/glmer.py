@@ -27,7 +27,8 @@ from ..glmm.families import Family, get_family
 from ..glmm.gradient import has_beta_gradient
 from ..glmm.optimize import fit_profiled, laplace_derivatives, stage2_step
 from ..glmm.pirls import GlmmProblem, dispersion_pwrss
-from ..lmm.deviance import CrossProducts, Solution, solve
+from ..lmm.crossprods import CrossProducts
+from ..lmm.deviance import Solution, solve
 from ..lmm.optimize import (
     Control,
     OptSummary,

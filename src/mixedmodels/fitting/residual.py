@@ -18,7 +18,8 @@ from ..frontend.columns import as_dataframe
 from ..frontend.design_types import Design, ReTerm
 from ..frontend.factors import group_codes
 from ..frontend.lmer_design import lmer_design
-from ..lmm.deviance import CrossProducts, Solution, solve
+from ..lmm.crossprods import CrossProducts
+from ..lmm.deviance import Solution, solve
 from ..lmm.optimize import Control, check_convergence, minimize, warn_if_singular
 from ..models.linear_mixed import LinearMixedModel
 from ..residual.correlation import CorrelationStructure

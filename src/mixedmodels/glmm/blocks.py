@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from ..frontend.design_types import ReTerm
 from ..lmm import _kernels
 from ..lmm._kernels import HAVE_NUMBA
-from ..lmm.deviance import CrossProducts, _term_sparse
+from ..lmm.crossprods import CrossProducts, _term_sparse
 
 
 class WeightedCrossProducts:

@@ -30,7 +30,8 @@ import scipy.linalg as sla
 
 from ..lmm import _kernels
 from ..lmm._kernels import HAVE_NUMBA
-from ..lmm.deviance import CrossProducts, Factorization, factorize, solve_modes
+from ..lmm.crossprods import CrossProducts
+from ..lmm.deviance import Factorization, factorize, solve_modes
 from .families import Family
 
 if TYPE_CHECKING:  # pragma: no cover - pirls imports this module

@@ -22,13 +22,8 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..frontend.design_types import ReTerm
-from ..lmm.deviance import (
-    CrossProducts,
-    Factorization,
-    cholesky_solve,
-    conditional_modes,
-    factorize,
-)
+from ..lmm.crossprods import CrossProducts
+from ..lmm.deviance import Factorization, cholesky_solve, conditional_modes, factorize
 from .blocks import WeightedCrossProducts
 from .families import Family
 from .gradient import gradient_pieces, weight_derivative

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lmm.covariance import CovarianceStructure
-from ..lmm.deviance import CrossProducts
+from ..lmm.crossprods import CrossProducts
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 Owns the relative covariance factor per term (:mod:`.covariance`: unstructured, diagonal,
 compound symmetry, AR(1), Toeplitz; :mod:`.structured`: terms sharing a grouping factor
-merged into one block), the cross-product blocks of ``[Z X y]`` and the profiled (RE)ML
-deviance with its solution (:mod:`.deviance`), its exact θ gradient (:mod:`.gradient`),
+merged into one block), the cross-product blocks of ``[Z X y]`` (:mod:`.crossprods`) and
+the profiled (RE)ML deviance with its blocked factorization and solution (:mod:`.deviance`),
+its exact θ gradient (:mod:`.gradient`),
 lme4's ``mkLmerDevfun`` and ``optimizeLmer`` (:mod:`.devfun`: the deviance function of a
 design, minimized by BOBYQA or, where it pays, L-BFGS-B on the gradient), the
 sparse Cholesky of a large tail block (:mod:`.sparse_tail`), the compiled row passes

@@ -12,7 +12,8 @@ import numpy as np
 
 from .._threads import blas_threads_for
 from ..frontend.design_types import Design
-from .deviance import CrossProducts, deviance
+from .crossprods import CrossProducts
+from .deviance import deviance
 from .gradient import deviance_and_gradient, supports_gradient
 from .optimize import (
     Control,

@@ -41,7 +41,8 @@ import scipy.linalg as sla
 from scipy.linalg.lapack import dpotri as _dpotri
 
 from .covariance import Unstructured
-from .deviance import CrossProducts, factorize, objective, solve_modes
+from .crossprods import CrossProducts
+from .deviance import factorize, objective, solve_modes
 
 
 def supports_gradient(cp: CrossProducts) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..frontend.design_types import ReTerm
 from .covariance import BlockDiagonal, structure_for
-from .deviance import CrossProducts
+from .crossprods import CrossProducts
 
 
 def merge_same_group_terms(ordered: list[ReTerm]) -> list[ReTerm] | None:

@@ -15,7 +15,8 @@ from ..frontend.columns import as_dataframe
 from ..frontend.design_types import Design
 from ..frontend.formula import parse_formula
 from ..inference import InferenceMixin
-from ..lmm.deviance import CrossProducts, Solution, solve
+from ..lmm.crossprods import CrossProducts
+from ..lmm.deviance import Solution, solve
 from ..lmm.optimize import OptSummary, boundary_mask
 from ..residual.methods import ResidualMixin
 from ..toolbox.analysis import AnalysisMixin

@@ -41,15 +41,8 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..errors import refuse
-from ..lmm.deviance import (
-    CrossProducts,
-    Solution,
-    deviance,
-    factorize,
-    factorize_profiled,
-    objective,
-    solve,
-)
+from ..lmm.crossprods import CrossProducts
+from ..lmm.deviance import Solution, deviance, factorize, factorize_profiled, objective, solve
 from ..lmm.optimize import REFIT_CONTROL, Control, OptSummary, minimize, relative_step
 from ..residual.whitened import WhitenedDeviance
 

@@ -15,7 +15,8 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..frontend.design_types import Design
-from ..lmm.deviance import CrossProducts, deviance
+from ..lmm.crossprods import CrossProducts
+from ..lmm.deviance import deviance
 from .structures import ResidualStructure
 
 

@@ -26,7 +26,7 @@ from ..frontend import _formulaic_compat as fc
 from ..frontend.design_types import Design, ReTerm
 from ..frontend.factors import factor_levels, group_codes
 from ..frontend.formula import ModelSpec
-from ..lmm.deviance import BlockSums, internal_order
+from ..lmm.crossprods import BlockSums, internal_order
 
 # formulaic's stateful transforms: their state (a mean, knots) would come from one partition
 _STATEFUL = re.compile(r"\b(center|scale|standardize|poly|bs|cr|cs|cc|te|ns|hashed|lag)\s*\(")

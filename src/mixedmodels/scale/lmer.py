@@ -7,8 +7,9 @@ from typing import Any
 from ..errors import DataError
 from ..frontend.checks import check_lmm_design
 from ..frontend.formula import parse_formula
+from ..lmm.crossprods import CrossProducts, check_tail_size
 from ..lmm.devfun import optimize_deviance
-from ..lmm.deviance import CrossProducts, check_tail_size, deviance
+from ..lmm.deviance import deviance
 from ..lmm.optimize import Control, warn_if_singular
 from .cluster import PassLog, as_dask_frame, fit_client, tree_sum
 from .encoding import (

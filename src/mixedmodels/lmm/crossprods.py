@@ -1,0 +1,389 @@
+"""The cross-products of ``[Z X y]`` a linear mixed model's deviance is evaluated on,
+formed once (:class:`CrossProducts`): terms ordered by number of levels, largest first; the
+first term's block of ``ZᵀZ`` kept as a stack of ℓ₁ small k₁ x k₁ blocks, every other term
+in one "tail" block (dense, or sparse when that pays, :mod:`.sparse_tail`), and the blocks
+``Z₂ᵀZ₁``, ``Zᵀ[X y]`` and ``[X y]ᵀ[X y]``.  After they are formed one deviance evaluation
+(:mod:`.deviance`) never touches the n rows; :class:`BlockSums` adds them up chunk by chunk
+for data that do not fit in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import DataError
+from ..frontend.design_types import ReTerm
+from . import sparse_tail as sparse_tail_module
+from .covariance import CovarianceStructure, structure_for
+from .sparse_tail import SparseTail, choose
+
+# above this many products the level-pair map of the scalar first term costs too much memory
+_MAP_MAX_ENTRIES = 40_000_000
+# the terms after the largest one share one dense block: 20,000² doubles is 3.2 GB
+MAX_DENSE_EFFECTS = 20_000
+
+
+def _term_sparse(term: ReTerm, weights_sqrt: np.ndarray | None) -> sp.csr_matrix:
+    """The term's Z as a CSR matrix (n x ℓk), level-major columns; never densified."""
+    n, k = term.matrix.shape
+    values = term.matrix if weights_sqrt is None else term.matrix * weights_sqrt[:, None]
+    cols = (term.codes[:, None] * k + np.arange(k)[None, :]).ravel()
+    indptr = np.arange(0, n * k + 1, k)
+    return sp.csr_matrix((values.ravel(), cols, indptr), shape=(n, term.n_levels * k))
+
+
+def _block_diagonal_crossprod(term: ReTerm, weights: np.ndarray | None) -> np.ndarray:
+    """ZᵢᵀZᵢ for one term as an (ℓ, k, k) stack: bincount per column pair, O(n k²)."""
+    n, k = term.matrix.shape
+    out = np.empty((term.n_levels, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            prod = term.matrix[:, a] * term.matrix[:, b]
+            if weights is not None:
+                prod = prod * weights
+            out[:, a, b] = np.bincount(term.codes, weights=prod, minlength=term.n_levels)
+            out[:, b, a] = out[:, a, b]
+    return out
+
+
+@dataclass
+class _PairMap:
+    """Precomputed linear map w (ℓ₁) -> entries of A₂₁ diag(w) A₂₁ᵀ (scalar first term)."""
+
+    matrix: sp.csr_matrix  # (Q₂², ℓ₁): row i·Q₂ + j holds the lower-triangle entry (i, j)
+
+    @classmethod
+    def build(cls, A21: sp.csc_matrix, q2: int) -> _PairMap:
+        """Every pair of non-zeros sharing a column of A₂₁ contributes to one entry of the
+        lower triangle; (entry, column) pairs are unique, so no duplicates need summing."""
+        A21 = A21.tocsc()
+        A21.sort_indices()
+        counts = np.diff(A21.indptr)
+        flats, values, columns = [], [], []
+        # columns with the same number of non-zeros are handled together (few distinct sizes)
+        for size in np.unique(counts[counts > 0]):
+            cols = np.flatnonzero(counts == size)
+            entries = A21.indptr[cols][:, None] + np.arange(size)[None, :]
+            rows = A21.indices[entries].astype(np.int64)
+            data = A21.data[entries]
+            first, second = np.tril_indices(size)  # rows are sorted: the lower triangle
+            flats.append((rows[:, first] * q2 + rows[:, second]).ravel())
+            values.append((data[:, first] * data[:, second]).ravel())
+            columns.append(np.repeat(cols, len(first)))
+        flat = np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
+        value = np.concatenate(values) if values else np.zeros(0)
+        column = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
+        # one row per entry of the dense block, so that a mat-vec yields the block itself
+        matrix = sp.csr_matrix((value, (flat, column)), shape=(q2 * q2, A21.shape[1]))
+        return cls(matrix=matrix)
+
+
+def internal_order(terms: list[ReTerm] | tuple[ReTerm, ...]) -> np.ndarray:
+    """The internal term order: by number of levels, largest first (stable)."""
+    return np.argsort([-t.n_levels for t in terms], kind="stable")
+
+
+def check_tail_size(ordered: list[ReTerm]) -> None:
+    """Refuse, before any pass over the rows, a tail whose dense block is too large and
+    that cannot be factored sparse (a vector term after the largest); a large scalar tail
+    is decided after the pass, by its sparse factor's size (:mod:`.sparse_tail`)."""
+    tail = ordered[1:]
+    q2 = sum(t.n_effects for t in tail)
+    if q2 > MAX_DENSE_EFFECTS and not all(t.n_columns == 1 for t in tail):
+        sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
+        raise DataError(
+            f"The random-effects terms after the largest one ({ordered[0].group}) have {q2} "
+            f"random effects in all ({sizes}); their dense block would need "
+            f"{q2 * q2 * 8 / 1e9:.1f} GB. Models with two grouping factors of more than "
+            f"{MAX_DENSE_EFFECTS} levels each are supported only with scalar (intercept-only) "
+            "terms after the largest."
+        )
+
+
+@dataclass
+class BlockSums:
+    """The row sums behind :class:`CrossProducts`: ``Z₁ᵀZ₁`` (block diagonal), ``Z_tailᵀZ₁``,
+    ``Z_tailᵀZ_tail``, ``Zᵀ[X y]`` and ``[X y]ᵀ[X y]``, all weighted.
+
+    Sums over disjoint sets of rows add (``a + b``), so the blocks of a table split in
+    partitions are the sum of the partitions' blocks (:mod:`mixedmodels.scale`)."""
+
+    n: int
+    A11: np.ndarray
+    C1: np.ndarray
+    A21: sp.csr_matrix
+    A22: sp.csr_matrix
+    C2: np.ndarray
+    XyXy: np.ndarray
+    sum_log_weights: float
+
+    @classmethod
+    def of_rows(
+        cls,
+        y: np.ndarray,
+        X: np.ndarray,
+        ordered: list[ReTerm],
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> BlockSums:
+        """The sums over these rows; ``ordered`` are the terms in internal order."""
+        n, p = X.shape
+        if offset is not None:
+            y = y - offset
+        sqrt_w = None
+        sum_log_weights = 0.0
+        if weights is not None:
+            sqrt_w = np.sqrt(weights)
+            positive = weights > 0
+            sum_log_weights = float(np.sum(np.log(weights[positive])))
+        Xy = np.column_stack([X, y])
+        if sqrt_w is not None:
+            Xy = Xy * sqrt_w[:, None]
+        first = ordered[0]
+        k1 = first.n_columns
+        A11 = _block_diagonal_crossprod(first, weights)
+        Z1 = _term_sparse(first, sqrt_w)
+        C1 = np.asarray(Z1.T @ Xy).reshape(first.n_levels, k1, p + 1)
+        tail = ordered[1:]
+        if tail:
+            Z2 = sp.hstack([_term_sparse(t, sqrt_w) for t in tail], format="csr")
+            A21 = (Z2.T @ Z1).tocsr()
+            A22 = (Z2.T @ Z2).tocsr()  # sparse: the tail may be factored sparse
+            C2 = np.asarray(Z2.T @ Xy)
+        else:
+            A21 = sp.csr_matrix((0, Z1.shape[1]))
+            A22 = sp.csr_matrix((0, 0))
+            C2 = np.zeros((0, p + 1))
+        return cls(n, A11, C1, A21, A22, C2, Xy.T @ Xy, sum_log_weights)
+
+    def __add__(self, other: BlockSums) -> BlockSums:
+        return BlockSums(
+            self.n + other.n,
+            self.A11 + other.A11,
+            self.C1 + other.C1,
+            (self.A21 + other.A21).tocsr(),
+            (self.A22 + other.A22).tocsr(),
+            self.C2 + other.C2,
+            self.XyXy + other.XyXy,
+            self.sum_log_weights + other.sum_log_weights,
+        )
+
+
+@dataclass
+class CrossProducts:
+    """Cross-product blocks of ``[Z X y]``, formed once per model.
+
+    Attributes
+    ----------
+    terms : list of ReTerm
+        Terms in internal (largest first) order.
+    order : ndarray of int
+        ``order[i]`` is the formula position of internal term ``i``.
+    structures : list of CovarianceStructure
+    A11 : ndarray (ℓ₁, k₁, k₁)
+        Block-diagonal ``Z₁ᵀZ₁``.
+    C1 : ndarray (ℓ₁, k₁, p + 1)
+        ``Z₁ᵀ[X y]`` per level.
+    A21 : sparse (Q₂, q₁)
+        ``Z_tailᵀ Z₁``.
+    A22 : ndarray (Q₂, Q₂)
+        ``Z_tailᵀ Z_tail``, dense.
+    C2 : ndarray (Q₂, p + 1)
+        ``Z_tailᵀ[X y]``.
+    XyXy : ndarray (p + 1, p + 1)
+    """
+
+    n: int
+    p: int
+    terms: list[ReTerm]
+    order: np.ndarray
+    structures: list[CovarianceStructure]
+    theta_slices: list[slice]
+    A11: np.ndarray
+    C1: np.ndarray
+    A21: sp.csr_matrix
+    A22: np.ndarray
+    C2: np.ndarray
+    XyXy: np.ndarray
+    tail_offsets: list[int]
+    sum_log_weights: float
+    pair_map: _PairMap | None = field(default=None, repr=False)
+    dense_A21: np.ndarray | None = field(default=None, repr=False)
+    tail_scalar: bool = True
+    # set when the tail is factored sparse (A22 is then CSR): mixedmodels.lmm.sparse_tail
+    sparse_tail: SparseTail | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        y: np.ndarray,
+        X: np.ndarray,
+        terms: list[ReTerm] | tuple[ReTerm, ...],
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> CrossProducts:
+        """Form every block once: O(n) passes, memory bounded by the blocks."""
+        order = internal_order(terms)
+        ordered = [terms[i] for i in order]
+        check_tail_size(ordered)
+        sums = BlockSums.of_rows(y, X, ordered, weights, offset)
+        return cls.from_sums(sums, ordered, order)
+
+    @classmethod
+    def from_sums(cls, sums: BlockSums, ordered: list[ReTerm], order: np.ndarray) -> CrossProducts:
+        """The blocks from their row sums (of one table, or added over partitions), with
+        the fast-path maps of the factorization; ``ordered`` are the terms largest first
+        (their rows are not read)."""
+        structures = [structure_for(t.structure, t.n_columns) for t in ordered]
+        theta_slices = []
+        start = 0
+        for s in structures:
+            theta_slices.append(slice(start, start + s.n_theta))
+            start += s.n_theta
+        first = ordered[0]
+        k1 = first.n_columns
+        tail = ordered[1:]
+        tail_offsets = [0]
+        for t in tail:
+            tail_offsets.append(tail_offsets[-1] + t.n_effects)
+        q2 = tail_offsets[-1]
+        tail_scalar = all(t.n_columns == 1 for t in tail)
+        A21 = sums.A21.tocsr()
+        A21.sort_indices()  # the sparse tail reads the data in this order
+        A22 = sums.A22
+        sparse_tail = None
+        if tail:
+            A22 = A22.tocsr()
+            A22.sort_indices()
+            if tail_scalar:
+                sparse_tail = choose(A21, A22, k1, dense_allowed=q2 <= MAX_DENSE_EFFECTS)
+        if q2 > MAX_DENSE_EFFECTS and sparse_tail is None:
+            sizes = ", ".join(f"{t.group} ({t.n_effects})" for t in tail)
+            sparse_note = (
+                f", and their sparse Cholesky factor (after a fill-reducing ordering) more "
+                f"than {sparse_tail_module.MAX_FACTOR_BYTES / 1e9:.1f} GB"
+                if tail_scalar
+                else ""
+            )
+            raise DataError(
+                f"The random-effects terms after the largest one ({first.group}) have {q2} "
+                f"random effects in all ({sizes}); their dense block would need "
+                f"{q2 * q2 * 8 / 1e9:.1f} GB{sparse_note}. Models with two grouping factors "
+                f"of more than {MAX_DENSE_EFFECTS} levels each are supported only with "
+                f"scalar (intercept-only) terms after the largest, whose sparse factor fits."
+            )
+        if sparse_tail is None:
+            A22 = A22.toarray() if tail else np.zeros((0, 0))
+        pair_map = None
+        dense_A21 = None
+        # Both fast paths fill the lower triangle of A₂₁WA₂₁ᵀ only: valid while Λ₂ is
+        # diagonal.  Rough costs per evaluation in ns: the map reads each pair once (and
+        # costs ~80 ns a pair to build, spread over ~50 evaluations); BLAS syrk runs at
+        # ~20 GFLOP/s on two cores.
+        if tail and k1 == 1 and tail_scalar and sparse_tail is None:
+            counts = np.diff(A21.tocsc().indptr).astype(np.int64)
+            pairs = int(np.sum(counts * (counts + 1) // 2))
+            map_cost = 2.6 * pairs
+            dense_cost = q2 * q2 * first.n_levels / 40 + q2 * first.n_levels
+            if pairs <= _MAP_MAX_ENTRIES and map_cost <= dense_cost:
+                pair_map = _PairMap.build(A21.tocsc(), q2)
+            elif q2 * first.n_levels <= _MAP_MAX_ENTRIES:
+                dense_A21 = np.asfortranarray(A21.toarray())
+        return cls(
+            n=sums.n,
+            p=sums.XyXy.shape[0] - 1,
+            terms=ordered,
+            order=order,
+            structures=structures,
+            theta_slices=theta_slices,
+            A11=sums.A11,
+            C1=sums.C1,
+            A21=A21,
+            A22=A22,
+            C2=sums.C2,
+            XyXy=sums.XyXy,
+            tail_offsets=tail_offsets,
+            sum_log_weights=sums.sum_log_weights,
+            pair_map=pair_map,
+            dense_A21=dense_A21,
+            tail_scalar=tail_scalar,
+            sparse_tail=sparse_tail,
+        )
+
+    def with_response(
+        self,
+        y: np.ndarray,
+        X: np.ndarray,
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> CrossProducts:
+        """The same design with a new response ``y`` (e.g. a parametric-bootstrap draw).
+
+        Only the y column of ``C1``, ``C2`` and the y row/column of ``XyXy`` are recomputed
+        (one O(n) pass); Z's blocks and the fast-path maps are shared with ``self``.
+        ``X``, ``weights`` and ``offset`` must be those the blocks were built from.
+        """
+        from dataclasses import replace
+
+        if offset is not None:
+            y = y - offset
+        yw = y if weights is None else y * weights  # the blocks are of W^(1/2)[Z X y]
+        C1 = self.C1.copy()
+        first = self.terms[0]
+        for a in range(first.n_columns):
+            C1[:, a, -1] = np.bincount(
+                first.codes, weights=first.matrix[:, a] * yw, minlength=first.n_levels
+            )
+        C2 = self.C2.copy()
+        for index, term in enumerate(self.terms[1:]):
+            k = term.n_columns
+            start = self.tail_offsets[index]
+            for a in range(k):
+                C2[start + a : start + term.n_effects : k, -1] = np.bincount(
+                    term.codes, weights=term.matrix[:, a] * yw, minlength=term.n_levels
+                )
+        XyXy = self.XyXy.copy()
+        p = self.p
+        XyXy[:p, p] = XyXy[p, :p] = X.T @ yw
+        XyXy[p, p] = float(y @ yw)
+        return replace(self, C1=C1, C2=C2, XyXy=XyXy)
+
+    @property
+    def n_theta(self) -> int:
+        return self.theta_slices[-1].stop
+
+    @property
+    def q1(self) -> int:
+        return self.A11.shape[0] * self.A11.shape[1]
+
+    @property
+    def q2(self) -> int:
+        return self.A22.shape[0]
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.concatenate([s.lower_bounds() for s in self.structures])
+
+    def initial_theta(self) -> np.ndarray:
+        return np.concatenate([s.initial() for s in self.structures])
+
+    def factors(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [
+            s.factor(theta[sl]) for s, sl in zip(self.structures, self.theta_slices, strict=True)
+        ]
+
+    def tail_lambda(self, factors: list[np.ndarray]) -> np.ndarray | sp.spmatrix:
+        """Λ₂ for the tail: a vector when every tail term is scalar, else sparse."""
+        if self.tail_scalar:
+            parts = [
+                np.full(t.n_levels, T[0, 0])
+                for t, T in zip(self.terms[1:], factors[1:], strict=True)
+            ]
+            return np.concatenate(parts) if parts else np.zeros(0)
+        blocks = [
+            sp.kron(sp.identity(t.n_levels, format="csr"), sp.csr_matrix(T))
+            for t, T in zip(self.terms[1:], factors[1:], strict=True)
+        ]
+        return sp.block_diag(blocks, format="csr")
