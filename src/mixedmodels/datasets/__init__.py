@@ -181,35 +181,13 @@ def gpa(seed: int | None = 0, n_students: int = 200) -> pd.DataFrame:
     n = int(n_students)
     n_occ = 6
 
-    # Student-level covariates.
-    female = rng.random(n) < 0.525
-    highgpa = rng.integers(20, 41, size=n) / 10.0
-    p_yes = np.where(female, 0.59, 0.41)
-    admitted = np.where(rng.random(n) < p_yes, 1, 0)
-    admitted[rng.random(n) < 0.32] = -1  # missing, like a third of the real students
-
-    # Random effects: intercept partly explained by highgpa (corr ~0.18), total SD 0.21.
-    sd0, sd1, rho = 0.21, 0.067, -0.1
-    b_high = 0.18 * sd0 / 0.606  # 0.606: SD of highgpa, uniform on 2.0..4.0
-    sd0_rest = np.sqrt(sd0**2 - (b_high * 0.606) ** 2)
-    cov = np.array([[sd0_rest**2, rho * sd0 * sd1], [rho * sd0 * sd1, sd1**2]])
-    u = rng.multivariate_normal(np.zeros(2), cov, size=n, method="cholesky")
-    u0 = b_high * (highgpa - 3.0) + u[:, 0]
-    u1 = u[:, 1]
-
+    female, highgpa, admitted, u0, u1 = _gpa_students(rng, n)
     student = np.repeat(np.arange(n), n_occ)
     occasion = np.tile(np.arange(n_occ), n)
     mu = 2.56 + 0.08 * female[student] + 0.106 * occasion + u0[student] + u1[student] * occasion
     y = mu + rng.normal(0.0, _latent_sd(0.206, 0.1), size=n * n_occ)
     y = np.clip(np.round(y, 1), 1.0, 4.0)
-
-    # Job: mostly 2 hours; 3 hours ~15% of semesters (more often for weaker
-    # students), 1 hour only in later semesters, as in the real data.
-    z = -u0[student] / sd0
-    p3 = _logistic(-1.75 + 0.5 * z)
-    p1 = np.array([0.0, 0.0, 0.035, 0.025, 0.09, 0.11])[occasion] * np.exp(-0.3 * z)
-    draw = rng.random(n * n_occ)
-    job = np.where(draw < p1, 1, np.where(draw < p1 + p3 * (1 - p1), 3, 2))
+    job = _gpa_jobs(rng, u0[student], occasion)
 
     year = occasion // 2 + 1
     semester = occasion % 2
@@ -227,6 +205,44 @@ def gpa(seed: int | None = 0, n_students: int = 200) -> pd.DataFrame:
             "occasion": occasion.astype(np.int64),
         }
     )
+
+
+#: the gpa students' intercept SD
+_GPA_SD0 = 0.21
+
+
+def _gpa_students(
+    rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The students' covariates (female, highgpa, admitted with −1 for missing) and their
+    random intercepts and slopes, the intercept partly explained by highgpa."""
+    # Student-level covariates.
+    female = rng.random(n) < 0.525
+    highgpa = rng.integers(20, 41, size=n) / 10.0
+    p_yes = np.where(female, 0.59, 0.41)
+    admitted = np.where(rng.random(n) < p_yes, 1, 0)
+    admitted[rng.random(n) < 0.32] = -1  # missing, like a third of the real students
+
+    # Random effects: intercept partly explained by highgpa (corr ~0.18), total SD 0.21.
+    sd0, sd1, rho = _GPA_SD0, 0.067, -0.1
+    b_high = 0.18 * sd0 / 0.606  # 0.606: SD of highgpa, uniform on 2.0..4.0
+    sd0_rest = np.sqrt(sd0**2 - (b_high * 0.606) ** 2)
+    cov = np.array([[sd0_rest**2, rho * sd0 * sd1], [rho * sd0 * sd1, sd1**2]])
+    u = rng.multivariate_normal(np.zeros(2), cov, size=n, method="cholesky")
+    u0 = b_high * (highgpa - 3.0) + u[:, 0]
+    u1 = u[:, 1]
+    return female, highgpa, admitted, u0, u1
+
+
+def _gpa_jobs(rng: np.random.Generator, u0: np.ndarray, occasion: np.ndarray) -> np.ndarray:
+    """Job hours per row (codes 0..4 of ``_LEVELS["gpa"]["job"]``) given each row's student
+    intercept ``u0``: mostly 2 hours; 3 hours ~15% of semesters (more often for weaker
+    students), 1 hour only in later semesters, as in the real data."""
+    z = -u0 / _GPA_SD0
+    p3 = _logistic(-1.75 + 0.5 * z)
+    p1 = np.array([0.0, 0.0, 0.035, 0.025, 0.09, 0.11])[occasion] * np.exp(-0.3 * z)
+    draw = rng.random(len(occasion))
+    return np.where(draw < p1, 1, np.where(draw < p1 + p3 * (1 - p1), 3, 2))
 
 
 def pupils(
@@ -295,41 +311,13 @@ def pupils(
     levels = _LEVELS["pupils"]
     n, n_p, n_s = int(n_pupils), int(n_primary), int(n_secondary)
 
-    # Primary school of each pupil: one pupil per school first (no empty schools),
-    # the rest at random, giving unequal sizes (SD ~4.5 for 20 per school, as in
-    # the real data).
-    first = rng.permutation(n_p)[: min(n, n_p)]
-    rest = rng.integers(n_p, size=n - first.size)
-    primary = np.sort(np.concatenate([first, rest]))
-
-    # Secondary school: each primary school has its own (Dirichlet) preferences
-    # around the overall popularity of the secondary schools, so a primary school
-    # feeds ~13 of 30 secondary schools, as in the real data -> crossed design.
-    popularity = rng.gamma(60.0, size=n_s)
-    popularity /= popularity.sum()
-    prefs = rng.dirichlet(80.0 * popularity, size=n_p)
-    u_draw = rng.random(n)
-    cdf = np.cumsum(prefs, axis=1)
-    cdf[:, -1] = 1.0
-    secondary = (u_draw[:, None] > cdf[primary]).sum(axis=1)
-
+    primary, secondary = _pupil_schools(rng, n, n_p, n_s)
     female = (rng.random(n) < 0.473).astype(np.int64)
     ses = rng.choice(6, size=n, p=[0.058, 0.098, 0.147, 0.225, 0.329, 0.143])
     primary_denom = (rng.random(n_p) < 0.6).astype(np.int64)
     secondary_denom = (rng.random(n_s) < 0.7).astype(np.int64)
 
-    ses_effect = np.array([0.0, 0.132, 0.098, 0.298, 0.354, 0.616])
-    primary_effect = rng.normal(0.0, 0.416, size=n_p)
-    secondary_effect = rng.normal(0.0, 0.257, size=n_s)
-    y = (
-        5.924
-        + 0.261 * female
-        + ses_effect[ses]
-        + primary_effect[primary]
-        + secondary_effect[secondary]
-        + rng.normal(0.0, _latent_sd(0.688, 0.1), size=n)
-    )
-    y = np.clip(np.round(y, 1), 0.0, 10.0)
+    y = _pupil_achievement(rng, female, ses, primary, secondary, n_p, n_s)
 
     return pd.DataFrame(
         {
@@ -347,6 +335,55 @@ def pupils(
             ),
         }
     )
+
+
+def _pupil_schools(
+    rng: np.random.Generator, n: int, n_p: int, n_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pupil's primary and secondary school (codes), crossed."""
+    # Primary school of each pupil: one pupil per school first (no empty schools),
+    # the rest at random, giving unequal sizes (SD ~4.5 for 20 per school, as in
+    # the real data).
+    first = rng.permutation(n_p)[: min(n, n_p)]
+    rest = rng.integers(n_p, size=n - first.size)
+    primary = np.sort(np.concatenate([first, rest]))
+
+    # Secondary school: each primary school has its own (Dirichlet) preferences
+    # around the overall popularity of the secondary schools, so a primary school
+    # feeds ~13 of 30 secondary schools, as in the real data -> crossed design.
+    popularity = rng.gamma(60.0, size=n_s)
+    popularity /= popularity.sum()
+    prefs = rng.dirichlet(80.0 * popularity, size=n_p)
+    u_draw = rng.random(n)
+    cdf = np.cumsum(prefs, axis=1)
+    cdf[:, -1] = 1.0
+    secondary = (u_draw[:, None] > cdf[primary]).sum(axis=1)
+    return primary, secondary
+
+
+def _pupil_achievement(
+    rng: np.random.Generator,
+    female: np.ndarray,
+    ses: np.ndarray,
+    primary: np.ndarray,
+    secondary: np.ndarray,
+    n_p: int,
+    n_s: int,
+) -> np.ndarray:
+    """Achievement from the published fit: fixed effects, the two schools' effects and
+    the residual, rounded to one decimal in [0, 10]."""
+    ses_effect = np.array([0.0, 0.132, 0.098, 0.298, 0.354, 0.616])
+    primary_effect = rng.normal(0.0, 0.416, size=n_p)
+    secondary_effect = rng.normal(0.0, 0.257, size=n_s)
+    y = (
+        5.924
+        + 0.261 * female
+        + ses_effect[ses]
+        + primary_effect[primary]
+        + secondary_effect[secondary]
+        + rng.normal(0.0, _latent_sd(0.688, 0.1), size=len(female))
+    )
+    return np.clip(np.round(y, 1), 0.0, 10.0)
 
 
 def nurses(
@@ -423,28 +460,27 @@ def nurses(
         nurses_per_ward=nurses_per_ward,
     )
     rng = np.random.default_rng(seed)
-    levels = _LEVELS["nurses"]
     n_h, n_w, n_n = int(n_hospitals), int(wards_per_hospital), int(nurses_per_ward)
-    n_wards = n_h * n_w
-    n = n_wards * n_n
 
     # Hospital level: size (9 small, 12 medium, 4 large of 25 in the real data).
     hospsize = _allocate(n_h, [9, 12, 4], rng)
 
-    # Ward level: type alternates within hospital; training randomised within
-    # hospital and ward type (half of each).
-    ward_hospital = np.repeat(np.arange(n_h), n_w)
-    ward_number = np.tile(np.arange(1, n_w + 1), n_h)
-    wardtype = (ward_number % 2 == 0).astype(np.int64)
-    treatment = np.zeros(n_wards, dtype=np.int64)
-    for h in range(n_h):
-        for t in (0, 1):
-            idx = np.flatnonzero((ward_hospital == h) & (wardtype == t))
-            k = idx.size // 2 + (int(rng.integers(2)) if idx.size % 2 else 0)
-            treatment[rng.permutation(idx)[:k]] = 1
-    multiplier = 10 ** len(str(n_w))
-    wardid = (ward_hospital + 1) * multiplier + ward_number
+    wards = _nurse_wards(rng, n_h, n_w)
+    return _nurses_in_wards(rng, wards, hospsize, n_n, _LEVELS["nurses"])
 
+
+def _nurses_in_wards(
+    rng: np.random.Generator,
+    wards: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    hospsize: np.ndarray,
+    n_n: int,
+    levels: dict[str, list[str]],
+) -> pd.DataFrame:
+    """The nurses of the wards (``n_n`` each): their covariates, the stress score and the
+    frame, one row per nurse."""
+    ward_hospital, ward_number, wardtype, treatment, wardid = wards
+    n_h, n_wards = len(hospsize), len(ward_hospital)
+    n = n_wards * n_n
     # Nurse level.
     ward = np.repeat(np.arange(n_wards), n_n)
     hospital = ward_hospital[ward]
@@ -453,22 +489,16 @@ def nurses(
     experience = np.clip(experience, 1, age - 18).astype(np.int64)
     female = (rng.random(n) < 0.735).astype(np.int64)
 
-    hospital_effect = rng.normal(0.0, 0.345, size=n_h)
-    ward_effect = rng.normal(0.0, 0.580, size=n_wards)
-    hospsize_effect = np.array([0.0, 0.489, 0.902])
-    mu = (
+    fixed_part = (
         5.380
         + 0.022 * age
         - 0.453 * female
         - 0.062 * experience
         - 0.700 * treatment[ward]
         + 0.051 * wardtype[ward]
-        + hospsize_effect[hospsize[hospital]]
-        + hospital_effect[hospital]
-        + ward_effect[ward]
+        + np.array([0.0, 0.489, 0.902])[hospsize[hospital]]
     )
-    stress = np.round(mu + rng.normal(0.0, _latent_sd(0.466, 1.0), size=n))
-    stress = np.clip(stress, 1, 7).astype(np.int64)
+    stress = _nurse_stress(rng, fixed_part, hospital, ward, n_h, n_wards)
 
     return pd.DataFrame(
         {
@@ -485,6 +515,42 @@ def nurses(
             "treatment": _factor(treatment[ward], levels["treatment"]),
         }
     )
+
+
+def _nurse_wards(
+    rng: np.random.Generator, n_h: int, n_w: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The wards: hospital, number within it, type (alternating within hospital), the
+    training randomised within hospital and ward type (half of each), and the unique id."""
+    ward_hospital = np.repeat(np.arange(n_h), n_w)
+    ward_number = np.tile(np.arange(1, n_w + 1), n_h)
+    wardtype = (ward_number % 2 == 0).astype(np.int64)
+    treatment = np.zeros(n_h * n_w, dtype=np.int64)
+    for h in range(n_h):
+        for t in (0, 1):
+            idx = np.flatnonzero((ward_hospital == h) & (wardtype == t))
+            k = idx.size // 2 + (int(rng.integers(2)) if idx.size % 2 else 0)
+            treatment[rng.permutation(idx)[:k]] = 1
+    multiplier = 10 ** len(str(n_w))
+    wardid = (ward_hospital + 1) * multiplier + ward_number
+    return ward_hospital, ward_number, wardtype, treatment, wardid
+
+
+def _nurse_stress(
+    rng: np.random.Generator,
+    fixed_part: np.ndarray,
+    hospital: np.ndarray,
+    ward: np.ndarray,
+    n_h: int,
+    n_wards: int,
+) -> np.ndarray:
+    """The stress score: the fixed part plus hospital and ward effects and the residual,
+    rounded to an integer from 1 to 7."""
+    hospital_effect = rng.normal(0.0, 0.345, size=n_h)
+    ward_effect = rng.normal(0.0, 0.580, size=n_wards)
+    mu = fixed_part + hospital_effect[hospital] + ward_effect[ward]
+    stress = np.round(mu + rng.normal(0.0, _latent_sd(0.466, 1.0), size=len(fixed_part)))
+    return np.clip(stress, 1, 7).astype(np.int64)
 
 
 def speed_dating(
