@@ -216,15 +216,7 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
     """
     data, sources = load_datasets(data_dir, seed)
     report = _Report(output)
-    real = [name for name, source in sources.items() if not source.startswith("simulated")]
-    if len(real) == len(DATASETS):
-        report.text("The chapter's data, read from files; the numbers can be held against it.")
-    elif not real:
-        report.text(
-            "All data are simulated by mixedmodels.datasets to look like the chapter's data; "
-            "the numbers differ from the chapter's, the analyses are the same."
-        )
-    report.text("Data: " + "; ".join(f"{name} ({source})" for name, source in sources.items()))
+    real = _describe_data(report, sources)
     namespace = {
         "lm": lm,
         "lmer": lmer,
@@ -238,7 +230,38 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
     }
     session = _Session(report, namespace)
     gpa = data["gpa"]
+    _section_random_intercept(session, report, gpa)
+    gpa_mixed2 = _section_random_slopes(session, report)
+    _section_crossed_and_nested(session, report)
+    _section_residual_structures(session, report)
+    _section_glmm_and_comparison(session, report)
+    _section_formula_table(report, data)
+    path = report.save()
+    if path is not None:
+        from .toolbox.report import report as html_report
 
+        kind = "the chapter's gpa" if "gpa" in real else "simulated gpa"
+        html = html_report(gpa_mixed2, output / "report.html", title=f"gpa_mixed2 ({kind})")
+        print(f"\nReport written to {path} and {html}")
+    return report
+
+
+def _describe_data(report: _Report, sources: dict[str, str]) -> list[str]:
+    """Say where the data come from; the names of the data sets read from files."""
+    real = [name for name, source in sources.items() if not source.startswith("simulated")]
+    if len(real) == len(DATASETS):
+        report.text("The chapter's data, read from files; the numbers can be held against it.")
+    elif not real:
+        report.text(
+            "All data are simulated by mixedmodels.datasets to look like the chapter's data; "
+            "the numbers differ from the chapter's, the analyses are the same."
+        )
+    report.text("Data: " + "; ".join(f"{name} ({source})" for name, source in sources.items()))
+    return real
+
+
+def _section_random_intercept(session: _Session, report: _Report, gpa: pd.DataFrame) -> None:
+    """20.1-20.2: lm, the random-intercept model, its random effects, predictions and intervals."""
     report.heading("20.1-20.2 Standard regression model: lm(gpa ~ occasion)")
     session.let("gpa_lm", 'lm("gpa ~ occasion", gpa)')
     session.table("gpa_lm coefficients", "gpa_lm.coefficients()")
@@ -279,6 +302,9 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
     session.figure("caterpillar_gpa_mixed", "gpa_mixed.plot.caterpillar(seed=seed)")
     session.figure("fitted_two_students", 'gpa_mixed.plot.fitted(groups=["1", "2"])')
 
+
+def _section_random_slopes(session: _Session, report: _Report) -> Any:
+    """20.3: random slopes, the per-student lm fits and the shrinkage plot; the model."""
     report.heading("20.3 Random slopes: lmer(gpa ~ occasion + (1 + occasion | student))")
     gpa_mixed2 = session.fit("gpa_mixed2", 'lmer("gpa ~ occasion + (1 + occasion | student)", gpa)')
     session.table("gpa_mixed2 fixed effects", "gpa_mixed2.fixed_effects()")
@@ -293,7 +319,11 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
     session.figure("shrinkage_gpa_mixed2", "gpa_mixed2.plot.shrinkage()")
     session.figure("fitted_gpa_mixed2", 'gpa_mixed2.plot.fitted(groups=["1", "2"])')
     session.figure("residuals_gpa_mixed2", "gpa_mixed2.plot.residuals()")
+    return gpa_mixed2
 
+
+def _section_crossed_and_nested(session: _Session, report: _Report) -> None:
+    """20.4-20.5: crossed school factors and nurses nested in wards in hospitals."""
     report.heading("20.4 Cross-classified: (1 | primary_school_id) + (1 | secondary_school_id)")
     session.fit(
         "pupils_crossed",
@@ -320,6 +350,9 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
             session.figure(f"caterpillar_{name}", f"{name}.plot.caterpillar(seed=seed)")
         session.table(f"{name} variance components", f"{name}.variance_components()")
 
+
+def _section_residual_structures(session: _Session, report: _Report) -> None:
+    """20.6: the marginal covariance, heterogeneous variances and autocorrelation."""
     report.heading("20.6 Residual structure: the marginal covariance of the first students")
     session.figure("marginal_cov_gpa_mixed", 'gpa_mixed.plot.marginal_cov(groups=["1", "2", "3"])')
     session.table("rescov first block (student 1)", 'gpa_mixed.marginal_cov(groups="1")')
@@ -358,6 +391,9 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
     )
     session.table("gpa_autocorr2 fixed effects", "gpa_autocorr2.fixed_effects()")
 
+
+def _section_glmm_and_comparison(session: _Session, report: _Report) -> None:
+    """20.7-20.8: the binomial GLMM and the AIC comparison."""
     report.heading("20.7 Generalized linear mixed model: speed-dating decisions (binomial)")
     session.fit(
         "sdating",
@@ -379,6 +415,9 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
         "})",
     )
 
+
+def _section_formula_table(report: _Report, data: dict[str, pd.DataFrame]) -> None:
+    """20.9: every row of the formula table, fitted, with its time and warnings."""
     report.heading("20.9 Formula summary: every row of the table, fitted")
     report.code(
         "for meaning, formula in FORMULA_TABLE:\n"
@@ -387,7 +426,7 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
     rows = []
     for meaning, formula in FORMULA_TABLE:
         frame = (
-            gpa
+            data["gpa"]
             if formula.startswith("gpa")
             else data["nurses"]
             if formula.startswith("stress")
@@ -411,14 +450,6 @@ def run(output: Path | None = None, seed: int = 2024, data_dir: Path | None = No
             }
         )
     report.table("formula table", pd.DataFrame(rows))
-    path = report.save()
-    if path is not None:
-        from .toolbox.report import report as html_report
-
-        kind = "the chapter's gpa" if "gpa" in real else "simulated gpa"
-        html = html_report(gpa_mixed2, output / "report.html", title=f"gpa_mixed2 ({kind})")
-        print(f"\nReport written to {path} and {html}")
-    return report
 
 
 def main(argv: list[str] | None = None) -> None:

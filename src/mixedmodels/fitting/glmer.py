@@ -225,6 +225,23 @@ def glmer(
     True
     """
     call = FitCall.capture(glmer, locals())
+    model = _glmer(formula, data, family, link, nagq, weights, offset, na_action, control)
+    return call.attach(model)
+
+
+def _glmer(
+    formula: str,
+    data: Any,
+    family: str | Family,
+    link: str | None,
+    nagq: int,
+    weights: Any,
+    offset: Any,
+    na_action: NaAction,
+    control: dict | Control | None,
+) -> GeneralizedLinearMixedModel:
+    """:func:`glmer`'s work: the options checked, the design built, the fit (by
+    :func:`_fit`) and its separation check."""
     from ..scale import is_scale_input
 
     if is_scale_input(data):
@@ -289,7 +306,7 @@ def glmer(
     if fam.name == "binomial":
         _check_fitted_separation(model)
     model.success_level = _success_level(spec.response, frame, fam)
-    return call.attach(model)
+    return model
 
 
 def _check_separation(design, wt: np.ndarray) -> None:

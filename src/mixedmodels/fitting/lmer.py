@@ -114,6 +114,22 @@ def lmer(
                 offset=offset,
             )
         )
+    model = _fit_in_memory(formula, data, reml, weights, na_action, control, offset)
+    return call.attach(model)
+
+
+def _fit_in_memory(
+    formula: str,
+    data: Any,
+    reml: bool,
+    weights: Any,
+    na_action: NaAction,
+    control: Control,
+    offset: Any,
+) -> LinearMixedModel:
+    """lmer on data in memory without a residual structure: the design, the profiled
+    deviance minimized over θ, the fitted model (lme4's ``lFormula``, ``mkLmerDevfun``,
+    ``optimizeLmer`` and ``mkMerMod``)."""
     design = lmer_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     func, cp = deviance_function(design, reml)
     try:
@@ -126,7 +142,7 @@ def lmer(
         ) from None
     model = LinearMixedModel(design, cp, opt, reml, converged)
     warn_if_singular(opt.final, opt.lower)
-    return call.attach(model)
+    return model
 
 
 #: nlme's default ``lmeControl(maxIter = 50, tolerance = 1e-6)``, tighter: the fixed point

@@ -238,6 +238,38 @@ def parse_formula(formula: str) -> ModelSpec:
 @lru_cache(maxsize=512)
 def _parse_formula(formula: str) -> ModelSpec:
     """The parse itself, cached: a formula is parsed once per process."""
+    response, rhs, rhs_offset, rhs_depths = _split_tilde(formula)
+    fixed_parts: list[str] = []
+    offsets: list[str] = []
+    random: list[RandomTerm] = []
+    for sign, term, start in _split_top(rhs, [d for d in rhs_depths]):
+        position = rhs_offset + start + (len(term) - len(term.lstrip()))
+        stripped = term.strip()
+        if not stripped:
+            raise FormulaError("Empty term: a '+' or '-' has nothing beside it.", formula, position)
+        structure, inner, inner_offset, bar = _find_bar(stripped, position, formula)
+        if bar is None:
+            offset = _fixed_term(sign, stripped, structure, formula, position)
+            if offset is not None:
+                offsets.append(offset)
+            else:
+                fixed_parts.append(f"{'-' if sign == '-' else '+'} {stripped}")
+            continue
+        if sign == "-":
+            raise FormulaError("A random-effects term cannot be subtracted.", formula, position)
+        random.extend(_random_terms(structure, inner, inner_offset, bar, formula, position))
+    return ModelSpec(
+        text=formula,
+        response=response,
+        fixed=_fixed_text(fixed_parts),
+        random=tuple(random),
+        offsets=tuple(offsets),
+    )
+
+
+def _split_tilde(formula: str) -> tuple[str, str, int, list[int]]:
+    """The response, the right-hand side, where it starts and its bracket depths; the
+    errors of a formula without (or with more than one) top-level '~'."""
     if not formula.strip():
         raise FormulaError("The formula is empty: write e.g. 'y ~ x + (1 | g)'.")
     depths = _scan_depths(formula, 0, formula)
@@ -256,91 +288,104 @@ def _parse_formula(formula: str) -> ModelSpec:
         raise FormulaError("Nothing after '~': add predictors or 1.", formula, len(formula))
     if response:
         _check_formulaic(response, formula, 0)
-    rhs_depths = depths[rhs_offset:]
+    return response, rhs, rhs_offset, depths[rhs_offset:]
 
-    fixed_parts: list[str] = []
-    offsets: list[str] = []
-    random: list[RandomTerm] = []
-    for sign, term, start in _split_top(rhs, [d for d in rhs_depths]):
-        position = rhs_offset + start + (len(term) - len(term.lstrip()))
-        stripped = term.strip()
-        if not stripped:
-            raise FormulaError("Empty term: a '+' or '-' has nothing beside it.", formula, position)
-        structure = None
-        inner = None
-        inner_offset = position
-        match = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$", stripped, re.S)
-        if stripped.startswith("(") and stripped.endswith(")"):
-            local = _scan_depths(stripped, position, formula)
-            if all(d > 0 for d in local[1:]):  # one bracket pair wraps the whole term
-                inner, inner_offset = stripped[1:-1], position + 1
-        elif match and match.group(1) in COVARIANCE_STRUCTURES:
-            structure = match.group(1)
-            inner = match.group(2)
-            inner_offset = position + stripped.index("(") + 1
-        if inner is not None:
-            inner_depths = _scan_depths(inner, inner_offset, formula)
-            bar = _bar_position(inner, inner_depths)
-        else:
-            bar = None
-        if bar is None:
-            term_depths = _scan_depths(stripped, position, formula)
-            loose_bar = _bar_position(stripped, term_depths)
-            if loose_bar is not None:
-                raise FormulaError(
-                    "A random-effects term must be in parentheses: write (expr | group).",
-                    formula,
-                    position + loose_bar,
-                )
-            if structure is not None:
-                raise FormulaError(
-                    f"'{structure}(...)' needs a random-effects term inside: {structure}(x | g).",
-                    formula,
-                    position,
-                )
-            offset_match = _OFFSET_RE.match(stripped)
-            if offset_match:
-                if sign == "-":
-                    raise FormulaError("An offset cannot be subtracted.", formula, position)
-                _check_formulaic(offset_match.group(1), formula, position)
-                offsets.append(_normalise(offset_match.group(1)))
-                continue
-            _check_formulaic(stripped, formula, position)
-            fixed_parts.append(f"{'-' if sign == '-' else '+'} {stripped}")
-            continue
+
+def _find_bar(
+    stripped: str, position: int, formula: str
+) -> tuple[str | None, str | None, int, int | None]:
+    """A term's covariance-structure wrapper (or None), the text inside its brackets (or
+    None), where that starts, and the position of its '|' there (None: no random term)."""
+    structure = None
+    inner = None
+    inner_offset = position
+    match = re.match(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$", stripped, re.S)
+    if stripped.startswith("(") and stripped.endswith(")"):
+        local = _scan_depths(stripped, position, formula)
+        if all(d > 0 for d in local[1:]):  # one bracket pair wraps the whole term
+            inner, inner_offset = stripped[1:-1], position + 1
+    elif match and match.group(1) in COVARIANCE_STRUCTURES:
+        structure = match.group(1)
+        inner = match.group(2)
+        inner_offset = position + stripped.index("(") + 1
+    if inner is not None:
+        inner_depths = _scan_depths(inner, inner_offset, formula)
+        bar = _bar_position(inner, inner_depths)
+    else:
+        bar = None
+    return structure, inner, inner_offset, bar
+
+
+def _fixed_term(
+    sign: str, stripped: str, structure: str | None, formula: str, position: int
+) -> str | None:
+    """Check a term without a random-effects bar: the offset's expression for an
+    ``offset(...)`` term, None for a fixed-effects term."""
+    term_depths = _scan_depths(stripped, position, formula)
+    loose_bar = _bar_position(stripped, term_depths)
+    if loose_bar is not None:
+        raise FormulaError(
+            "A random-effects term must be in parentheses: write (expr | group).",
+            formula,
+            position + loose_bar,
+        )
+    if structure is not None:
+        raise FormulaError(
+            f"'{structure}(...)' needs a random-effects term inside: {structure}(x | g).",
+            formula,
+            position,
+        )
+    offset_match = _OFFSET_RE.match(stripped)
+    if offset_match:
         if sign == "-":
-            raise FormulaError("A random-effects term cannot be subtracted.", formula, position)
-        structure = structure or "us"
-        if structure not in _SUPPORTED_STRUCTURES:
-            raise FormulaError(
-                f"Covariance structure '{structure}' is not supported yet. Expecting one of "
-                f"{set(_SUPPORTED_STRUCTURES)}.",
-                formula,
-                position,
-            )
-        double = bar + 1 < len(inner) and inner[bar + 1] == "|"
-        lhs = inner[:bar]
-        group_text = inner[bar + (2 if double else 1) :]
-        group_offset = inner_offset + bar + (2 if double else 1)
-        if "|" in group_text:
-            raise FormulaError(
-                "Only one '|' per random-effects term.",
-                formula,
-                group_offset + group_text.index("|"),
-            )
-        if not lhs.strip():
-            raise FormulaError(
-                "Nothing before '|': write (1 | g) for a random intercept.", formula, inner_offset
-            )
-        _check_formulaic(lhs, formula, inner_offset)
-        groups = _expand_group(group_text, formula, group_offset)
-        exprs = _split_double_bar(lhs, formula, inner_offset) if double else [lhs.strip()]
-        if not exprs:
-            raise FormulaError("The term has no random effects.", formula, inner_offset)
-        for group, factors in groups:
-            for expr in exprs:
-                random.append(RandomTerm(_normalise(expr), group, factors, structure))
+            raise FormulaError("An offset cannot be subtracted.", formula, position)
+        _check_formulaic(offset_match.group(1), formula, position)
+        return _normalise(offset_match.group(1))
+    _check_formulaic(stripped, formula, position)
+    return None
 
+
+def _random_terms(
+    structure: str | None, inner: str, inner_offset: int, bar: int, formula: str, position: int
+) -> list[RandomTerm]:
+    """The random-effects terms of one bracketed ``(expr | group)`` (``||`` and ``/``
+    expanded into several)."""
+    structure = structure or "us"
+    if structure not in _SUPPORTED_STRUCTURES:
+        raise FormulaError(
+            f"Covariance structure '{structure}' is not supported yet. Expecting one of "
+            f"{set(_SUPPORTED_STRUCTURES)}.",
+            formula,
+            position,
+        )
+    double = bar + 1 < len(inner) and inner[bar + 1] == "|"
+    lhs = inner[:bar]
+    group_text = inner[bar + (2 if double else 1) :]
+    group_offset = inner_offset + bar + (2 if double else 1)
+    if "|" in group_text:
+        raise FormulaError(
+            "Only one '|' per random-effects term.",
+            formula,
+            group_offset + group_text.index("|"),
+        )
+    if not lhs.strip():
+        raise FormulaError(
+            "Nothing before '|': write (1 | g) for a random intercept.", formula, inner_offset
+        )
+    _check_formulaic(lhs, formula, inner_offset)
+    groups = _expand_group(group_text, formula, group_offset)
+    exprs = _split_double_bar(lhs, formula, inner_offset) if double else [lhs.strip()]
+    if not exprs:
+        raise FormulaError("The term has no random effects.", formula, inner_offset)
+    return [
+        RandomTerm(_normalise(expr), group, factors, structure)
+        for group, factors in groups
+        for expr in exprs
+    ]
+
+
+def _fixed_text(fixed_parts: list[str]) -> str:
+    """The fixed-effects formula from its signed terms (``1`` when there are none)."""
     fixed = " ".join(fixed_parts).strip()
     if fixed.startswith("+ "):
         fixed = fixed[2:]
@@ -348,9 +393,7 @@ def _parse_formula(formula: str) -> ModelSpec:
         fixed = "1"
     elif fixed.startswith("- "):
         fixed = "1 " + fixed
-    return ModelSpec(
-        text=formula, response=response, fixed=fixed, random=tuple(random), offsets=tuple(offsets)
-    )
+    return fixed
 
 
 def _normalise(expr: str) -> str:
