@@ -264,6 +264,28 @@ def emmeans(
     method, vcov = _df_method(model, ddf)
     beta = model.fixef.to_numpy()
 
+    L, labels = _cell_weights(grid, specs_, by_)
+    estimate = L @ beta
+    se = np.sqrt(np.einsum("ij,jk,ik->i", L, vcov, L))
+    df = _dfs(method, L)
+    quantile = np.where(np.isinf(df), stats.norm.ppf(0.5 + level / 2), 0.0)
+    finite = np.isfinite(df)
+    quantile[finite] = stats.t.ppf(0.5 + level / 2, df[finite])
+    lower, upper = estimate - quantile * se, estimate + quantile * se
+    means = _cell_labels(labels, specs_, by_, grid)
+    _add_means(means, model, type, estimate, se, df, lower, upper)
+    if not pairwise and contrasts is None:
+        return means
+
+    table = _contrasts(
+        model, method, vcov, beta, L, labels, specs_, by_, grid, pairwise, contrasts, adjust, type
+    )
+    return means, table
+
+
+def _cell_weights(grid: _Grid, specs_: list[str], by_: list[str]) -> tuple[np.ndarray, list]:
+    """The rows of L (one per cell of ``by_`` x ``specs_``: the mean of the grid's rows of
+    that cell) and each cell's (specs levels, by levels)."""
     keys = grid.frame[specs_ + by_].astype(str).agg("\x1f".join, axis=1).to_numpy()
     cells = list(itertools.product(*(grid.factors[v] for v in by_ + specs_)))
     L_rows, labels = [], []
@@ -272,21 +294,32 @@ def emmeans(
         key = "\x1f".join(str(v) for v in (*spec_part, *by_part))
         L_rows.append(grid.X[keys == key].mean(axis=0))
         labels.append((spec_part, by_part))
-    L = np.array(L_rows)
-    estimate = L @ beta
-    se = np.sqrt(np.einsum("ij,jk,ik->i", L, vcov, L))
-    df = _dfs(method, L)
-    quantile = np.where(np.isinf(df), stats.norm.ppf(0.5 + level / 2), 0.0)
-    finite = np.isfinite(df)
-    quantile[finite] = stats.t.ppf(0.5 + level / 2, df[finite])
-    lower, upper = estimate - quantile * se, estimate + quantile * se
-    low_name, high_name = _interval_names(df)
+    return np.array(L_rows), labels
 
+
+def _cell_labels(labels: list, specs_: list[str], by_: list[str], grid: _Grid) -> pd.DataFrame:
+    """The means table's factor columns, one row per cell, as Categoricals in level order."""
     means = pd.DataFrame({name: [lab[0][i] for lab in labels] for i, name in enumerate(specs_)})
     for i, name in enumerate(by_):
         means[name] = [lab[1][i] for lab in labels]
     for name in specs_ + by_:
         means[name] = pd.Categorical(means[name], categories=grid.factors[name])
+    return means
+
+
+def _add_means(
+    means: pd.DataFrame,
+    model: Any,
+    type: str,
+    estimate: np.ndarray,
+    se: np.ndarray,
+    df: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+) -> None:
+    """The means, SEs, df and interval columns, back-transformed for ``type="response"``
+    (the SE by the delta method, the interval's ends mapped)."""
+    low_name, high_name = _interval_names(df)
     value_name = "emmean"
     if type == "response":
         link = model.family.link
@@ -301,13 +334,6 @@ def emmeans(
         means["SE"] = se
         means["df"] = df
         means[low_name], means[high_name] = lower, upper
-    if not pairwise and contrasts is None:
-        return means
-
-    table = _contrasts(
-        model, method, vcov, beta, L, labels, specs_, by_, grid, pairwise, contrasts, adjust, type
-    )
-    return means, table
 
 
 def _contrasts(

@@ -144,6 +144,22 @@ def _within_bounds(
     return np.where(step > 0, step, 0.02)
 
 
+def _nlopt_code_name(code: int) -> str:
+    """nlopt's name of a return code (the code itself when it has none here)."""
+    import nlopt
+
+    names = {
+        nlopt.SUCCESS: "SUCCESS",
+        nlopt.STOPVAL_REACHED: "STOPVAL_REACHED",
+        nlopt.FTOL_REACHED: "FTOL_REACHED",
+        nlopt.XTOL_REACHED: "XTOL_REACHED",
+        nlopt.MAXEVAL_REACHED: "MAXEVAL_REACHED",
+        nlopt.MAXTIME_REACHED: "MAXTIME_REACHED",
+        nlopt.ROUNDOFF_LIMITED: "ROUNDOFF_LIMITED",
+    }
+    return names.get(code, str(code))
+
+
 def minimize(
     func: Callable[[np.ndarray], float],
     x0: np.ndarray,
@@ -223,15 +239,6 @@ def minimize(
         code = nlopt.ROUNDOFF_LIMITED
     x = np.clip(np.asarray(x, dtype=float), finite_lower, finite_upper)
     value = func(x)
-    names = {
-        nlopt.SUCCESS: "SUCCESS",
-        nlopt.STOPVAL_REACHED: "STOPVAL_REACHED",
-        nlopt.FTOL_REACHED: "FTOL_REACHED",
-        nlopt.XTOL_REACHED: "XTOL_REACHED",
-        nlopt.MAXEVAL_REACHED: "MAXEVAL_REACHED",
-        nlopt.MAXTIME_REACHED: "MAXTIME_REACHED",
-        nlopt.ROUNDOFF_LIMITED: "ROUNDOFF_LIMITED",
-    }
     summary = OptSummary(
         initial=x0,
         lower=np.asarray(lower, dtype=float),
@@ -239,7 +246,7 @@ def minimize(
         objective=value,
         evaluations=count,
         optimizer=f"nlopt {algorithm}",
-        return_code=names.get(code, str(code)),
+        return_code=_nlopt_code_name(code),
         ftol_rel=control.ftol_rel,
         xtol_abs=control.xtol_abs,
     )

@@ -92,23 +92,7 @@ def lmlist(formula: str, data: Any, group: str, na_action: NaAction = "omit") ->
         XtX_inv[full] = np.swapaxes(inv_chol, 1, 2) @ inv_chol
         beta[full] = (XtX_inv[full] @ Xty[full][:, :, None])[:, :, 0]
         rank[full] = p
-    # Rank-deficient groups: pivoted QR, aliased columns NaN (R's NA).
-    order = np.argsort(codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    for g in np.flatnonzero(~full):
-        rows = order[starts[g] : starts[g + 1]]
-        if rows.size == 0:
-            continue
-        Q, R, piv = sla.qr(X[rows], mode="economic", pivoting=True)
-        diag = np.abs(np.diag(R))
-        r = int(np.sum(diag > 1e-7 * max(diag.max(initial=0.0), 1e-300)))
-        rank[g] = r
-        if r == 0:
-            continue
-        kept = piv[:r]
-        R_inv = sla.solve_triangular(R[:r, :r], np.eye(r))
-        beta[g, kept] = R_inv @ (Q[:, :r].T @ y[rows])
-        XtX_inv[g][np.ix_(kept, kept)] = R_inv @ R_inv.T
+    _fit_rank_deficient(X, y, codes, counts, full, beta, XtX_inv, rank)
 
     fitted = np.einsum("np,np->n", X, np.nan_to_num(beta[codes]))
     rss = np.bincount(codes, weights=(y - fitted) ** 2, minlength=n_groups)
@@ -135,3 +119,33 @@ def lmlist(formula: str, data: Any, group: str, na_action: NaAction = "omit") ->
     table["lower_2.5"] = table["value"] - quantile * table["se"]
     table["upper_97.5"] = table["value"] + quantile * table["se"]
     return table
+
+
+def _fit_rank_deficient(
+    X: np.ndarray,
+    y: np.ndarray,
+    codes: np.ndarray,
+    counts: np.ndarray,
+    full: np.ndarray,
+    beta: np.ndarray,
+    XtX_inv: np.ndarray,
+    rank: np.ndarray,
+) -> None:
+    """Fill ``beta``, ``XtX_inv`` and ``rank`` of the groups that are not ``full`` rank by
+    pivoted QR, aliased columns NaN (R's NA)."""
+    order = np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for g in np.flatnonzero(~full):
+        rows = order[starts[g] : starts[g + 1]]
+        if rows.size == 0:
+            continue
+        Q, R, piv = sla.qr(X[rows], mode="economic", pivoting=True)
+        diag = np.abs(np.diag(R))
+        r = int(np.sum(diag > 1e-7 * max(diag.max(initial=0.0), 1e-300)))
+        rank[g] = r
+        if r == 0:
+            continue
+        kept = piv[:r]
+        R_inv = sla.solve_triangular(R[:r, :r], np.eye(r))
+        beta[g, kept] = R_inv @ (Q[:, :r].T @ y[rows])
+        XtX_inv[g][np.ix_(kept, kept)] = R_inv @ R_inv.T

@@ -165,47 +165,15 @@ def to_latex(model: Any) -> str:
     order = list(getattr(crossprods, "order", range(len(terms))))
     # grouping factors in formula order; terms sharing a factor form one block
     by_position = sorted(range(len(terms)), key=lambda i: order[i])
-    groups: list[str] = []
-    for i in by_position:
-        if terms[i].group not in groups:
-            groups.append(terms[i].group)
-    if len(groups) > len(_INDEX_LETTERS):
-        raise ValueError(f"to_latex supports up to {len(_INDEX_LETTERS)} grouping factors.")
+    groups = _grouping_factors(terms, by_position)
     letter = {g: _INDEX_LETTERS[n] for n, g in enumerate(groups)}
-
-    # symbol of every coefficient: α for the intercept, β_1.. for the fixed effects, then
-    # β for random slopes without a fixed counterpart
-    symbols: dict[str, str] = {}
-    number = 0
-    for name in fixed:
-        if name == "Intercept":
-            symbols[name] = "\\alpha"
-        else:
-            number += 1
-            symbols[name] = f"\\beta_{{{number}"
-    varying: dict[str, list[str]] = {}  # coefficient → grouping factors it varies over
-    blocks: dict[str, list[tuple[str, int]]] = {g: [] for g in groups}  # (coef, term id)
-    for i in by_position:
-        term = terms[i]
-        for column in term.columns:
-            name = "Intercept" if column == "(Intercept)" else column
-            if name not in symbols:
-                number += 1
-                symbols[name] = f"\\beta_{{{number}"
-                fixed.append(name)
-            varying.setdefault(name, []).append(term.group)
-            blocks[term.group].append((name, i))
+    symbols, varying, blocks = _coefficient_symbols(fixed, terms, by_position, groups)
 
     def subscript_in_predictor(name: str) -> str:
         index = ",".join(f"{letter[g]}[i]" for g in varying.get(name, []))
         if symbols[name] == "\\alpha":
             return f"\\alpha_{{{index}}}" if index else "\\alpha"
         return f"{symbols[name]}{index}}}"
-
-    def symbol_in_block(name: str, group: str) -> str:
-        if symbols[name] == "\\alpha":
-            return f"\\alpha_{{{letter[group]}}}"
-        return f"{symbols[name]}{letter[group]}}}"
 
     predictors = []
     for name in fixed:
@@ -227,6 +195,68 @@ def to_latex(model: Any) -> str:
             f"    \\mu &={linear}",
         ]
 
+    pieces = _random_effect_blocks(groups, blocks, letter, symbols)
+    body = " \\\\\n".join(lines)
+    for is_vector, text in pieces:
+        body += (" \\\\    \n" if is_vector else " \\\\\n") + text
+    return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"
+
+
+def _grouping_factors(terms: list, by_position: list[int]) -> list[str]:
+    """The grouping factors in formula order (terms sharing a factor form one block)."""
+    groups: list[str] = []
+    for i in by_position:
+        if terms[i].group not in groups:
+            groups.append(terms[i].group)
+    if len(groups) > len(_INDEX_LETTERS):
+        raise ValueError(f"to_latex supports up to {len(_INDEX_LETTERS)} grouping factors.")
+    return groups
+
+
+def _coefficient_symbols(
+    fixed: list[str], terms: list, by_position: list[int], groups: list[str]
+) -> tuple[dict[str, str], dict[str, list[str]], dict[str, list[tuple[str, int]]]]:
+    """The symbol of every coefficient (α for the intercept, β_1.. for the fixed effects,
+    then β for random slopes without a fixed counterpart, appended to ``fixed``), the
+    grouping factors each varies over, and each factor's (coefficient, term id) block."""
+    symbols: dict[str, str] = {}
+    number = 0
+    for name in fixed:
+        if name == "Intercept":
+            symbols[name] = "\\alpha"
+        else:
+            number += 1
+            symbols[name] = f"\\beta_{{{number}"
+    varying: dict[str, list[str]] = {}  # coefficient → grouping factors it varies over
+    blocks: dict[str, list[tuple[str, int]]] = {g: [] for g in groups}  # (coef, term id)
+    for i in by_position:
+        term = terms[i]
+        for column in term.columns:
+            name = "Intercept" if column == "(Intercept)" else column
+            if name not in symbols:
+                number += 1
+                symbols[name] = f"\\beta_{{{number}"
+                fixed.append(name)
+            varying.setdefault(name, []).append(term.group)
+            blocks[term.group].append((name, i))
+    return symbols, varying, blocks
+
+
+def _symbol_in_block(symbols: dict[str, str], letter: dict[str, str], name: str, group: str) -> str:
+    """A coefficient's symbol indexed by one grouping factor's letter."""
+    if symbols[name] == "\\alpha":
+        return f"\\alpha_{{{letter[group]}}}"
+    return f"{symbols[name]}{letter[group]}}}"
+
+
+def _random_effect_blocks(
+    groups: list[str],
+    blocks: dict[str, list[tuple[str, int]]],
+    letter: dict[str, str],
+    symbols: dict[str, str],
+) -> list[tuple[bool, str]]:
+    """One line per grouping factor: the distribution of its random effects (a scalar
+    normal, or a multivariate normal of the vector with its covariance matrix)."""
     pieces = []
     for group in groups:
         members = blocks[group]
@@ -234,7 +264,7 @@ def to_latex(model: Any) -> str:
         label = group.replace("_", "\\_")
         footer = f"    \\text{{, for {label} {g} = 1,}} \\dots \\text{{,{g.upper()}}}"
         if len(members) == 1:
-            symbol = symbol_in_block(members[0][0], group)
+            symbol = _symbol_in_block(symbols, letter, members[0][0], group)
             pieces.append(
                 (
                     False,
@@ -243,7 +273,7 @@ def to_latex(model: Any) -> str:
                 )
             )
             continue
-        block_symbols = [symbol_in_block(name, group) for name, _ in members]
+        block_symbols = [_symbol_in_block(symbols, letter, name, group) for name, _ in members]
         term_ids = [i for _, i in members]
         correlated = [[a == b for b in term_ids] for a in term_ids]
         means = ["\\mu_{" + s + "}" for s in block_symbols]
@@ -258,7 +288,4 @@ def to_latex(model: Any) -> str:
         )
         pieces.append((True, text))
 
-    body = " \\\\\n".join(lines)
-    for is_vector, text in pieces:
-        body += (" \\\\    \n" if is_vector else " \\\\\n") + text
-    return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$"
+    return pieces
