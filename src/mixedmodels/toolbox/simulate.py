@@ -237,9 +237,46 @@ def predict_interval(
     if not 0.0 < float(level) < 1.0:
         raise ValueError(f"level: expecting a number between 0 and 1. Got {level!r}.")
     family = model.family if isinstance(model, GeneralizedMixedModel) else None
+    include_resid_var = _include_resid_var(include_resid_var, family)
+    rng = np.random.default_rng(seed)
+    frame = None if newdata is None else as_dataframe(newdata)
+    n = model.nobs if frame is None else len(frame)
+    sigma = _draw_sigma(rng, model, nsim) if include_resid_var else None
+    yhat = np.zeros((n, nsim))
+    if which in ("full", "random"):
+        _add_random_part(yhat, rng, model, frame, nsim, progress)
+    if which in ("full", "fixed"):
+        _add_fixed_part(yhat, rng, model, frame, nsim)
+    if sigma is not None:
+        yhat += rng.standard_normal((n, nsim)) * sigma[None, :]
+    if family is not None and type == "response":
+        yhat = _response_scale(family, yhat)
+    return _summarise_draws(yhat, level, stat, frame)
+
+
+def _draw_sigma(rng: np.random.Generator, model: Any, nsim: int) -> np.ndarray:
+    """σ draws, as merTools: 1/σ² ~ Gamma(df/2, rate = pwrss/2), df = n − #parameters."""
+    df = model.nobs - model.npar
+    return np.sqrt(1.0 / rng.gamma(0.5 * df, 2.0 / model._solution.pwrss, size=nsim))
+
+
+def _summarise_draws(
+    yhat: np.ndarray, level: float, stat: str, frame: pd.DataFrame | None
+) -> pd.DataFrame:
+    """``fit`` (median or mean of the draws), ``lower`` and ``upper`` (their quantiles)."""
+    alpha = (1.0 - float(level)) / 2.0
+    lower, middle, upper = np.quantile(yhat, [alpha, 0.5, 1.0 - alpha], axis=1)
+    fit = middle if stat == "median" else yhat.mean(axis=1)
+    index = frame.index if frame is not None else None
+    return pd.DataFrame({"fit": fit, "lower": lower, "upper": upper}, index=index)
+
+
+def _include_resid_var(include_resid_var: bool | None, family: Any) -> bool:
+    """Whether to add residual noise: by default for a linear mixed model only; refused
+    for a GLMM, which has no Gaussian residual."""
     if include_resid_var is None:
-        include_resid_var = family is None
-    elif include_resid_var and family is not None:
+        return family is None
+    if include_resid_var and family is not None:
         from ..errors import refuse
 
         raise refuse(
@@ -249,55 +286,54 @@ def predict_interval(
             "for new responses",
             f"a {family.r_name} GLMM has no Gaussian residual to add to its linear predictor",
         )
-    rng = np.random.default_rng(seed)
-    solution = model._solution
-    frame = None if newdata is None else as_dataframe(newdata)
-    n = model.nobs if frame is None else len(frame)
+    return bool(include_resid_var)
 
-    # σ draws, as merTools: 1/σ² ~ Gamma(df/2, rate = pwrss/2), df = n − #parameters.
-    if include_resid_var:
-        df = model.nobs - model.npar
-        sigma = np.sqrt(1.0 / rng.gamma(0.5 * df, 2.0 / solution.pwrss, size=nsim))
-    yhat = np.zeros((n, nsim))
-    if which in ("full", "random"):
-        terms = _term_rows(model, frame)
-        total = sum(int(np.count_nonzero(codes >= 0)) for _, codes in terms)
-        bar = progress_bar(progress, total=total, desc="predict_interval", unit="row")
-        with bar:
-            for (matrix, codes), modes, cov in zip(terms, solution.b, solution.b_cov, strict=True):
-                used = np.unique(codes[codes >= 0])
-                if used.size == 0:
-                    continue
-                draws = _draw_effects(rng, modes[used], cov[used], nsim)  # (nsim, used, k)
-                position = np.full(modes.shape[0], -1)
-                position[used] = np.arange(used.size)
-                known = np.flatnonzero(codes >= 0)
-                step = max(1, _CHUNK_ELEMENTS // (nsim * matrix.shape[1]))
-                for start in range(0, known.size, step):
-                    rows = known[start : start + step]
-                    yhat[rows] += np.einsum(
-                        "nk,snk->ns", matrix[rows], draws[:, position[codes[rows]], :]
-                    )
-                    bar.update(rows.size)
-    if which in ("full", "fixed"):
-        X = model.design.X if frame is None else model.design.encode_fixed(frame)
-        # new rows carry the fit's offset too, as predict(newdata) does
-        offset = model.design.offset if frame is None else model.design.encode_offset(frame)
-        beta = rng.multivariate_normal(
-            solution.beta, model.vcov.to_numpy(), size=nsim, method="cholesky"
-        )
-        yhat += X @ beta.T
-        if offset is not None:
-            yhat += offset[:, None]
-    if include_resid_var:
-        yhat += rng.standard_normal((n, nsim)) * sigma[None, :]
-    if family is not None and type == "response":
-        yhat = _response_scale(family, yhat)
-    alpha = (1.0 - float(level)) / 2.0
-    lower, middle, upper = np.quantile(yhat, [alpha, 0.5, 1.0 - alpha], axis=1)
-    fit = middle if stat == "median" else yhat.mean(axis=1)
-    index = frame.index if frame is not None else None
-    return pd.DataFrame({"fit": fit, "lower": lower, "upper": upper}, index=index)
+
+def _add_random_part(
+    yhat: np.ndarray,
+    rng: np.random.Generator,
+    model: Any,
+    frame: pd.DataFrame | None,
+    nsim: int,
+    progress: bool | None,
+) -> None:
+    """Add draws of every term's random effects from their conditional distribution to
+    ``yhat`` (rows x draws); levels the fit did not see get none."""
+    solution = model._solution
+    terms = _term_rows(model, frame)
+    total = sum(int(np.count_nonzero(codes >= 0)) for _, codes in terms)
+    bar = progress_bar(progress, total=total, desc="predict_interval", unit="row")
+    with bar:
+        for (matrix, codes), modes, cov in zip(terms, solution.b, solution.b_cov, strict=True):
+            used = np.unique(codes[codes >= 0])
+            if used.size == 0:
+                continue
+            draws = _draw_effects(rng, modes[used], cov[used], nsim)  # (nsim, used, k)
+            position = np.full(modes.shape[0], -1)
+            position[used] = np.arange(used.size)
+            known = np.flatnonzero(codes >= 0)
+            step = max(1, _CHUNK_ELEMENTS // (nsim * matrix.shape[1]))
+            for start in range(0, known.size, step):
+                rows = known[start : start + step]
+                yhat[rows] += np.einsum(
+                    "nk,snk->ns", matrix[rows], draws[:, position[codes[rows]], :]
+                )
+                bar.update(rows.size)
+
+
+def _add_fixed_part(
+    yhat: np.ndarray, rng: np.random.Generator, model: Any, frame: pd.DataFrame | None, nsim: int
+) -> None:
+    """Add draws of the fixed part, β from N(β̂, vcov(β̂)), and the offset to ``yhat``."""
+    X = model.design.X if frame is None else model.design.encode_fixed(frame)
+    # new rows carry the fit's offset too, as predict(newdata) does
+    offset = model.design.offset if frame is None else model.design.encode_offset(frame)
+    beta = rng.multivariate_normal(
+        model._solution.beta, model.vcov.to_numpy(), size=nsim, method="cholesky"
+    )
+    yhat += X @ beta.T
+    if offset is not None:
+        yhat += offset[:, None]
 
 
 def _response_scale(family: Any, eta: np.ndarray) -> np.ndarray:
