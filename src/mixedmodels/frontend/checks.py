@@ -8,11 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._warnings import warn
-from ..errors import (
-    DataError,
-    RankDeficiencyWarning,
-    ScaleWarning,
-)
+from ..errors import DataError, RankDeficiencyWarning, ScaleWarning
 from .design_types import Design
 
 

@@ -11,10 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._warnings import warn
-from ..errors import (
-    DataError,
-    MissingDataWarning,
-)
+from ..errors import DataError, MissingDataWarning
 from . import _formulaic_compat as fc
 from .formula import ModelSpec
 
@@ -93,7 +90,6 @@ def _check_columns(needed: list[str], frame: pd.DataFrame) -> None:
     missing = [name for name in needed if name not in frame.columns]
     if missing:
         raise _unknown_column_error(missing, columns)
-
 
 
 def _check_finite(frame: pd.DataFrame, columns: list[str]) -> None:

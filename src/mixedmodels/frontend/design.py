@@ -17,10 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import (
-    DataError,
-    check_choice,
-)
+from ..errors import DataError, check_choice
 from . import _formulaic_compat as fc
 from .checks import _drop_rank_deficient
 from .columns import (
@@ -204,4 +201,3 @@ def _build_term(term: RandomTerm, frame: pd.DataFrame) -> ReTerm:
         factors=term.factors,
         model_spec=model_spec,
     )
-

@@ -12,9 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ..errors import (
-    DataError,
-)
+from ..errors import DataError
 from . import _formulaic_compat as fc
 from .columns import evaluate_numeric
 from .factors import group_codes

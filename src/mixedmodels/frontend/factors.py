@@ -37,7 +37,6 @@ def _label(value: Any) -> str:
     return str(value)
 
 
-
 def _numbers_as_objects(column: pd.Series) -> bool:
     """An object column whose every value is a number (not a string, not a bool)."""
     if column.dtype != object:

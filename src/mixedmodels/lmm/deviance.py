@@ -20,7 +20,8 @@ block is needed on the hot path.
 Examples
 --------
 >>> import numpy as np
->>> from mixedmodels.lmm.deviance import CrossProducts, deviance
+>>> from mixedmodels.lmm.crossprods import CrossProducts
+>>> from mixedmodels.lmm.deviance import deviance
 >>> rng = np.random.default_rng(1)
 >>> g = np.repeat(np.arange(10), 5)
 >>> y = rng.normal(size=50) + rng.normal(size=10)[g]

@@ -21,7 +21,8 @@ Examples
 --------
 >>> import numpy as np
 >>> from mixedmodels.frontend.design_types import ReTerm
->>> from mixedmodels.lmm.deviance import CrossProducts, deviance
+>>> from mixedmodels.lmm.crossprods import CrossProducts
+>>> from mixedmodels.lmm.deviance import deviance
 >>> rng = np.random.default_rng(1)
 >>> g, h = np.repeat(np.arange(20), 6), np.tile(np.arange(6), 20)
 >>> y = rng.normal(size=120) + rng.normal(size=20)[g] + rng.normal(size=6)[h]

@@ -24,7 +24,6 @@ def _logistic(x: float) -> float:
     return float(1.0 / (1.0 + np.exp(-x)))
 
 
-
 @dataclass(frozen=True)
 class CorAR1:
     """AR(1) correlation ``φ^|t_i − t_j|`` of residuals within a group (nlme's ``corAR1``).
@@ -387,4 +386,3 @@ class _SymmBound(_BoundCorrelation):
         order = np.lexsort((rows, cols))  # nlme lists the lower triangle column by column
         names = [f"cor({c + 1},{r + 1})" for r, c in zip(rows[order], cols[order], strict=True)]
         return pd.Series(C[rows[order], cols[order]], index=names, dtype=float)
-

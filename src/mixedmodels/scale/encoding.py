@@ -5,7 +5,7 @@ every factor and grouping factor, the rows with missing values and infinite valu
 client then builds one :class:`PartitionEncoder`: the fixed-effects and random-effects
 model specs made on a small prototype holding every level (so formulaic encodes each
 partition with the same columns), and each term's global levels in R's order (from
-:func:`mixedmodels.frontend.design.group_codes` on the union of the observed combinations).  Each
+:func:`mixedmodels.frontend.factors.group_codes` on the union of the observed combinations).  Each
 partition is then encoded by the in-memory code itself: ``Design.encode_fixed`` and
 ``ReTerm.encode_rows``.
 """

@@ -108,4 +108,3 @@ def _typical_row(frame: pd.DataFrame, skip: set[str]) -> dict[str, Any]:
         else:
             row[column] = sorted(values.dropna().astype(str).unique())[0]
     return row
-

@@ -71,4 +71,3 @@ def _qq(ax: Axes, values: np.ndarray, colour: str, label: str | None) -> None:
     ax.plot(lim, lim, color="black", linewidth=0.8)
     ax.set_xlabel("normal quantile")
     ax.set_ylabel("sample quantile")
-

@@ -107,4 +107,3 @@ def per_group_fits(model: LinearMixedModel, term: Any) -> pd.DataFrame:
             coef = fit
         out[code] = coef[:k]
     return pd.DataFrame(out, index=pd.Index(term.levels, name="group"), columns=effects)
-

@@ -108,4 +108,3 @@ class LinearModelPlotAccessor:
             _qq(axes[1], standardized, MUTED, None)
             axes[1].set_title("Normal QQ: residuals / σ")
         return fig
-

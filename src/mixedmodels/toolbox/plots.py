@@ -524,8 +524,7 @@ def _chosen_levels(term: Any, groups: Sequence[Any] | None) -> list[str]:
     unknown = [g for g in chosen if g not in set(map(str, term.levels))]
     if unknown:
         raise DataError(
-            f"groups: {unknown} are not levels of {term.group!r} "
-            f"(e.g. {list(term.levels[:3])})."
+            f"groups: {unknown} are not levels of {term.group!r} (e.g. {list(term.levels[:3])})."
         )
     return chosen
 
