@@ -57,9 +57,7 @@ def has_beta_gradient(problem: GlmmProblem) -> bool:
 
 def weight_derivative(family: Family, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """dw/dη for a canonical link: w = prior · V(μ) and dμ/dη = V(μ), so w′ = w · V′(μ)."""
-    if family.name == "binomial":
-        return weights * (1.0 - 2.0 * mu)
-    return weights  # poisson: V′ = 1
+    return weights * family.variance_derivative(mu)
 
 
 def beta_gradient(

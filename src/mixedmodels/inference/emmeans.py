@@ -151,12 +151,7 @@ def _dfs(method: Any, L: np.ndarray) -> np.ndarray:
 
 
 def _response_name(model: Any) -> str:
-    name = model.family.name
-    if name == "binomial":
-        return "prob"
-    if name in ("poisson", "negative_binomial"):
-        return "rate"
-    return "response"
+    return model.family.mean_name
 
 
 def _interval_names(df: np.ndarray) -> tuple[str, str]:

@@ -96,7 +96,7 @@ def _response_label(model: Any) -> str:
     family = _family(model)
     if family is None:
         return name
-    if family.name == "binomial":
+    if family.proportion_response:
         if name.startswith("cbind("):
             return f"proportion {name[6:].split(',', 1)[0].strip()} (response scale)"
         success = getattr(model, "success_level", None)
@@ -802,7 +802,7 @@ def _glm_fit(
             if beta is not None and np.max(np.abs(new - beta)) < 1e-8 * (1 + np.max(np.abs(new))):
                 # separation drives η off to ±∞ slowly: call a binomial fit with |η| > 15
                 # diverged
-                separated = family.name == "binomial" and np.max(np.abs(eta - offset)) >= 15
+                separated = family.proportion_response and np.max(np.abs(eta - offset)) >= 15
                 return None if separated else new
             beta = new
     return None
