@@ -501,9 +501,7 @@ def _solution(
 
     For Gamma and inverse Gaussian fits ``pwrss`` is :func:`dispersion_pwrss` and the
     conditional covariances are scaled by σ² = pwrss / n, as lme4's ``condVar``."""
-    working = (
-        state.eta - problem.offset + (problem.y - state.mu) / problem.family.link.mu_eta(state.eta)
-    )
+    working = problem.working_response(state.eta, state.mu)
     cp = CrossProducts.build(working, problem.X, problem.terms, weights=state.weights)
     sol = solve(cp, theta, reml=False)
     scale2 = sol.sigma**2  # solve() scales by the PLS residual variance: undo it

@@ -121,6 +121,50 @@ def _link_named(name: str) -> Link:
     return LINKS[name]
 
 
+def working_residual(y: np.ndarray, mu: np.ndarray, mu_eta: np.ndarray) -> np.ndarray:
+    """The working residual (y − μ)·dη/dμ, with ``mu_eta`` = dμ/dη.
+
+    Examples
+    --------
+    >>> working_residual(np.array([1.0]), np.array([0.5]), np.array([0.25]))
+    array([2.])
+    """
+    return (y - mu) / mu_eta
+
+
+def working_response(
+    link: Link,
+    y: np.ndarray,
+    eta: np.ndarray,
+    mu: np.ndarray,
+    offset: np.ndarray | float = 0.0,
+    mu_eta: np.ndarray | None = None,
+) -> np.ndarray:
+    """IRLS's (and PIRLS's) working response z = η − offset + (y − μ)·dη/dμ.
+
+    The one place it is computed: PIRLS's steps, the GLM start, the gradient's and
+    the final solution's cross-products, and the per-group GLM fits of the plots.
+
+    Parameters
+    ----------
+    link : Link
+        Gives dμ/dη at ``eta`` when ``mu_eta`` is not passed.
+    y, eta, mu : ndarray
+        The response, the linear predictor (offset included) and the mean g⁻¹(η).
+    offset : ndarray or float
+        Taken off η, so that z is the response of the offset-free linear predictor.
+    mu_eta : ndarray, optional
+        dμ/dη at ``eta`` when already computed (PIRLS's canonical links take V(μ)).
+
+    Returns
+    -------
+    ndarray
+    """
+    if mu_eta is None:
+        mu_eta = link.mu_eta(eta)
+    return eta - offset + working_residual(y, mu, mu_eta)
+
+
 @dataclass(frozen=True)
 class Family:
     """A GLM family with its link: the base class of one subclass per family.
@@ -499,9 +543,7 @@ class _PositiveResponse(Family):
         self, response: str, success: str, dispersion: float
     ) -> tuple[str, str] | None:
         # the mean and lme4's dispersion σ² (1/shape for Gamma)
-        text = (
-            f"\\operatorname{{{self.latex_name}}}(\\mu_{{i}}, \\sigma^{{2}} = {dispersion:.3g})"
-        )
+        text = f"\\operatorname{{{self.latex_name}}}(\\mu_{{i}}, \\sigma^{{2}} = {dispersion:.3g})"
         return text, "\\mu_{i}"
 
 

@@ -162,8 +162,7 @@ def _state_factor(
     """The [Z X z] blocks at a state's weights and their factor (kept or formed)."""
     if state.factorization is not None:
         return state.factorization
-    link = problem.family.link
-    working = state.eta - problem.offset + (problem.y - state.mu) / link.mu_eta(state.eta)
+    working = problem.working_response(state.eta, state.mu)
     cp = problem._blocks(True).evaluate(working, state.weights)
     return cp, factorize(cp, theta)
 

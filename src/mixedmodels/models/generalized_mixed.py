@@ -12,7 +12,7 @@ from scipy import stats
 from .._protocols import GeneralizedMixedModel
 from ..errors import check_choice
 from ..frontend.design import Design
-from ..glmm.families import Family
+from ..glmm.families import Family, working_residual
 from ..glmm.pirls import GlmmProblem
 from ..lmm.deviance import Solution
 from ..lmm.optimize import OptSummary
@@ -174,7 +174,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
         elif type == "pearson":
             out = (y - mu) * np.sqrt(wt / self.family.variance(mu))
         elif type == "working":
-            out = (y - mu) / self.family.link.mu_eta(eta)
+            out = working_residual(y, mu, self.family.link.mu_eta(eta))
         else:
             dev = self.family.deviance_residuals(y, mu, wt)
             out = np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError, MixedModelsError
+from ..glmm.families import working_response
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -792,7 +793,7 @@ def _glm_fit(
         for _ in range(50):
             d = family.link.mu_eta(eta)
             w = wt * d**2 / family.variance(mu)
-            z = eta - offset + (y - mu) / d
+            z = working_response(family.link, y, eta, mu, offset, d)
             if not (np.all(np.isfinite(w)) and np.all(np.isfinite(z))):
                 return None
             root = np.sqrt(w)
