@@ -23,7 +23,7 @@ from ..frontend.design import build_design
 from ..frontend.design_types import NaAction
 from ..frontend.formula import parse_formula
 from ..frontend.update import FitCall
-from ..glmm.families import Family, get_family
+from ..glmm.families import Family, Gaussian, get_family
 from ..glmm.gradient import has_beta_gradient
 from ..glmm.optimize import fit_profiled, laplace_derivatives, stage2_step
 from ..glmm.pirls import GlmmProblem, dispersion_pwrss
@@ -96,7 +96,7 @@ def _response(spec, frame: pd.DataFrame, family: Family) -> tuple[np.ndarray, np
             raise FormulaError(
                 f"cbind() needs two arguments (successes, failures); got {len(args)}."
             )
-        if family.name != "binomial":
+        if not family.proportion_response:
             raise DataError(
                 "cbind(successes, failures) is a binomial response; use family='binomial'."
             )
@@ -110,7 +110,7 @@ def _response(spec, frame: pd.DataFrame, family: Family) -> tuple[np.ndarray, np
         return y, trials
     if text in frame.columns:
         column = frame[text]
-        if family.name == "binomial":
+        if family.proportion_response:
             return _binary(column), None
         if not pd.api.types.is_numeric_dtype(column.dtype) or isinstance(
             column.dtype, pd.CategoricalDtype
@@ -251,7 +251,7 @@ def _glmer(
         )
     control = Control.from_any(control)
     fam = get_family(family, link)
-    if fam.name == "gaussian":
+    if isinstance(fam, Gaussian):
         raise OptionError(
             "glmer does not fit the gaussian family; use lmer() for a linear mixed model."
         )
@@ -283,7 +283,7 @@ def _glmer(
     check_lmm_design(design, generalized=True)
     wt = design.weights if design.weights is not None else np.ones(design.nobs)
     fam.check_response(design.y, wt)
-    if fam.name == "binomial":
+    if fam.proportion_response:
         _check_separation(design, wt)
     problem = GlmmProblem(
         y=design.y,
@@ -303,7 +303,7 @@ def _glmer(
                 "factor level that separates the outcomes, or covariates on very different "
                 "scales; check the data, rescale with scale(x), or simplify the model."
             ) from None
-    if fam.name == "binomial":
+    if fam.proportion_response:
         _check_fitted_separation(model)
     model.success_level = _success_level(spec.response, frame, fam)
     return model
@@ -368,7 +368,7 @@ def _check_fitted_separation(model) -> None:
 
 def _success_level(response: str, frame: pd.DataFrame, family: Family) -> str | None:
     """The level a binomial factor response counts as success (R: every level but the first)."""
-    if family.name != "binomial" or response not in frame.columns:
+    if not family.proportion_response or response not in frame.columns:
         return None
     column = frame[response]
     if isinstance(column.dtype, pd.CategoricalDtype):
@@ -515,9 +515,7 @@ def _solution(
 
     For Gamma and inverse Gaussian fits ``pwrss`` is :func:`dispersion_pwrss` and the
     conditional covariances are scaled by σ² = pwrss / n, as lme4's ``condVar``."""
-    working = (
-        state.eta - problem.offset + (problem.y - state.mu) / problem.family.link.mu_eta(state.eta)
-    )
+    working = problem.working_response(state.eta, state.mu)
     cp = CrossProducts.build(working, problem.X, problem.terms, weights=state.weights)
     sol = solve(cp, theta, reml=False)
     scale2 = sol.sigma**2  # solve() scales by the PLS residual variance: undo it

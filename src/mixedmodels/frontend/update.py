@@ -59,6 +59,19 @@ class FitCall:
         return self.function(**arguments)
 
 
+def update(model: Any, formula: str | None = None, data: Any = None, **options: Any) -> Any:
+    """Refit ``model`` with a new formula (R's dots allowed), data or options, through
+    the call that fitted it, as R's ``update``; DataError for a model built directly."""
+    from ..errors import DataError
+
+    if getattr(model, "call", None) is None:
+        raise DataError(
+            "update() needs the call that fitted the model; this model was built "
+            "directly. Fit it with mm.lmer/mm.glmer/mm.lm."
+        )
+    return model.call.refit(formula=formula, data=data, **options)
+
+
 def _split_top(text: str, separators: str) -> list[tuple[str, str]]:
     """Split at top-level separators; each piece with the separator before it."""
     pieces, depth, start, sign = [], 0, 0, "+"

@@ -58,9 +58,7 @@ def has_beta_gradient(problem: GlmmProblem) -> bool:
 
 def weight_derivative(family: Family, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """dw/dη for a canonical link: w = prior · V(μ) and dμ/dη = V(μ), so w′ = w · V′(μ)."""
-    if family.name == "binomial":
-        return weights * (1.0 - 2.0 * mu)
-    return weights  # poisson: V′ = 1
+    return weights * family.variance_derivative(mu)
 
 
 def beta_gradient(
@@ -165,8 +163,7 @@ def _state_factor(
     """The [Z X z] blocks at a state's weights and their factor (kept or formed)."""
     if state.factorization is not None:
         return state.factorization
-    link = problem.family.link
-    working = state.eta - problem.offset + (problem.y - state.mu) / link.mu_eta(state.eta)
+    working = problem.working_response(state.eta, state.mu)
     cp = problem._blocks(True).evaluate(working, state.weights)
     return cp, factorize(cp, theta)
 

@@ -25,7 +25,7 @@ from ..frontend.design_types import ReTerm
 from ..lmm.crossprods import CrossProducts
 from ..lmm.deviance import Factorization, cholesky_solve, conditional_modes, factorize
 from .blocks import WeightedCrossProducts
-from .families import Family
+from .families import Family, working_residual, working_response
 from .gradient import gradient_pieces, weight_derivative
 
 PIRLS_TOLERANCE = 1e-9
@@ -166,6 +166,13 @@ class GlmmProblem:
         weights = self.prior_weights * mu_eta**2 / self.family.variance(mu)
         return mu, mu_eta, weights
 
+    def working_response(
+        self, eta: np.ndarray, mu: np.ndarray, mu_eta: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The working response z at η (:func:`~.families.working_response` on this
+        problem's response, link and offset); dμ/dη from the link unless given."""
+        return working_response(self.family.link, self.y, eta, mu, self.offset, mu_eta)
+
     def _penalized(self, mu: np.ndarray, u: list[np.ndarray]) -> float:
         """−2 log p(y | μ) + ‖u‖², up to the constant ``_kernel_constant`` when known."""
         penalty = sum(float(x.ravel() @ x.ravel()) for x in u)
@@ -180,7 +187,7 @@ class GlmmProblem:
     ) -> tuple[np.ndarray, list[np.ndarray], float]:
         """One weighted PLS solve: new β (if free) and u, and log|L|² at η's weights."""
         mu, mu_eta, weights = self._moments(eta)
-        working = eta - self.offset + (self.y - mu) / mu_eta
+        working = self.working_response(eta, mu, mu_eta)
         if not with_beta:
             working = working - fixed
         cp = self._blocks(with_beta).evaluate(working, weights)
@@ -195,7 +202,7 @@ class GlmmProblem:
         term = self.ordered_terms[0]
         z = term.matrix[:, 0]
         mu, mu_eta, weights = self._moments(eta)
-        resid = (self.y - mu) / mu_eta
+        resid = working_residual(self.y, mu, mu_eta)
         wz = weights * z
         ell = term.n_levels
         hess = lam * lam * np.bincount(term.codes, weights=wz * z, minlength=ell) + 1.0
@@ -278,7 +285,7 @@ class GlmmProblem:
             logdet = float(np.sum(np.log(hess)))
         elif keep_factor:
             mu_k, mu_eta, weights = self._moments(eta)
-            working = eta - self.offset + (self.y - mu_k) / mu_eta
+            working = self.working_response(eta, mu_k, mu_eta)
             cp = self._blocks(True).evaluate(working, weights)
             fac = factorize(cp, theta)
             factorization, logdet = (cp, fac), fac.logdet_z
@@ -325,7 +332,7 @@ class GlmmProblem:
 
         for iterations in range(1, max_iterations + 1):
             mu, mu_eta, weights = self._moments(eta)
-            working = eta - self.offset + (self.y - mu) / mu_eta
+            working = self.working_response(eta, mu, mu_eta)
             cp = blocks.evaluate(working, weights)
             fac = factorize(cp, theta)
             if not np.isfinite(fac.logdet_z):
@@ -366,7 +373,7 @@ class GlmmProblem:
         for _ in range(50):
             mu = self.family.link.inverse(eta)
             _, mu_eta, weights = self._moments(eta)
-            z = eta - self.offset + (self.y - mu) / mu_eta
+            z = self.working_response(eta, mu, mu_eta)
             sw = np.sqrt(weights)
             new_beta = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
             eta = self.X @ new_beta + self.offset

@@ -1,6 +1,9 @@
 """Inference on fitted models: intervals, tests and model comparison (issue: Inference).
 
-The methods of :class:`InferenceMixin` are thin front ends; the numerics live in
+The methods of :class:`InferenceMixin` are one-line delegations to free functions of the
+fitted model (as lme4's and MixedModels.jl's): :func:`.intervals.confint`,
+:func:`.profilers.profile_model`, :func:`.wald.contrast`, :func:`.wald.term_tests` and
+:func:`.bootstrap.bootstrap`.  The numerics live in
 :mod:`.profile` (likelihood profiles, lme4's ``profile``/``confint``),
 :mod:`.bootstrap` (parametric bootstrap, lme4's ``bootMer``), :mod:`.ddf`
 (Satterthwaite as lmerTest, Kenward-Roger as pbkrtest), :mod:`.hypotheses` (the
@@ -16,25 +19,12 @@ through :mod:`mixedmodels._protocols`, never imported: the models import this pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .._threads import blas_threads_for
 from .hypotheses import AnovaType
-
-ConfintMethod = Literal["profile", "wald", "boot"]
-BootType = Literal["percentile", "basic", "normal"]
-_METHODS = ("profile", "wald", "boot")
-_BOOT_TYPES = ("percentile", "basic", "normal")
-
-
-def _check_level(level: float) -> float:
-    if not (isinstance(level, float | int) and 0.0 < float(level) < 1.0):
-        raise ValueError(f"level must be a number strictly between 0 and 1. Got {level!r}.")
-    return float(level)
+from .intervals import BootType, ConfintMethod
 
 
 class InferenceMixin:
@@ -97,44 +87,19 @@ class InferenceMixin:
         >>> bool(ci.loc["occasion", "lower"] < m.fixef["occasion"] < ci.loc["occasion", "upper"])
         True
         """
-        from .profile import profile_confint, select_parameters
-        from .profilers import make_profiler
+        from .intervals import confint
 
-        if method not in _METHODS:
-            raise ValueError(f"method: expecting one of {set(_METHODS)}. Got {method!r}.")
-        level = _check_level(level)
-        if method == "profile":
-            return profile_confint(make_profiler(self), parm=parm, level=level, progress=progress)
-        names = self._parameter_names()
-        nvp = len(names) - len(self.design.fixed_names)
-        which = select_parameters(names, nvp, parm)
-        alpha = (1.0 - level) / 2.0
-        if method == "wald":
-            z = stats.norm.ppf(1.0 - alpha)
-            lower = np.full(len(names), np.nan)
-            upper = np.full(len(names), np.nan)
-            beta = self.fixef.to_numpy()
-            se = np.sqrt(np.diag(self.vcov.to_numpy()))
-            lower[nvp:] = beta - z * se
-            upper[nvp:] = beta + z * se
-            table = pd.DataFrame({"lower": lower, "upper": upper}, index=names)
-            return table.iloc[which]
-        if type not in _BOOT_TYPES:
-            raise ValueError(f"type: expecting one of {set(_BOOT_TYPES)}. Got {type!r}.")
-        boot = self.bootstrap(nsim, seed=seed, n_jobs=n_jobs, progress=progress)
-        return boot.confint(level=level, type=type).iloc[which]
-
-    def _parameter_names(self) -> list[str]:
-        """lme4's ``oldNames = FALSE`` names: variance parameters, sigma, fixed effects."""
-        from ._params import VarianceLayout
-
-        names = list(VarianceLayout.of(self.crossprods).names)
-        if self._is_glmm() and self.family.scale_free:  # binomial/poisson: no scale
-            names.remove("sigma")
-        return names + list(self.design.fixed_names)
-
-    def _is_glmm(self) -> bool:
-        return getattr(self, "family", None) is not None
+        return confint(
+            self,
+            method,
+            level,
+            parm,
+            type=type,
+            nsim=nsim,
+            seed=seed,
+            n_jobs=n_jobs,
+            progress=progress,
+        )
 
     def profile(
         self,
@@ -178,38 +143,9 @@ class InferenceMixin:
         >>> bool(prof["zeta"].is_monotonic_increasing)
         True
         """
-        from .profile import profile_table, select_parameters
-        from .profilers import make_profiler
+        from .profilers import profile_model
 
-        profiler = make_profiler(self, alphamax=alphamax, maxpts=maxpts)
-        which = select_parameters(profiler.names, profiler.nvp, parm)
-        with blas_threads_for(self.crossprods):
-            table = profile_table(profiler, which, progress=progress)
-        table["parameter"] = table["parameter"].replace({"(Intercept)": "Intercept"})
-        return table
-
-    def _ddf_method(self, ddf: str | None):
-        from .ddf import KenwardRoger, Satterthwaite
-
-        options = ("satterthwaite", "kenward-roger", "normal")
-        if ddf is None:  # the kind's own tests: t/F for lmer, asymptotic Wald for glmer
-            ddf = "normal" if self._is_glmm() else "satterthwaite"
-        if ddf not in options:
-            raise ValueError(f"ddf: expecting one of {set(options)}. Got {ddf!r}.")
-        if ddf == "normal":
-            return None
-        return Satterthwaite(self) if ddf == "satterthwaite" else KenwardRoger(self)
-
-    def _wald_chisq(self, L: np.ndarray) -> tuple[float, int]:
-        """Wald χ² of ``L β = 0`` with Cov(β̂) = :attr:`vcov` (car's ``linearHypothesis``)."""
-        beta = self.fixef.to_numpy()
-        V = self.vcov.to_numpy()
-        Lb = L @ beta
-        LVL = L @ V @ L.T
-        d, P = np.linalg.eigh(LVL)
-        keep = d > max(np.sqrt(np.finfo(float).eps) * d.max(), 0.0)
-        z = (P[:, keep].T @ Lb) / np.sqrt(d[keep])
-        return float(z @ z), int(keep.sum())
+        return profile_model(self, parm, alphamax=alphamax, maxpts=maxpts, progress=progress)
 
     def contrast(self, L: Any, ddf: str | None = None) -> pd.DataFrame:
         """Test the linear hypothesis ``L β = 0`` (lmerTest's ``contest``; for glmer fits
@@ -238,56 +174,9 @@ class InferenceMixin:
         >>> list(m.contrast({"occasion": 1.0}).columns)
         ['estimate', 'se', 't', 'df', 'p_value']
         """
-        names = list(self.design.fixed_names)
-        if isinstance(L, dict):
-            unknown = [k for k in L if k not in names]
-            if unknown:
-                raise ValueError(
-                    f"L names unknown fixed effects {unknown}. Expecting any of {names}."
-                )
-            L = np.array([[float(L.get(n, 0.0)) for n in names]])
-        L = np.atleast_2d(np.asarray(L, dtype=float))
-        if L.shape[1] != len(names) or L.ndim != 2:
-            raise ValueError(
-                f"L must have {len(names)} columns (one per fixed effect: {names}). "
-                f"Got shape {L.shape}."
-            )
-        method = self._ddf_method(ddf)
-        beta = self.fixef.to_numpy()
-        if method is None:
-            if L.shape[0] == 1:
-                estimate = float(L[0] @ beta)
-                se = float(np.sqrt(L[0] @ self.vcov.to_numpy() @ L[0]))
-                z = estimate / se
-                return pd.DataFrame(
-                    {
-                        "estimate": [estimate],
-                        "se": [se],
-                        "z": [z],
-                        "p_value": [2.0 * stats.norm.sf(abs(z))],
-                    }
-                )
-            chisq, q = self._wald_chisq(L)
-            return pd.DataFrame({"Chisq": [chisq], "Df": [q], "p_value": [stats.chi2.sf(chisq, q)]})
-        if L.shape[0] == 1:
-            vcov = getattr(method, "vcov_adjusted", method.vcov)
-            estimate = float(L[0] @ beta)
-            se = float(np.sqrt(L[0] @ vcov @ L[0]))
-            df = method.df(L[0])
-            t = estimate / se
-            return pd.DataFrame(
-                {
-                    "estimate": [estimate],
-                    "se": [se],
-                    "t": [t],
-                    "df": [df],
-                    "p_value": [2.0 * stats.t.sf(abs(t), df)],
-                }
-            )
-        F, q, df = method.f_test(L, beta)
-        return pd.DataFrame(
-            {"F": [F], "num_df": [q], "den_df": [df], "p_value": [stats.f.sf(F, q, df)]}
-        )
+        from .wald import contrast
+
+        return contrast(self, L, ddf)
 
     def anova(self, type: AnovaType = 3, ddf: str | None = None) -> pd.DataFrame:
         """F tests per fixed-effect term, as lmerTest's ``anova(m, type = type)``; for
@@ -320,26 +209,9 @@ class InferenceMixin:
         >>> list(m.anova().index)
         ['occasion']
         """
-        from .hypotheses import term_hypotheses
+        from .wald import term_tests
 
-        hypotheses = term_hypotheses(self, type)
-        method = self._ddf_method(ddf)
-        beta = self.fixef.to_numpy()
-        rows = []
-        if method is None:
-            for term, L in hypotheses.items():
-                chisq, q = self._wald_chisq(L)
-                rows.append((term, q, chisq, stats.chi2.sf(chisq, q)))
-            table = pd.DataFrame(rows, columns=["term", "Df", "Chisq", "p_value"])
-            table.attrs["test"] = "Wald chi-square (asymptotic)"
-            return table.set_index("term")
-        for term, L in hypotheses.items():
-            F, q, df = method.f_test(L, beta)
-            rows.append((term, q, df, F, stats.f.sf(F, q, df)))
-        table = pd.DataFrame(rows, columns=["term", "num_df", "den_df", "F", "p_value"])
-        kind = "Kenward-Roger" if ddf == "kenward-roger" else "Satterthwaite"
-        table.attrs["test"] = f"F ({kind})"
-        return table.set_index("term")
+        return term_tests(self, type, ddf)
 
     def bootstrap(
         self,
@@ -390,5 +262,4 @@ class InferenceMixin:
         """
         from .bootstrap import bootstrap
 
-        with blas_threads_for(self.crossprods):
-            return bootstrap(self, nsim, seed=seed, func=func, n_jobs=n_jobs, progress=progress)
+        return bootstrap(self, nsim, seed=seed, func=func, n_jobs=n_jobs, progress=progress)

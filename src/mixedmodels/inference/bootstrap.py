@@ -24,6 +24,7 @@ from scipy import stats
 
 from .._progress import progress_bar
 from .._protocols import GeneralizedMixedModel
+from .._threads import blas_threads_for
 from .._warnings import warn
 from ..errors import refuse
 from ..lmm.optimize import REFIT_CONTROL
@@ -188,6 +189,19 @@ def bootstrap(
     progress: bool | None = None,
 ) -> BootstrapResult:
     """See :meth:`mixedmodels.inference.InferenceMixin.bootstrap`."""
+    with blas_threads_for(model.crossprods):
+        return _bootstrap(model, nsim, seed=seed, func=func, n_jobs=n_jobs, progress=progress)
+
+
+def _bootstrap(
+    model: LinearMixedModel,
+    nsim: int,
+    seed: int | None = None,
+    func: Callable[[Any], Any] | None = None,
+    n_jobs: int | None = None,
+    progress: bool | None = None,
+) -> BootstrapResult:
+    """The bootstrap itself (BLAS threads as chosen by :func:`bootstrap`)."""
     global _WORKER
     if not isinstance(nsim, int | np.integer) or nsim < 1:
         raise ValueError(f"nsim must be a positive integer. Got {nsim!r}.")

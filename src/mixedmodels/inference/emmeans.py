@@ -29,6 +29,7 @@ from scipy import stats
 
 from ..errors import DataError
 from ..frontend import _formulaic_compat as fc
+from .wald import ddf_method
 
 Ddf = Literal["kenward-roger", "satterthwaite", "asymptotic"]
 Scale = Literal["link", "response"]
@@ -138,7 +139,7 @@ def _df_method(model: Any, ddf: Ddf | None):
     _choice("ddf", ddf, Ddf)
     if ddf == "asymptotic":
         return None, model.vcov.to_numpy()
-    method = model._ddf_method(ddf)
+    method = ddf_method(model, ddf)
     return method, getattr(method, "vcov_adjusted", method.vcov)
 
 
@@ -151,12 +152,7 @@ def _dfs(method: Any, L: np.ndarray) -> np.ndarray:
 
 
 def _response_name(model: Any) -> str:
-    name = model.family.name
-    if name == "binomial":
-        return "prob"
-    if name in ("poisson", "negative_binomial"):
-        return "rate"
-    return "response"
+    return model.family.mean_name
 
 
 def _interval_names(df: np.ndarray) -> tuple[str, str]:

@@ -55,19 +55,9 @@ def _distribution_variance(model: Any) -> float:
     if family is None:
         return model.sigma**2
     link = family.link.name
-    if family.name == "binomial":
-        values = {"logit": np.pi**2 / 3, "probit": 1.0, "cloglog": np.pi**2 / 6}
-        if link not in values:
-            raise DataError(
-                f"r2() has no distribution-specific variance for the binomial {link} link "
-                "(performance has them for logit, probit and cloglog)."
-            )
-        return float(values[link])
-    if family.name == "poisson":
-        if link == "sqrt":
-            return 0.25
-        if link == "log":
-            return float(np.log1p(1.0 / _null_model_mean(model)))
+    value = family.distribution_variance(lambda: _null_model_mean(model))
+    if value is not None:
+        return value
     from ..errors import refuse
 
     raise refuse(

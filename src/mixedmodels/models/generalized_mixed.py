@@ -10,9 +10,9 @@ import pandas as pd
 from scipy import stats
 
 from .._protocols import GeneralizedMixedModel
-from ..errors import OptionError, check_choice
+from ..errors import check_choice
 from ..frontend.design_types import Design
-from ..glmm.families import Family
+from ..glmm.families import Family, working_residual
 from ..glmm.pirls import GlmmProblem
 from ..lmm.deviance import Solution
 from ..lmm.optimize import OptSummary
@@ -87,7 +87,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
         """Number of estimated parameters: β, θ, and a dispersion (Gamma, inverse Gaussian)
         or the negative binomial's shape where the family has one, as lme4 counts them."""
         # a dispersion (Gamma, inverse Gaussian) or the negative binomial's shape counts
-        extra = 0 if self.family.scale_free and self.family.name != "negative_binomial" else 1
+        extra = 0 if self.family.scale_free and not self.family.estimated_shape else 1
         return len(self.design.fixed_names) + self.crossprods.n_theta + extra
 
     @property
@@ -174,7 +174,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
         elif type == "pearson":
             out = (y - mu) * np.sqrt(wt / self.family.variance(mu))
         elif type == "working":
-            out = (y - mu) / self.family.link.mu_eta(eta)
+            out = working_residual(y, mu, self.family.link.mu_eta(eta))
         else:
             dev = self.family.deviance_residuals(y, mu, wt)
             out = np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))
@@ -221,28 +221,7 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
                 for index, t in enumerate(self.crossprods.terms)
             ]
             mu = self.family.link.inverse(fixed + self.problem.random_part(self.theta, u))
-            name = self.family.name
-            if name == "binomial":
-                trials = np.maximum(np.round(wt), 1)
-                out[s] = rng.binomial(trials.astype(int), mu) / trials
-            elif name == "poisson":
-                out[s] = rng.poisson(mu)
-            elif name == "negative_binomial":
-                k = self.family.shape
-                out[s] = rng.negative_binomial(k, k / (k + mu))
-            elif name in ("Gamma", "inverse_gaussian"):
-                # an inverse or 1/mu^2 link can give μ ≤ 0 with new random effects: NaN,
-                # as R's rgamma/rinvgauss
-                shape = wt / self.sigma**2
-                valid = np.isfinite(mu) & (mu > 0)
-                draws = np.full(self.nobs, np.nan)
-                if name == "Gamma":
-                    draws[valid] = rng.gamma(shape[valid], mu[valid] / shape[valid])
-                else:
-                    draws[valid] = rng.wald(mu[valid], shape[valid])
-                out[s] = draws
-            else:
-                raise OptionError(f"simulate() has no draws for the {name} family.")
+            out[s] = self.family.draw(rng, mu, wt, self.sigma)
         return out.T
 
     # -- display ---------------------------------------------------------------------------

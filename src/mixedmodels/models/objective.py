@@ -557,9 +557,7 @@ class GlmmObjective:
     @property
     def kind(self) -> str:
         family = self.model.family
-        name = (
-            "glmer_nb fit" if family.name == "negative_binomial" else f"glmer fit ({family.r_name})"
-        )
+        name = "glmer_nb fit" if family.estimated_shape else f"glmer fit ({family.r_name})"
         return name if self.model.nagq <= 1 else f"{name}, nagq={self.model.nagq}"
 
     @property

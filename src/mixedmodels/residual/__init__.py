@@ -9,7 +9,9 @@ with its ``log|C|``), their composition bound to a model's rows (:mod:`.structur
 (:mod:`.whitened`: the LMM engine's cross-products rebuilt per evaluation, plus
 ``log|R|``), which the fit (:mod:`mixedmodels.fitting.residual`) and the fitted model's
 objective both evaluate, and the fitted models' methods about the residual structure
-(:mod:`.methods`: ``ResidualMixin``).  :mod:`._columns` reads the structures' data columns.
+(:mod:`.methods`: ``ResidualMixin``, one-line delegations to the free functions of
+:mod:`.fitted`: ``residual_parameters``, ``residual_intervals``, ``residual_variances``,
+``marginal_cov``).  :mod:`._columns` reads the structures' data columns.
 
 May import: :mod:`mixedmodels.frontend`, :mod:`mixedmodels.lmm` and
 :mod:`mixedmodels.errors`.  Never fitted models, inference or the toolbox.

@@ -1,27 +1,28 @@
 """Methods of fitted mixed models about the residual structure (:class:`ResidualMixin`):
 its parameters and their intervals, per-level residual variances and the marginal
-covariance ``Var(y)``."""
+covariance ``Var(y)``; each a one-line delegation to :mod:`.fitted`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from ..errors import DataError, MixedModelsError
 from .structures import ResidualStructure
 
-_DENSE_MAX_ROWS = 2000
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 
 class ResidualMixin:
     """Methods of fitted mixed models about the residual structure.
 
-    Mixed into :class:`mixedmodels.models.linear_mixed.LinearMixedModel`.  Models fitted with
-    ``variance=`` or ``correlation=`` set ``residual_structure`` and
-    ``residual_params``; for the others the residuals are independent with variance σ².
+    Mixed into :class:`mixedmodels.models.linear_mixed.LinearMixedModel`; each method is a
+    one-line delegation to the free function of the same name in :mod:`.fitted`, which
+    takes the fitted model.  Models fitted with ``variance=`` or ``correlation=`` set
+    ``residual_structure`` and ``residual_params``; for the others the residuals are
+    independent with variance σ².
     """
 
     residual_structure: ResidualStructure | None = None
@@ -48,9 +49,9 @@ class ResidualMixin:
         >>> len(m.residual_parameters())
         0
         """
-        if self.residual_structure is None:
-            return pd.Series([], dtype=float)
-        return self.residual_structure.coef(self.residual_params)
+        from .fitted import residual_parameters
+
+        return residual_parameters(self)
 
     def residual_intervals(self, level: float = 0.95) -> pd.DataFrame:
         """Intervals of the residual structure's parameters, as nlme's ``intervals(m)``
@@ -79,48 +80,9 @@ class ResidualMixin:
         >>> bool(ci.loc["power", "lower"] < ci.loc["power", "est"] < ci.loc["power", "upper"])
         True
         """
-        from scipy import stats
+        from .fitted import residual_intervals
 
-        from ..errors import refuse
-        from ..lmm.optimize import finite_difference_derivatives
-
-        structure = self.residual_structure
-        if structure is None or structure.n_params == 0:
-            raise refuse(
-                "lmer fit without estimated residual-structure parameters",
-                "residual_intervals()",
-                "confint() for the variance components and fixed effects",
-            )
-        if not 0.0 < float(level) < 1.0:
-            raise DataError(f"level must be a number strictly between 0 and 1. Got {level!r}.")
-        objective = self.objective  # type: ignore[attr-defined]
-        x = objective.start
-        _, hessian = finite_difference_derivatives(objective, x, objective.lower)
-        nr = structure.n_params
-        try:
-            covariance = 2.0 * np.linalg.inv(hessian)[-nr:, -nr:]
-        except np.linalg.LinAlgError:
-            covariance = np.full((nr, nr), np.nan)
-        se = (
-            np.sqrt(np.diag(covariance)) if np.all(np.diag(covariance) > 0) else np.full(nr, np.nan)
-        )
-        if not np.all(np.isfinite(se)):
-            raise MixedModelsError(
-                "residual_intervals(): the approximate covariance of the residual parameters "
-                "is not positive definite (nlme's 'Non-positive definite approximate "
-                "variance-covariance'): the structure is not identified at this fit. Use "
-                "confint(method='boot')."
-            )
-        z = stats.norm.ppf(0.5 + float(level) / 2.0)
-        params = x[-nr:]
-        est = structure.coef(params)
-        lower = structure.coef(params - z * se).to_numpy()
-        upper = structure.coef(params + z * se).to_numpy()
-        return pd.DataFrame(
-            {"lower": np.minimum(lower, upper), "est": est.to_numpy(),
-             "upper": np.maximum(lower, upper)},
-            index=est.index,
-        )  # fmt: skip
+        return residual_intervals(self, level)
 
     def residual_variances(self) -> pd.DataFrame:
         """Residual variance per level: ``level``, ``relative_sd``, ``variance``.
@@ -144,39 +106,9 @@ class ResidualMixin:
         >>> m.residual_variances()["relative_sd"].tolist()
         [1.0]
         """
-        sigma = float(self.sigma)  # type: ignore[attr-defined]
-        structure = self.residual_structure
-        if structure is not None and structure.variance is not None:
-            params = structure._split(self.residual_params)[0]
-            return structure.variance.table(params, sigma)
-        term_index = self._residual_like_term()
-        if term_index is None:
-            return pd.DataFrame({"level": ["(all)"], "relative_sd": [1.0], "variance": [sigma**2]})
-        term = self.crossprods.terms[term_index]  # type: ignore[attr-defined]
-        T = self.crossprods.factors(self.theta)[term_index]  # type: ignore[attr-defined]
-        variance = sigma**2 * (np.diag(T @ T.T) + 1.0)
-        prefix = term.expr.split("+")[-1].strip()
-        levels = [c[len(prefix) :] if c.startswith(prefix) else c for c in term.columns]
-        return pd.DataFrame(
-            {
-                "level": levels,
-                "relative_sd": np.sqrt(variance / variance[0]),
-                "variance": variance,
-            }
-        )
+        from .fitted import residual_variances
 
-    def _residual_like_term(self) -> int | None:
-        """A structured term on indicator columns with one row per (group, column)."""
-        for index, term in enumerate(self.crossprods.terms):  # type: ignore[attr-defined]
-            if term.structure == "us" or term.n_columns < 2:
-                continue
-            M = term.matrix
-            if not (np.all((M == 0) | (M == 1)) and np.all(M.sum(axis=1) == 1)):
-                continue
-            cells = term.codes * term.n_columns + np.argmax(M, axis=1)
-            if len(np.unique(cells)) == len(cells):
-                return index
-        return None
+        return residual_variances(self)
 
     def marginal_cov(
         self, groups: Any = None, group_var: str | None = None
@@ -203,45 +135,6 @@ class ResidualMixin:
         >>> m.marginal_cov(groups="1").shape
         (6, 6)
         """
-        terms = self.crossprods.terms  # type: ignore[attr-defined]
-        n = len(terms[0].codes)
-        if groups is None:
-            rows = np.arange(n)
-        else:
-            term = terms[0]
-            if group_var is not None:
-                matching = [t for t in terms if t.group == group_var]
-                if not matching:
-                    raise ValueError(
-                        f"group_var {group_var!r} is not a grouping factor of the model "
-                        f"(expecting one of {sorted({t.group for t in terms})})."
-                    )
-                term = matching[0]
-            wanted = [str(g) for g in (groups if isinstance(groups, list | tuple) else [groups])]
-            lookup = {str(label): i for i, label in enumerate(term.levels)}
-            unknown = [g for g in wanted if g not in lookup]
-            if unknown:
-                raise ValueError(f"Unknown level(s) {unknown} of '{term.group}'.")
-            rows = np.flatnonzero(np.isin(term.codes, [lookup[g] for g in wanted]))
-        sigma2 = float(self.sigma) ** 2  # type: ignore[attr-defined]
-        m = len(rows)
-        V = sp.csr_matrix((m, m))
-        for term, T in zip(terms, self.crossprods.factors(self.theta), strict=True):  # type: ignore[attr-defined]
-            k = term.n_columns
-            cols = (term.codes[rows, None] * k + np.arange(k)[None, :]).ravel()
-            Z = sp.csr_matrix(
-                (term.matrix[rows].ravel(), cols, np.arange(0, m * k + 1, k)),
-                shape=(m, term.n_levels * k),
-            )
-            block = sp.kron(sp.identity(term.n_levels, format="csr"), sp.csr_matrix(T @ T.T))
-            V = V + Z @ block @ Z.T
-        if self.residual_structure is None:
-            V = V + sp.identity(m, format="csr")
-        else:
-            V = V + self.residual_structure.covariance(self.residual_params, rows)
-        V = (sigma2 * V).tocsr()
-        if m > _DENSE_MAX_ROWS:
-            return V
-        index = self.design.row_index  # type: ignore[attr-defined]
-        labels = index[rows] if index is not None else rows
-        return pd.DataFrame(V.toarray(), index=labels, columns=labels)
+        from .fitted import marginal_cov
+
+        return marginal_cov(self, groups, group_var)

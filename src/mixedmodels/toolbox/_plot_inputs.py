@@ -34,7 +34,7 @@ def _response_label(model: Any) -> str:
     family = _family(model)
     if family is None:
         return name
-    if family.name == "binomial":
+    if family.proportion_response:
         if name.startswith("cbind("):
             return f"proportion {name[6:].split(',', 1)[0].strip()} (response scale)"
         success = getattr(model, "success_level", None)

@@ -1,9 +1,11 @@
 """What comes after the fit, on every model (lm, lmer, glmer): marginal means, R²,
 simulation, refits and tidy tables, plus the statsmodels names Python users look for.
 
-The methods are one-line front ends; the work is in :mod:`~mixedmodels.inference.emmeans`,
-:mod:`~mixedmodels.inference.r2`, :mod:`.simulate`, :mod:`~mixedmodels.frontend.update` and
-:mod:`.broom`.
+The methods are one-line delegations to free functions of the fitted model in
+:mod:`~mixedmodels.inference.emmeans`, :mod:`~mixedmodels.inference.r2`, :mod:`.simulate`,
+:mod:`~mixedmodels.frontend.update`, :mod:`.broom` and :mod:`~mixedmodels.inference.wald`
+(the statsmodels names' standard errors, tests and intervals); ``params``, ``llf``,
+``resid`` and ``fittedvalues`` are one-line aliases of the model's own accessors.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..frontend.update import FitCall
@@ -65,14 +66,9 @@ class AnalysisMixin:
         >>> m.update(reml=False).reml
         False
         """
-        from ..errors import DataError
+        from ..frontend.update import update
 
-        if self.call is None:
-            raise DataError(
-                "update() needs the call that fitted the model; this model was built "
-                "directly. Fit it with mm.lmer/mm.glmer/mm.lm."
-            )
-        return self.call.refit(formula=formula, data=data, **options)
+        return update(self, formula, data, **options)
 
     # -- broom.mixed -----------------------------------------------------------------------
     def tidy(self, effects: Any = ("fixed", "ran_pars"), **options: Any) -> pd.DataFrame:
@@ -102,24 +98,24 @@ class AnalysisMixin:
     @property
     def bse(self) -> pd.Series:
         """Standard errors of the fixed effects (statsmodels' ``bse``)."""
-        vcov = self.vcov  # type: ignore[attr-defined]
-        return pd.Series(np.sqrt(np.diag(vcov.to_numpy())), index=vcov.index, name="bse")
+        from ..inference.wald import standard_errors
+
+        return standard_errors(self)
 
     @property
     def tvalues(self) -> pd.Series:
         """Wald statistics of the fixed effects (statsmodels' ``tvalues``)."""
-        return (self.params / self.bse).rename("tvalues")
+        from ..inference.wald import wald_statistics
 
-    def _reference_df(self) -> float:
-        return float(getattr(self, "df_residual", np.inf))
+        return wald_statistics(self)
 
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided p-values: t with the residual df for lm, normal for mixed models (as
         statsmodels' MixedLM; use ``fixed_effects(ddf=...)`` for Satterthwaite/KR)."""
-        t = self.tvalues.to_numpy()
-        p = 2.0 * stats.t.sf(np.abs(t), self._reference_df())
-        return pd.Series(p, index=self.params.index, name="pvalues")
+        from ..inference.wald import wald_pvalues
+
+        return wald_pvalues(self)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Wald intervals of the fixed effects, columns 0 and 1 (statsmodels' ``conf_int``).
@@ -131,12 +127,9 @@ class AnalysisMixin:
         >>> m.conf_int().columns.tolist()
         [0, 1]
         """
-        if not 0.0 < float(alpha) < 1.0:
-            from ..errors import DataError
+        from ..inference.wald import wald_conf_int
 
-            raise DataError(f"alpha: expecting a number between 0 and 1. Got {alpha!r}.")
-        q = stats.t.ppf(1.0 - alpha / 2.0, self._reference_df())
-        return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
+        return wald_conf_int(self, alpha)
 
     @property
     def llf(self) -> float:

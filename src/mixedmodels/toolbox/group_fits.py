@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..glmm.families import working_response
 from ._plot_inputs import _effect_label, _family
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,7 +26,7 @@ def _glm_fit(
         for _ in range(50):
             d = family.link.mu_eta(eta)
             w = wt * d**2 / family.variance(mu)
-            z = eta - offset + (y - mu) / d
+            z = working_response(family.link, y, eta, mu, offset, d)
             if not (np.all(np.isfinite(w)) and np.all(np.isfinite(z))):
                 return None
             root = np.sqrt(w)
@@ -35,7 +36,7 @@ def _glm_fit(
             if beta is not None and np.max(np.abs(new - beta)) < 1e-8 * (1 + np.max(np.abs(new))):
                 # separation drives η off to ±∞ slowly: call a binomial fit with |η| > 15
                 # diverged
-                separated = family.name == "binomial" and np.max(np.abs(eta - offset)) >= 15
+                separated = family.proportion_response and np.max(np.abs(eta - offset)) >= 15
                 return None if separated else new
             beta = new
     return None

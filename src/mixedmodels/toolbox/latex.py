@@ -101,33 +101,17 @@ def _glmm_lines(model: Any, family: Any, linear: str) -> list[str]:
 
     response_text = parse_formula(model.formula).response
     response = _operatorname(response_text)
-    if family.name == "binomial":
-        level = getattr(model, "success_level", None)
-        success = f" = {_operatorname(level)}" if level else ""
-        mean = "P"
-        first = (
-            f"  {response}_{{i}}  &\\sim \\operatorname{{Binomial}}(n = 1, "
-            f"\\operatorname{{prob}}_{{{response}{success}}} = \\widehat{{P}})"
-        )
-    elif family.name in ("poisson", "negative_binomial"):
-        mean = "\\lambda_{i}"
-        name = "Poisson" if family.name == "poisson" else "NegBinomial"
-        extra = "" if family.name == "poisson" else f", \\theta = {family.shape:.3g}"
-        first = f"  {response}_{{i}}  &\\sim \\operatorname{{{name}}}({mean}{extra})"
-    elif family.name in ("Gamma", "inverse_gaussian"):
-        # the mean and lme4's dispersion σ² (1/shape for Gamma)
-        mean = "\\mu_{i}"
-        name = "Gamma" if family.name == "Gamma" else "InverseGaussian"
-        first = (
-            f"  {response}_{{i}}  &\\sim \\operatorname{{{name}}}"
-            f"({mean}, \\sigma^{{2}} = {model.sigma**2:.3g})"
-        )
-    else:
+    level = getattr(model, "success_level", None)
+    success = f" = {_operatorname(level)}" if level else ""
+    distribution = family.latex_distribution(response, success, model.sigma**2)
+    if distribution is None:
         from ..errors import refuse
 
         raise refuse(
             f"{family.name} glmer fit", "to_latex", "m.summary()", "equatiomatic has no form"
         )
+    text, mean = distribution
+    first = f"  {response}_{{i}}  &\\sim {text}"
     template = _LINK_LHS.get(family.link.name, "g({m})")
     return [first, f"    {template.format(m=mean)} &={linear}"]
 

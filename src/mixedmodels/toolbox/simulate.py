@@ -345,7 +345,7 @@ def _response_scale(family: Any, eta: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = family.link.inverse(eta)
     valid = np.isfinite(mu)
-    if family.name in ("poisson", "negative_binomial", "Gamma", "inverse_gaussian"):
+    if family.positive_mean:
         valid &= mu > 0
     bad_rows = ~valid.all(axis=1)
     if bad_rows.any():
