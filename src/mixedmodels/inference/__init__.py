@@ -104,7 +104,9 @@ class InferenceMixin:
             raise ValueError(f"method: expecting one of {set(_METHODS)}. Got {method!r}.")
         level = _check_level(level)
         if method == "profile":
-            return profile_confint(make_profiler(self), parm=parm, level=level, progress=progress)
+            with blas_threads_for(self.crossprods):  # as profile(): BLAS threads spin there
+                profiler = make_profiler(self)
+                return profile_confint(profiler, parm=parm, level=level, progress=progress)
         names = self._parameter_names()
         nvp = len(names) - len(self.design.fixed_names)
         which = select_parameters(names, nvp, parm)

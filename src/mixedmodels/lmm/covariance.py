@@ -13,6 +13,7 @@ factor of ``C``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -159,19 +160,16 @@ class Unstructured(CovarianceStructure):
         values = np.asarray(values, dtype=float)
         if self.k == 1:
             return values / sigma
+        # scalar loops: a profile converts at every deviance evaluation, and for the
+        # small k of random-effect terms numpy's per-call overhead was most of that cost
+        k = self.k
         rows, cols = self._rows_cols()
-        M = np.zeros((self.k, self.k))
-        M[rows, cols] = values
-        sd = np.diag(M).copy()
-        C = np.tril(M, -1)
-        C = C + C.T
-        np.fill_diagonal(C, 1.0)
-        S = C * np.outer(sd, sd) / sigma**2
-        try:
-            L = np.linalg.cholesky(S)
-        except np.linalg.LinAlgError:
-            L = semidefinite_cholesky(S)
-        return L[rows, cols]
+        scaled = [0.0] * (k * k)  # row-major S = diag(sd) C diag(sd) / σ²
+        triangle = list(zip(rows.tolist(), cols.tolist(), values.tolist(), strict=True))
+        sd = {i: v / sigma for i, j, v in triangle if i == j}
+        for i, j, v in triangle:
+            scaled[i * k + j] = sd[i] * sd[i] if i == j else v * sd[i] * sd[j]
+        return np.array(_semidefinite_cholesky_lower(scaled, k, rows, cols))
 
 
 @dataclass(frozen=True)
@@ -271,6 +269,24 @@ def semidefinite_cholesky(S: np.ndarray) -> np.ndarray:
 
 #: prediction error variance below which a Toeplitz correlation matrix is singular
 _EDGE = 1e-14
+
+
+def _semidefinite_cholesky_lower(
+    S: list[float], k: int, rows: np.ndarray, cols: np.ndarray
+) -> list[float]:
+    """:func:`semidefinite_cholesky` of the row-major lower triangle ``S`` in scalar
+    arithmetic, returned at (``rows``, ``cols``)."""
+    L = [0.0] * (k * k)
+    for j in range(k):
+        d = S[j * k + j] - sum(L[j * k + m] ** 2 for m in range(j))
+        if d <= 1e-14 * max(1.0, abs(S[j * k + j])):
+            continue
+        ljj = math.sqrt(d)
+        L[j * k + j] = ljj
+        for i in range(j + 1, k):
+            dot = sum(L[i * k + m] * L[j * k + m] for m in range(j))
+            L[i * k + j] = (S[i * k + j] - dot) / ljj
+    return [L[i * k + j] for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
 
 
 def partial_autocorrelations(rho: np.ndarray) -> np.ndarray:
