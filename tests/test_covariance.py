@@ -110,3 +110,35 @@ def test_merged_terms_give_the_same_deviance(gpa, formula):
             assert deviance(merged, theta, reml) == pytest.approx(
                 deviance(cp, theta, reml), rel=1e-10
             )
+
+
+@pytest.mark.parametrize("held", [None, 0, 4, 5, 6])
+def test_toeplitz_refit_coordinates_are_a_box(held):
+    """A profile's refit of a toep term optimizes a box: any coordinates in [−1, 1] give a
+    positive semi-definite Toeplitz matrix with the held parameter at its value, and the
+    map inverts on such points (lags 2 and 3 held are the solved cases)."""
+    toep = Toeplitz(4)
+    rng = np.random.default_rng(held or 0)
+    value = 0.3 if held is None or held >= 4 else 1.7
+    lags = np.abs(np.subtract.outer(np.arange(4), np.arange(4)))
+    for _ in range(200):
+        coords = np.concatenate([rng.uniform(0.5, 2.0, 4), rng.uniform(-1.0, 1.0, 3)])
+        values = toep.from_refit_coordinates(coords, held, value)
+        if np.any(np.isnan(values)):  # lag 3 held: ρ₃ unreachable after these φ₁
+            assert held == 6
+            continue
+        if held is not None:
+            assert values[held] == pytest.approx(value, abs=1e-12)
+        C = np.concatenate([[1.0], values[4:]])[lags]
+        assert np.linalg.eigvalsh(C).min() > -1e-10
+        back = toep.refit_coordinates(values, held, value)
+        free = [i for i in range(7) if i != held]
+        np.testing.assert_allclose(back[free], coords[free], atol=1e-8)
+
+
+def test_toeplitz_factor_on_the_edge_is_semidefinite():
+    """|φ| = 1 (a fit or a refit on the edge of the positive-definite set) factors."""
+    T = Toeplitz(3).factor(np.array([1.0, 1.0, 1.0, 3.0, -np.inf]))
+    C = T @ T.T
+    assert np.linalg.eigvalsh(C).min() == pytest.approx(0.0, abs=1e-10)
+    np.testing.assert_allclose(np.diag(C), 1.0)

@@ -75,3 +75,34 @@ def test_a_trace_that_turns_before_the_crossing_gives_nan_with_a_warning():
     with pytest.warns(ProfileWarning, match="upper side before it turned back"):
         ci = interval_from_trace(_trace(values, zeta), 1, np.array([-1.96, 1.96]), (-1.0, 1.0))
     assert np.isfinite(ci[0]) and np.isnan(ci[1])
+
+
+@pytest.mark.slow
+def test_toep_fit_on_the_edge_profiles_to_its_own_deviance():
+    """A toep term fitted on the edge of the positive-definite set (ρ₂ = 2ρ₁² − 1): its
+    refits work on partial autocorrelations, and every interval end not on a bound is where
+    the ML deviance is the minimum + χ²₁(0.95), to 1e-4 (the profile jumps where σ reaches
+    its floor, so the spline alone misses by up to 0.5)."""
+    from tests.model_zoo import _gpa
+
+    gpa = _gpa()
+    gpa3 = gpa[gpa["occasion"] <= 2].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.lmer("gpa ~ occasion + sex + toep(0 + occas | student)", gpa3, reml=False)
+        ci = m.confint(parm="theta_")
+    params = m.objective.parameters()
+    rho = params.estimate[3:5]
+    assert rho[1] == pytest.approx(2 * rho[0] ** 2 - 1, abs=1e-6)  # on the edge
+    base = m.objective.deviance(m.objective._ml_estimate(), reml=False)
+    checked = 0
+    for name, row in ci.iterrows():
+        i = params.index(name)
+        assert row["lower"] <= params.estimate[i] <= row["upper"]
+        for end in (row["lower"], row["upper"]):
+            assert np.isfinite(end), name
+            if params.lower[i] < end < params.upper[i]:
+                deviance, _ = m.objective.refit({name: end})
+                assert deviance - base == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-4)
+                checked += 1
+    assert checked >= 8

@@ -415,14 +415,7 @@ REFUSED: dict[tuple[str, str], str] = {
 NOT_APPLICABLE: set[tuple[str, str]] = {("lm", t) for t in RANDOM_EFFECT_TOOLS}
 
 # -- cells that are wrong or unclear today (strict xfail: delete the entry once fixed) -------
-_BROKEN: dict[str, list[tuple[str, str]]] = {
-    # the toep fit sits on the edge of the positive-definite region (partial
-    # autocorrelation ±1: ρ₂ = 2ρ₁² − 1), which is no box on the SD/correlation scale, so
-    # the refits of its profile step out of it (deviance inf)
-    "objective: toep profiles on the edge of the positive-definite region": [
-        ("toep term", "confint_profile")
-    ],
-}
+_BROKEN: dict[str, list[tuple[str, str]]] = {}
 KNOWN_BROKEN: dict[tuple[str, str], str] = {
     cell: reason for reason, cells in _BROKEN.items() for cell in cells
 }

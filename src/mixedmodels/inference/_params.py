@@ -78,3 +78,38 @@ def sdcor_to_theta(cp: CrossProducts, pars: np.ndarray) -> np.ndarray:
         theta[sl] = structure.from_sdcor(pars[pos : pos + n], sigma)
         pos += n
     return theta
+
+
+def _held_parts(
+    cp: CrossProducts, held: int
+) -> list[tuple[CovarianceStructure, slice, int | None]]:
+    """Each structure, the slice of its SD/correlation values, and the held position in it."""
+    parts = []
+    pos = 0
+    for structure in cp.structures:
+        n = _n_sdcor(structure)
+        inside = held - pos if pos <= held < pos + n else None
+        parts.append((structure, slice(pos, pos + n), inside))
+        pos += n
+    return parts
+
+
+def sdcor_to_refit(cp: CrossProducts, pars: np.ndarray, held: int, value: float) -> np.ndarray:
+    """SDs/correlations and σ → the coordinates of a profile's refit holding parameter
+    ``held`` at ``value``, in which every structure is the box of its SD/correlation bounds
+    (:meth:`~mixedmodels.lmm.covariance.CovarianceStructure.refit_coordinates`)."""
+    coords = np.asarray(pars, dtype=float).copy()
+    for structure, sl, inside in _held_parts(cp, held):
+        coords[sl] = structure.refit_coordinates(coords[sl], inside, value)
+    return coords
+
+
+def refit_to_sdcor(cp: CrossProducts, coords: np.ndarray, held: int, value: float) -> np.ndarray:
+    """Inverse of :func:`sdcor_to_refit`: the SDs/correlations and σ, the held one at
+    ``value`` (NaN in a structure where no parameters have it)."""
+    pars = np.asarray(coords, dtype=float).copy()
+    for structure, sl, inside in _held_parts(cp, held):
+        pars[sl] = structure.from_refit_coordinates(pars[sl], inside, value)
+    if held == pars.size - 1:
+        pars[held] = value
+    return pars

@@ -22,6 +22,7 @@ import scipy.linalg as sla
 from scipy import stats
 
 from .._protocols import GeneralizedMixedModel
+from .._threads import single_threaded_blas
 from ..errors import DataError, refuse
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,20 +56,24 @@ def _hessian(func, x: np.ndarray) -> np.ndarray:
         return H
 
     h = _steps(x)
-    return (4.0 * at(h / 2) - at(h)) / 3.0
+    with single_threaded_blas():  # many small evaluations: BLAS threads only spin
+        return (4.0 * at(h / 2) - at(h)) / 3.0
 
 
 def _jacobian(func, x: np.ndarray) -> list[np.ndarray]:
     """∂func/∂x_k for a matrix-valued func, central differences + one Richardson step."""
     h = _steps(x)
-    out = []
-    for k in range(x.size):
-        e = np.zeros(x.size)
-        e[k] = h[k]
-        d1 = (func(x + e) - func(x - e)) / (2 * h[k])
-        d2 = (func(x + e / 2) - func(x - e / 2)) / h[k]
-        out.append((4.0 * d2 - d1) / 3.0)
-    return out
+    with single_threaded_blas():
+        return [_central(func, x, k, h[k]) for k in range(x.size)]
+
+
+def _central(func, x: np.ndarray, k: int, h: float) -> np.ndarray:
+    """One column of :func:`_jacobian`."""
+    e = np.zeros(x.size)
+    e[k] = h
+    d1 = (func(x + e) - func(x - e)) / (2 * h)
+    d2 = (func(x + e / 2) - func(x - e / 2)) / h
+    return (4.0 * d2 - d1) / 3.0
 
 
 def _linear_objective(model: LinearMixedModel, tool: str):

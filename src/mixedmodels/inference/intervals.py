@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._threads import blas_threads_for
 from .wald import is_glmm
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +62,9 @@ def confint(
         raise ValueError(f"method: expecting one of {set(_METHODS)}. Got {method!r}.")
     level = check_level(level)
     if method == "profile":
-        return profile_confint(make_profiler(model), parm=parm, level=level, progress=progress)
+        with blas_threads_for(model.crossprods):  # as profile(): BLAS threads spin there
+            profiler = make_profiler(model)
+            return profile_confint(profiler, parm=parm, level=level, progress=progress)
     names = parameter_names(model)
     nvp = len(names) - len(model.design.fixed_names)
     which = select_parameters(names, nvp, parm)

@@ -394,6 +394,24 @@ def _refine_end(
     return float("nan")
 
 
+def _verified_ends(
+    rows: np.ndarray,
+    col: int,
+    zeta: np.ndarray,
+    ends: np.ndarray,
+    zeta_at: Callable[[float, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Each end read off the spline checked by a refit there, and refined by
+    :func:`_refine_end` until the deviance is the minimum + z² (NaN ends stay NaN)."""
+    rows = rows[np.isfinite(rows[:, 0]) & np.isfinite(rows[:, col])]
+    return np.array(
+        [
+            _refine_end(target, guess, rows, col, zeta_at) if np.isfinite(guess) else guess
+            for target, guess in zip(zeta, ends, strict=True)
+        ]
+    )
+
+
 def interval_from_trace(
     trace: _Trace,
     col: int,
@@ -408,9 +426,11 @@ def interval_from_trace(
 
     A trace that is not monotone as a whole is read off its monotone branch through the
     estimate (:func:`monotone_branch`), where lme4 gives up or interpolates linearly over
-    the turn.  With ``zeta_at`` (value, start row → trace row, a refit), the ends read
-    off that branch are then refined by refits until the deviance there is the minimum +
-    z² to 1e-5: the coarse grid has few points near a turn.
+    the turn.  With ``zeta_at`` (value, start row → trace row, a refit), every end is
+    then checked by a refit and refined until the deviance there is the minimum + z² to
+    1e-5: the spline is only as good as the grid, which has few points near a turn or a
+    kink (a refit that reaches another regime, such as σ at its floor with the residual
+    variance taken up by a structured term); a smooth profile's end passes at once.
     """
     values, z = trace.rows[:, col], trace.rows[:, 0]
     turned = False
@@ -435,16 +455,10 @@ def interval_from_trace(
             zs, vs = z, values
             inside = (zeta >= zs.min()) & (zeta <= zs.max()) if zs.size else zeta != zeta
             result = np.where(inside, np.interp(zeta, zs, vs) if zs.size else np.nan, np.nan)
-        if turned and zeta_at is not None:
-            branch = trace.rows[on_branch]
-            guesses = np.asarray(result, dtype=float)
-            result = np.array(
-                [
-                    _refine_end(target, guess, branch, col, zeta_at)
-                    for target, guess in zip(zeta, guesses, strict=True)
-                ]
-            )
     result = np.array(result, dtype=float)
+    if zeta_at is not None:
+        rows = trace.rows[on_branch] if turned else trace.rows
+        result = _verified_ends(rows, col, zeta, result, zeta_at)
     for side, bound, hit in (
         (0, bounds[0], values.size and np.nanmin(values) <= bounds[0]),
         (1, bounds[1], values.size and np.nanmax(values) >= bounds[1]),

@@ -13,6 +13,7 @@ factor of ``C``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -71,6 +72,24 @@ class CovarianceStructure:
     def from_sdcor(self, values: np.ndarray, sigma: float) -> np.ndarray:
         """Inverse of :meth:`to_sdcor` (NaN where the values are outside the structure)."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    # -- coordinates of a profile's refit, in which the structure is the box sdcor_bounds
+    def refit_coordinates(self, values: np.ndarray, held: int | None, value: float) -> np.ndarray:
+        """SD/correlation ``values`` → the coordinates a profile's refit optimizes, in which
+        the structure's parameter set is the box :meth:`sdcor_bounds`, with the parameter at
+        position ``held`` (or none) fixed at ``value``.  The identity here; a structure whose
+        correlations do not fill that box (:class:`Toeplitz`) maps them."""
+        return np.asarray(values, dtype=float).copy()
+
+    def from_refit_coordinates(
+        self, coords: np.ndarray, held: int | None, value: float
+    ) -> np.ndarray:
+        """Inverse of :meth:`refit_coordinates`: the SD/correlation values, the held one at
+        ``value`` (NaN where no parameters of the structure have it)."""
+        values = np.asarray(coords, dtype=float).copy()
+        if held is not None:
+            values[held] = value
+        return values
 
 
 @dataclass(frozen=True)
@@ -141,19 +160,16 @@ class Unstructured(CovarianceStructure):
         values = np.asarray(values, dtype=float)
         if self.k == 1:
             return values / sigma
+        # scalar loops: a profile converts at every deviance evaluation, and for the
+        # small k of random-effect terms numpy's per-call overhead was most of that cost
+        k = self.k
         rows, cols = self._rows_cols()
-        M = np.zeros((self.k, self.k))
-        M[rows, cols] = values
-        sd = np.diag(M).copy()
-        C = np.tril(M, -1)
-        C = C + C.T
-        np.fill_diagonal(C, 1.0)
-        S = C * np.outer(sd, sd) / sigma**2
-        try:
-            L = np.linalg.cholesky(S)
-        except np.linalg.LinAlgError:
-            L = semidefinite_cholesky(S)
-        return L[rows, cols]
+        scaled = [0.0] * (k * k)  # row-major S = diag(sd) C diag(sd) / σ²
+        triangle = list(zip(rows.tolist(), cols.tolist(), values.tolist(), strict=True))
+        sd = {i: v / sigma for i, j, v in triangle if i == j}
+        for i, j, v in triangle:
+            scaled[i * k + j] = sd[i] * sd[i] if i == j else v * sd[i] * sd[j]
+        return np.array(_semidefinite_cholesky_lower(scaled, k, rows, cols))
 
 
 @dataclass(frozen=True)
@@ -228,7 +244,7 @@ def unbounded_correlation(r: np.ndarray | float) -> np.ndarray:
     r = np.asarray(r, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         x = r / np.sqrt(1.0 - r * r)
-    return np.where(np.abs(r) == 1.0, np.sign(r) * np.inf, x)
+        return np.where(np.abs(r) == 1.0, np.sign(r) * np.inf, x)
 
 
 def semidefinite_cholesky(S: np.ndarray) -> np.ndarray:
@@ -251,6 +267,28 @@ def semidefinite_cholesky(S: np.ndarray) -> np.ndarray:
     return L
 
 
+#: prediction error variance below which a Toeplitz correlation matrix is singular
+_EDGE = 1e-14
+
+
+def _semidefinite_cholesky_lower(
+    S: list[float], k: int, rows: np.ndarray, cols: np.ndarray
+) -> list[float]:
+    """:func:`semidefinite_cholesky` of the row-major lower triangle ``S`` in scalar
+    arithmetic, returned at (``rows``, ``cols``)."""
+    L = [0.0] * (k * k)
+    for j in range(k):
+        d = S[j * k + j] - sum(L[j * k + m] ** 2 for m in range(j))
+        if d <= 1e-14 * max(1.0, abs(S[j * k + j])):
+            continue
+        ljj = math.sqrt(d)
+        L[j * k + j] = ljj
+        for i in range(j + 1, k):
+            dot = sum(L[i * k + m] * L[j * k + m] for m in range(j))
+            L[i * k + j] = (S[i * k + j] - dot) / ljj
+    return [L[i * k + j] for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
+
+
 def partial_autocorrelations(rho: np.ndarray) -> np.ndarray:
     """Inverse of :func:`toeplitz_correlations` (Durbin-Levinson run backwards); NaN when
     the autocorrelations are not those of a positive-definite Toeplitz matrix.
@@ -266,11 +304,14 @@ def partial_autocorrelations(rho: np.ndarray) -> np.ndarray:
     coef = np.zeros(0)
     error = 1.0
     for j in range(m):
-        if not error > 0:
-            return np.full(m, np.nan)
+        if not error > _EDGE:  # singular already: the later lags follow (partial 0)
+            if not error >= 0.0:
+                return np.full(m, np.nan)
+            break
         phi = (rho[j] - (coef @ rho[:j][::-1] if j else 0.0)) / error
-        if not abs(phi) <= 1.0:
+        if not abs(phi) <= 1.0 + 1e-10:  # rounding of a point on the edge |φ| = 1
             return np.full(m, np.nan)
+        phi = min(1.0, max(-1.0, phi))
         partial[j] = phi
         coef = np.append(coef - phi * coef[::-1], phi)
         error *= 1.0 - phi * phi
@@ -499,9 +540,96 @@ class Toeplitz(_Structured):
         return unbounded_correlation(partial_autocorrelations(values))
 
     def correlation_cholesky(self, params: np.ndarray) -> np.ndarray:
-        rho = toeplitz_correlations(bounded_correlation(params))
+        partial = bounded_correlation(params)
+        rho = toeplitz_correlations(partial)
         lags = np.abs(np.subtract.outer(np.arange(self.k), np.arange(self.k)))
-        return np.linalg.cholesky(np.concatenate([[1.0], rho])[lags])
+        C = np.concatenate([[1.0], rho])[lags]
+        if np.any(np.abs(partial) >= 1.0):  # on the edge (a profile's refit): singular
+            return semidefinite_cholesky(C)
+        return np.linalg.cholesky(C)
+
+    # A profile holding the lag-w autocorrelation ρ_w refits the others on partial
+    # autocorrelations φ (the positive-definite set is the box |φ| <= 1), with φ_w solved
+    # from ρ_w, which is affine in it; φ_{w-1} is confined to where that φ_w lies in
+    # [-1, 1] (an interval: the set is convex) and its coordinate is its place there.
+    def refit_coordinates(self, values: np.ndarray, held: int | None, value: float) -> np.ndarray:
+        coords = np.asarray(values, dtype=float).copy()
+        if self.k == 1:
+            return coords
+        partial = partial_autocorrelations(coords[self.k :])
+        if np.any(np.isnan(partial)):
+            partial = np.zeros(self.k - 1)
+        w = None if held is None or held < self.k else held - self.k
+        if w:
+            low, high = _free_partial_range(partial[: w - 1], value)
+            span = high - low
+            place = 0.0 if not span > 0 else 2.0 * (partial[w - 1] - low) / span - 1.0
+            partial[w - 1] = min(1.0, max(-1.0, place))
+        coords[self.k :] = partial
+        return coords
+
+    def from_refit_coordinates(
+        self, coords: np.ndarray, held: int | None, value: float
+    ) -> np.ndarray:
+        values = np.asarray(coords, dtype=float).copy()
+        if held is not None and held < self.k:
+            values[held] = value
+        if self.k == 1:
+            return values
+        partial = np.clip(values[self.k :], -1.0, 1.0)
+        w = None if held is None or held < self.k else held - self.k
+        if w is not None:
+            if w:
+                low, high = _free_partial_range(partial[: w - 1], value)
+                if np.isnan(low):
+                    return np.full(values.size, np.nan)
+                partial[w - 1] = low + (partial[w - 1] + 1.0) / 2.0 * (high - low)
+            partial[w] = _solved_partial(partial[:w], value)
+        values[self.k :] = toeplitz_correlations(partial)
+        return values
+
+
+def _lag_affine(prefix: np.ndarray) -> tuple[float, float]:
+    """(a, b) with ρ_w = a + b φ_w, the partial autocorrelations before lag w given."""
+    a = toeplitz_correlations(np.append(prefix, 0.0))[-1]
+    return a, toeplitz_correlations(np.append(prefix, 1.0))[-1] - a
+
+
+def _solved_partial(prefix: np.ndarray, value: float) -> float:
+    """φ_w that gives ρ_w = ``value`` after the partial autocorrelations ``prefix``."""
+    a, b = _lag_affine(prefix)
+    if not abs(b) > _EDGE:  # the lags before are on the edge: ρ_w follows from them
+        return 0.0
+    return float(min(1.0, max(-1.0, (value - a) / b)))
+
+
+def _free_partial_range(prefix: np.ndarray, value: float) -> tuple[float, float]:
+    """The interval of φ_{w-1} (after ``prefix``) for which some φ_w in [-1, 1] gives
+    ρ_w = ``value``; (NaN, NaN) when there is none.
+
+    ρ_w at φ_w = ±1 is quadratic in φ_{w-1}, so the ends are roots of two quadratics
+    (or ±1); the pieces between them are kept where the solved φ_w is in range.
+    """
+
+    def reach(phi: float, sign: float) -> float:
+        return float(toeplitz_correlations(np.concatenate([prefix, [phi, sign]]))[-1])
+
+    grid = np.array([-1.0, 0.0, 1.0])
+    ends = [-1.0, 1.0]
+    for sign in (-1.0, 1.0):
+        quadratic = np.polyfit(grid, [reach(g, sign) - value for g in grid], 2)
+        roots = np.roots(quadratic) if np.any(quadratic) else []
+        ends += [float(r.real) for r in roots if abs(r.imag) < 1e-12 and abs(r.real) <= 1.0]
+    ends = sorted(ends)
+    feasible = []
+    for lo, hi in zip(ends[:-1], ends[1:], strict=True):
+        mid = 0.5 * (lo + hi)
+        a, b = _lag_affine(np.append(prefix, mid))
+        if hi > lo and abs(b) > _EDGE and abs((value - a) / b) <= 1.0 + 1e-9:
+            feasible += [lo, hi]
+    if not feasible:
+        return float("nan"), float("nan")
+    return min(feasible), max(feasible)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,8 @@ class Control:
 
     @classmethod
     def from_any(cls, control: Any) -> Control:
+        """A :class:`Control` from None (the defaults), a Control, or a dict of its fields
+        (lme4's ``lmerControl(...)`` as keyword options); an unknown key is refused."""
         if control is None:
             return cls()
         if isinstance(control, Control):

@@ -60,6 +60,7 @@ class LinearModel(AnalysisMixin):
 
     @property
     def df_residual(self) -> int:
+        """Residual degrees of freedom, n − p (R's ``df.residual``)."""
         return self.nobs - len(self.beta)
 
     @cached_property
@@ -71,10 +72,12 @@ class LinearModel(AnalysisMixin):
 
     @property
     def fixef(self) -> pd.Series:
+        """The coefficients by term name (R's ``coef``; named as lmer's ``fixef``)."""
         return pd.Series(self.beta, index=list(self.design.fixed_names))
 
     @property
     def vcov(self) -> pd.DataFrame:
+        """σ² (XᵀWX)⁻¹, the coefficients' covariance (R's ``vcov.lm``)."""
         names = list(self.design.fixed_names)
         return pd.DataFrame(self.sigma**2 * self._XtX_inv, index=names, columns=names)
 
@@ -91,16 +94,17 @@ class LinearModel(AnalysisMixin):
         centre = np.average(y, weights=w) if has_intercept else 0.0
         tss = np.sum(w * (y - centre) ** 2)
         value = float(1.0 - np.sum(w * self._resid**2) / tss)
-        has = "Intercept" in self.design.fixed_names
-        adjusted = 1.0 - (1.0 - value) * (self.nobs - int(has)) / self.df_residual
+        adjusted = 1.0 - (1.0 - value) * (self.nobs - int(has_intercept)) / self.df_residual
         return LinearR2(value, adjusted)
 
     @property
     def adj_r2(self) -> float:
+        """Adjusted R², 1 − (1 − R²)(n − 1)/(n − p) with an intercept (``summary.lm``)."""
         return self.r2.adjusted
 
     @property
     def loglik(self) -> float:
+        """The ML log-likelihood, σ̂² = RSS/n, with the weights' term (R's ``logLik.lm``)."""
         n = self.nobs  # zero weights excluded, as R's logLik.lm
         w = self.design.weights
         rss = np.sum(self._resid**2 * (1.0 if w is None else w))
@@ -109,10 +113,12 @@ class LinearModel(AnalysisMixin):
 
     @property
     def aic(self) -> float:
+        """−2 logLik + 2 (p + 1): σ counts as a parameter, as R's ``AIC``."""
         return -2.0 * self.loglik + 2.0 * self.npar
 
     @property
     def bic(self) -> float:
+        """−2 logLik + log(n) (p + 1), as R's ``BIC``."""
         return -2.0 * self.loglik + np.log(self.nobs) * self.npar
 
     def coefficients(self) -> pd.DataFrame:
@@ -141,14 +147,19 @@ class LinearModel(AnalysisMixin):
         )
 
     def predict(self, newdata: Any = None) -> np.ndarray:
+        """Xβ̂ for the fitted rows, or for ``newdata`` (a DataFrame with the formula's
+        covariates, factors coded with the fit's levels): R's ``predict.lm``; for intervals
+        see :meth:`predict_interval`."""
         if newdata is None:
             return self.design.X @ self.beta
         return self.design.encode_fixed(as_dataframe(newdata)) @ self.beta
 
     def fitted(self) -> np.ndarray:
+        """The fitted values Xβ̂ (R's ``fitted``)."""
         return self.predict()
 
     def residuals(self) -> np.ndarray:
+        """Response residuals y − Xβ̂ (R's ``residuals.lm``, unweighted)."""
         return self._resid.copy()
 
     # -- the vocabulary of lmer and glmer fits -------------------------------------------
@@ -420,6 +431,7 @@ class LinearModel(AnalysisMixin):
         return to_latex(self)
 
     def summary(self) -> str:
+        """``summary.lm``'s text: the coefficients' table, residual SE, R² and n."""
         table = self.coefficients().set_index("term")
         table.columns = ["Estimate", "Std. Error", "t value", "Pr(>|t|)"]
         return "\n".join(

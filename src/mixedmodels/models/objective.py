@@ -381,23 +381,34 @@ class LmmObjective:
         return self._refit_fixed(index - nvp, value, ml_x)
 
     def _refit_variance(self, params, w, value, start, ml_x):
+        """The others optimized in each structure's refit coordinates, where its set is a
+        box (a Toeplitz term's partial autocorrelations: the box of its correlations is
+        not positive definite), so a fit on that set's edge can be profiled."""
+        from ..inference._params import refit_to_sdcor, sdcor_to_refit
+
         nvp = params.n_variance
         others = np.array([i for i in range(nvp) if i != w])
         nr = self.n_residual
-        pars = np.empty(nvp)
-        pars[w] = value
+        cp = self.crossprods
         r0 = ml_x[self.n_theta :]
+        start = params.estimate[:nvp] if start is None else np.asarray(start)[:nvp]
+        coords = sdcor_to_refit(cp, start, w, value)
+
+        def sdcor(z: np.ndarray) -> np.ndarray:
+            coords[others] = z[: others.size]
+            return refit_to_sdcor(cp, coords, w, value)
 
         def f(z: np.ndarray) -> float:
-            pars[others] = z[: others.size]
+            pars = sdcor(z)
+            if np.any(np.isnan(pars)):
+                return float("inf")
             return self.ml_deviance_sdcor(pars, z[others.size :] if nr else r0)[0]
 
-        start = params.estimate[:nvp] if start is None else start
-        z0 = np.concatenate([np.asarray(start)[others], r0])
+        z0 = np.concatenate([coords[others], r0])
         lower = np.concatenate([params.lower[others], self.lower[self.n_theta :]])
         upper = np.concatenate([params.upper[others], np.full(nr, np.inf)])
         opt = minimize(f, z0, lower, REFIT_CONTROL, relative_step(z0, lower, upper), upper)
-        pars[others] = opt.final[: others.size]
+        pars = sdcor(opt.final)
         r = opt.final[others.size :] if nr else r0
         _, beta = self.ml_deviance_sdcor(pars, r, with_beta=True)
         return opt.objective, np.concatenate([pars, beta])
