@@ -20,10 +20,16 @@ from ..frontend.factors import group_codes
 from ..frontend.lmer_design import lmer_design
 from ..lmm.crossprods import CrossProducts
 from ..lmm.deviance import Solution, solve
-from ..lmm.optimize import Control, check_convergence, minimize, warn_if_singular
+from ..lmm.optimize import (
+    Control,
+    check_convergence,
+    minimize,
+    restart_on_slope,
+    warn_if_singular,
+)
 from ..models.linear_mixed import LinearMixedModel
 from ..residual.correlation import CorrelationStructure
-from ..residual.structures import ResidualStructure
+from ..residual.structures import ResidualStructure, unidentified_correlation
 from ..residual.variance import VarianceFunction
 from ..residual.whitened import WhitenedDeviance
 
@@ -212,8 +218,12 @@ def fit_with_residual_structure(
     func = WhitenedDeviance(design, structure, reml, plain.n_theta)
     x0 = np.concatenate([plain.initial_theta(), structure.initial()])
     lower = np.concatenate([plain.lower_bounds(), structure.lower_bounds()])
-    opt = minimize(func, x0, lower, control)
     calc = control.wants_derivatives("lmer", design.nobs)
+    opt = minimize(func, x0, lower, control)
+    # with the derivatives' budget (the slope check costs 2 evaluations a parameter); not
+    # on the flat ridge of an unidentified correlation, where every point is an optimum
+    if calc and unidentified_correlation(structure, design.terms) is None:
+        opt = restart_on_slope(func, opt, control)
     converged = (
         check_convergence(func, opt) if calc else opt.return_code != "MAXEVAL_REACHED"
     )
