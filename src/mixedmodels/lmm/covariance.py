@@ -166,9 +166,10 @@ class Unstructured(CovarianceStructure):
         rows, cols = self._rows_cols()
         scaled = [0.0] * (k * k)  # row-major S = diag(sd) C diag(sd) / σ²
         triangle = list(zip(rows.tolist(), cols.tolist(), values.tolist(), strict=True))
-        sd = {i: v / sigma for i, j, v in triangle if i == j}
+        sd = {i: v for i, j, v in triangle if i == j}
+        s2 = float(sigma) ** 2  # numpy's order of operations: C * outer(sd, sd) / σ²
         for i, j, v in triangle:
-            scaled[i * k + j] = sd[i] * sd[i] if i == j else v * sd[i] * sd[j]
+            scaled[i * k + j] = (1.0 if i == j else v) * (sd[i] * sd[j]) / s2
         return np.array(_semidefinite_cholesky_lower(scaled, k, rows, cols))
 
 
@@ -274,18 +275,26 @@ _EDGE = 1e-14
 def _semidefinite_cholesky_lower(
     S: list[float], k: int, rows: np.ndarray, cols: np.ndarray
 ) -> list[float]:
-    """:func:`semidefinite_cholesky` of the row-major lower triangle ``S`` in scalar
-    arithmetic, returned at (``rows``, ``cols``)."""
-    L = [0.0] * (k * k)
-    for j in range(k):
-        d = S[j * k + j] - sum(L[j * k + m] ** 2 for m in range(j))
-        if d <= 1e-14 * max(1.0, abs(S[j * k + j])):
-            continue
-        ljj = math.sqrt(d)
-        L[j * k + j] = ljj
-        for i in range(j + 1, k):
-            dot = sum(L[i * k + m] * L[j * k + m] for m in range(j))
-            L[i * k + j] = (S[i * k + j] - dot) / ljj
+    """The Cholesky factor of the row-major lower triangle ``S`` in scalar arithmetic,
+    returned at (``rows``, ``cols``): the plain one when ``S`` is positive definite (as
+    ``np.linalg.cholesky``), else :func:`semidefinite_cholesky`'s, whose small pivots give
+    zero columns."""
+    for semidefinite in (False, True):
+        L = [0.0] * (k * k)
+        for j in range(k):
+            d = S[j * k + j] - sum(L[j * k + m] ** 2 for m in range(j))
+            if not d > (1e-14 * max(1.0, abs(S[j * k + j])) if semidefinite else 0.0):
+                if not semidefinite:
+                    break
+                continue
+            ljj = math.sqrt(d)
+            L[j * k + j] = ljj
+            inverse = 1.0 / ljj  # LAPACK's potrf scales the column by the reciprocal
+            for i in range(j + 1, k):
+                dot = sum(L[i * k + m] * L[j * k + m] for m in range(j))
+                L[i * k + j] = (S[i * k + j] - dot) * inverse
+        else:
+            break
     return [L[i * k + j] for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
 
 
