@@ -7,21 +7,20 @@ starting from stage 1, as lme4's default two-stage ``glmer``.
 
 from __future__ import annotations
 
-import re
 import warnings
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from .._threads import blas_threads_for
 from .._warnings import warn
-from ..errors import ConvergenceWarning, DataError, FormulaError, OptionError, SingularFitWarning
+from ..errors import ConvergenceWarning, DataError, OptionError, SingularFitWarning
 from ..frontend.checks import check_lmm_design
-from ..frontend.columns import _check_columns, as_dataframe, evaluate_numeric
+from ..frontend.columns import as_dataframe
 from ..frontend.design import build_design
 from ..frontend.design_types import NaAction
 from ..frontend.formula import parse_formula
+from ..frontend.response import generalized_response, row_values, success_level
 from ..frontend.update import FitCall
 from ..glmm.families import Family, Gaussian, get_family
 from ..glmm.gradient import has_beta_gradient
@@ -38,100 +37,6 @@ from ..lmm.optimize import (
     warn_if_singular,
 )
 from ..models.generalized_mixed import GeneralizedLinearMixedModel
-
-
-def _split_arguments(text: str) -> list[str]:
-    depth, start, parts = 0, 0, []
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return parts
-
-
-def _evaluate(expr: str, frame: pd.DataFrame) -> np.ndarray:
-    """A column or arithmetic on columns (``size - incidence``, ``log(exposure)``)."""
-    return evaluate_numeric(expr, frame)
-
-
-def _binary(values: pd.Series) -> np.ndarray:
-    """R's rule for a factor response: the first level is failure, the others success."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        present = values.dropna().unique()
-        if len(present) > 2:
-            raise DataError(
-                f"The response has {len(present)} levels; a binomial response needs two "
-                "levels, 0/1, proportions with weights=, or cbind(successes, failures)."
-            )
-        values = values.cat.remove_unused_categories()
-        codes = values.cat.codes.to_numpy()
-        return np.where(codes < 0, np.nan, (codes > 0).astype(float))
-    if pd.api.types.is_bool_dtype(values.dtype):
-        return values.astype(float).to_numpy()
-    if pd.api.types.is_numeric_dtype(values.dtype):
-        return values.to_numpy(dtype=float)
-    levels = sorted(
-        pd.unique(values.dropna()), key=lambda v: (str(v).casefold(), str(v).swapcase())
-    )
-    if len(levels) > 2 or not levels:
-        raise DataError(
-            f"The response has {len(levels)} distinct values; a binomial response needs two "
-            "levels, 0/1, proportions with weights=, or cbind(successes, failures)."
-        )
-    return np.where(values.isna(), np.nan, (values != levels[0]).astype(float))
-
-
-def _response(spec, frame: pd.DataFrame, family: Family) -> tuple[np.ndarray, np.ndarray | None]:
-    """The response (proportions for binomial) and the trials it implies, if any."""
-    text = spec.response
-    match = re.match(r"^\s*cbind\s*\((.*)\)\s*$", text, re.S)
-    if match:
-        args = _split_arguments(match.group(1))
-        if len(args) != 2:
-            raise FormulaError(
-                f"cbind() needs two arguments (successes, failures); got {len(args)}."
-            )
-        if not family.proportion_response:
-            raise DataError(
-                "cbind(successes, failures) is a binomial response; use family='binomial'."
-            )
-        successes, failures = (_evaluate(a, frame) for a in args)
-        if np.any(successes < 0) or np.any(failures < 0):
-            raise DataError("cbind(successes, failures) has negative counts.")
-        trials = successes + failures
-        with np.errstate(invalid="ignore", divide="ignore"):
-            y = np.where(trials > 0, successes / trials, 0.0)
-        y[np.isnan(successes) | np.isnan(failures)] = np.nan
-        return y, trials
-    if text in frame.columns:
-        column = frame[text]
-        if family.proportion_response:
-            return _binary(column), None
-        if not pd.api.types.is_numeric_dtype(column.dtype) or isinstance(
-            column.dtype, pd.CategoricalDtype
-        ):
-            raise DataError(f"The response '{text}' is not numeric (dtype {column.dtype}).")
-        return column.to_numpy(dtype=float), None
-    return _evaluate(text, frame), None
-
-
-def _row_values(frame: pd.DataFrame, value: Any, label: str) -> np.ndarray:
-    """A ``weights=``/``offset=`` argument as one number per row: a column name is checked
-    as lmer checks it (DataError with close matches), an array for its length."""
-    if isinstance(value, str):
-        _check_columns([value], frame)
-        return frame[value].to_numpy(dtype=float)
-    array = np.asarray(value, dtype=float).ravel()
-    if array.shape[0] != frame.shape[0]:
-        raise DataError(
-            f"{label} has {array.shape[0]} values but the data have {frame.shape[0]} rows."
-        )
-    return array
 
 
 def glmer(
@@ -273,8 +178,8 @@ def _glmer(
             "term such as (1 | group); use nagq=1 (Laplace) for this model."
         )
     frame = as_dataframe(data)
-    y, trials = _response(spec, frame, fam)
-    prior = None if weights is None else _row_values(frame, weights, "weights")
+    y, trials = generalized_response(spec, frame, fam.proportion_response)
+    prior = None if weights is None else row_values(frame, weights, "weights")
     if trials is not None:
         prior = trials if prior is None else prior * trials
     design = build_design(
@@ -305,7 +210,7 @@ def _glmer(
             ) from None
     if fam.proportion_response:
         _check_fitted_separation(model)
-    model.success_level = _success_level(spec.response, frame, fam)
+    model.success_level = success_level(spec.response, frame, fam.proportion_response)
     return model
 
 
@@ -364,22 +269,6 @@ def _check_fitted_separation(model) -> None:
             "those covariates, or use a penalized model.",
             ConvergenceWarning,
         )
-
-
-def _success_level(response: str, frame: pd.DataFrame, family: Family) -> str | None:
-    """The level a binomial factor response counts as success (R: every level but the first)."""
-    if not family.proportion_response or response not in frame.columns:
-        return None
-    column = frame[response]
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        levels = list(column.cat.categories)
-    elif pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
-        return None
-    else:
-        levels = sorted(
-            pd.unique(column.dropna()), key=lambda v: (str(v).casefold(), str(v).swapcase())
-        )
-    return str(levels[1]) if len(levels) == 2 else None
 
 
 def _fit(
