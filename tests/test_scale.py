@@ -136,6 +136,40 @@ def test_dask_dataframe_input_and_missing_rows(cluster_client):
         mm.lmer("y ~ 1 + (1 | g)", dd.from_pandas(frame, npartitions=2), na_action="fail")
 
 
+@pytest.mark.parametrize(
+    "formula, offset",
+    [
+        ("y ~ x + offset(log(z)) + (1 | g)", None),
+        ("y ~ x + (1 | g)", "z"),
+        ("y ~ x + offset(log(z)) + (1 | g)", "x"),
+    ],
+    ids=["formula", "argument", "both"],
+)
+def test_offset_on_dask_equals_in_memory(cluster_client, formula, offset):
+    """The formula's offset() terms and offset= both enter the Dask fit (and its
+    fitted values and predictions) as in memory; NA in an offset variable drops the row."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    g = rng.integers(0, 60, n)
+    x = rng.normal(size=n)
+    z = rng.uniform(0.5, 3.0, n)
+    frame = pd.DataFrame(
+        {"y": x + np.log(z) + rng.normal(size=60)[g] + rng.normal(size=n), "x": x, "z": z}
+    )
+    frame["g"] = g
+    frame.loc[11, "z"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        in_memory = mm.lmer(formula, frame, offset=offset)
+        on_dask = mm.lmer(formula, dd.from_pandas(frame, npartitions=3), offset=offset)
+    _assert_same(in_memory, on_dask)
+    np.testing.assert_allclose(on_dask.fitted().compute().to_numpy(), in_memory.fitted(), atol=1e-7)
+    new = frame.iloc[:50].dropna()
+    np.testing.assert_allclose(on_dask.predict(new), in_memory.predict(new), atol=1e-7)
+    lazy = on_dask.predict(dd.from_pandas(new, npartitions=2)).compute().to_numpy()
+    np.testing.assert_allclose(lazy, in_memory.predict(new), atol=1e-7)
+
+
 def test_refusals_name_the_fix(cluster_client, tmp_path):
     frame = pd.DataFrame({"y": np.arange(20.0), "x": np.arange(20.0), "g": np.arange(20) % 4})
     data = dd.from_pandas(frame, npartitions=2)

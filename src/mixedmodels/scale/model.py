@@ -102,18 +102,17 @@ def _partition_values(
     re_form: Any,
 ) -> pd.Series:
     """One partition's predictions, fitted values or residuals."""
+    # predict() adds the offset (offset= column and offset() terms) as in memory
+    columns = list(dict.fromkeys([*encoder.plan.needed, *_offset_columns(encoder)]))
     if what == "predict":
-        columns = [c for c in encoder.plan.needed if c in part.columns]
-        frame = encoder.prepare(part, columns)
+        frame = encoder.prepare(part, [c for c in columns if c in part.columns])
         values = light.predict(frame, re_form) if len(frame) else np.zeros(0)
         return pd.Series(values, index=part.index, name=what)
     rows = encoder.complete_rows(part)
-    frame = encoder.prepare(rows)
+    frame = encoder.prepare(rows, columns)
     if not len(frame):
         return pd.Series(np.zeros(0), index=rows.index, name=what)
     values = light.predict(frame, re_form)
-    if encoder.plan.offset is not None:
-        values = values + rows[encoder.plan.offset].to_numpy(dtype=float)
     if what in ("residuals", "scaled"):
         values = encoder.rows(rows).y - values
     if what == "scaled":  # the summary's: residuals / σ, times √w
@@ -121,3 +120,7 @@ def _partition_values(
         if encoder.plan.weights is not None:
             values = values * np.sqrt(rows[encoder.plan.weights].to_numpy(dtype=float))
     return pd.Series(values, index=rows.index, name=what)
+
+
+def _offset_columns(encoder: PartitionEncoder) -> list[str]:
+    return [encoder.plan.offset] if encoder.plan.offset is not None else []
