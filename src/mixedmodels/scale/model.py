@@ -10,7 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import check_choice
 from ..lmm.deviance import Solution
+from ..models.generalized_mixed import GeneralizedLinearMixedModel
 from ..models.linear_mixed import LinearMixedModel
 from . import is_scale_input
 from .cluster import PassLog, as_dask_frame
@@ -124,3 +126,92 @@ def _partition_values(
 
 def _offset_columns(encoder: PartitionEncoder) -> list[str]:
     return [encoder.plan.offset] if encoder.plan.offset is not None else []
+
+
+class RowlessGlmmProblem:
+    """What a GLMM fitted on Dask data keeps of its problem: the blocks at the mode and
+    the family (the rows stay in the partitions)."""
+
+    nagq = 1
+
+    def __init__(self, template: Any, family: Any):
+        self.template = template
+        self.family = family
+
+    @property
+    def n_theta(self) -> int:
+        return self.template.n_theta
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        from ..errors import MixedModelsError
+
+        raise MixedModelsError(
+            f"This GLMM was fitted on Dask data: its rows stay in the partitions, so "
+            f"'{name}' of its problem is not available. Refit in memory (a pandas "
+            "DataFrame) for refits, profiles, bootstraps and simulations."
+        )
+
+
+class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
+    """:class:`~mixedmodels.GeneralizedLinearMixedModel` whose rows stay in Dask
+    partitions: the estimates, tables and vcov are the in-memory model's; ``predict``
+    and ``fitted`` of the fitted rows (or Dask / parquet newdata) are lazy Dask series,
+    and :attr:`fit_log` has one line per pass."""
+
+    source: Any
+    encoder: PartitionEncoder
+    fit_log: list[str]
+
+    attach = DaskLinearMixedModel.attach
+    _portable = DaskLinearMixedModel._portable
+    _over_rows = DaskLinearMixedModel._over_rows
+
+    def predict(
+        self,
+        newdata: Any = None,
+        re_form: Any = None,
+        type: str = "link",
+        allow_new_levels: bool = False,
+    ):
+        """Predictions on the link (default) or response scale: a lazy Dask series for
+        the fitted rows or Dask / parquet newdata, an ndarray for in-memory newdata.
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> m = mm.glmer("y ~ x + (1 | g)", "data/*.parquet", family="binomial")  # doctest: +SKIP
+        >>> m.predict(type="response").compute()  # doctest: +SKIP
+        """
+        check_choice("type", type, ("link", "response"))
+        if newdata is not None and not is_scale_input(newdata):
+            return super().predict(newdata, re_form, type, allow_new_levels)
+        self._selected_terms(re_form)
+        if newdata is None:
+            eta = self._over_rows(self.source, "fitted", re_form)
+        else:
+            eta = self._over_rows(as_dask_frame(newdata), "predict", re_form)
+        if type == "link":
+            return eta
+        inverse = self.family.link.inverse
+        return eta.map_partitions(
+            lambda part: pd.Series(inverse(part.to_numpy()), index=part.index, name=part.name),
+            meta=eta._meta,
+        )
+
+    def fitted(self):
+        """Fitted means on the response scale, lazily."""
+        return self.predict(type="response")
+
+    def residuals(self, type: str = "deviance"):
+        """Not computed on Dask data yet: the fitted means are (``fitted()``)."""
+        from ..errors import MixedModelsError
+
+        raise MixedModelsError(
+            "residuals() of a GLMM fitted on Dask data is not available yet; compute them "
+            "from fitted() (a lazy Dask series) and the response column."
+        )
+
+    def scaled_residual_quantiles(self) -> np.ndarray:
+        return np.full(5, np.nan)
