@@ -33,7 +33,7 @@ from ..frontend.checks import check_lmm_design
 from ..frontend.formula import parse_formula
 from ..glmm.families import Family, Gaussian, get_family
 from ..glmm.optimize import GRADIENT_TOLERANCE, LAST_STEP_DECREMENT, NEWTON_DECREMENT
-from ..glmm.pirls import MAX_HALVINGS, PIRLS_MAX_ITERATIONS
+from ..glmm.pirls import LAPLACE_TOLERANCE, MAX_HALVINGS, PIRLS_MAX_ITERATIONS
 from ..lmm.crossprods import BlockSums, CrossProducts
 from ..lmm.deviance import Solution, solve
 from ..lmm.optimize import Control, OptSummary, warn_if_singular
@@ -271,11 +271,56 @@ class DaskLaplace:
         self.beta = state.beta
         return state
 
+    def joint(self, lam: float, beta: np.ndarray, max_iterations: int = 25) -> ModeState | None:
+        """β and u together for the Laplace deviance at λ, one pass a step
+        (:meth:`GlmmProblem.laplace_pirls <mixedmodels.glmm.pirls.GlmmProblem>`): the
+        joint PLS solve with β moved by −½(XᵀWX̃)⁻¹∂log|P|/∂β and û along with it.  None
+        when the steps do not shrink (the caller falls back to :meth:`optimize_beta`)."""
+        u = self.u.copy() if lam > 0 else np.zeros(self.ell)
+        previous = np.inf
+        settled = False
+        for iterations in range(1, max_iterations + 1):
+            sums = self.sums(lam, beta, u)
+            state = ModeState(float(lam), np.array(beta, dtype=float), u, sums)
+            if not np.isfinite(sums.deviance):
+                return None
+            if settled:  # the step that led here was predicted to be the last
+                break
+            diag = state.diag
+            ztwz = lam * sums.A * u + sums.ZtWX @ beta + sums.Sz  # ZᵀW(working response)
+            xtwz = sums.XtWX @ beta + lam * sums.ZtWX.T @ u + sums.Xts
+            gradient, information = state.beta_gradient()
+            log_det = gradient + 2.0 * sums.Xts
+            rhs = xtwz - lam * lam * sums.ZtWX.T @ (ztwz / diag)
+            try:
+                factor = sla.cho_factor(information, lower=True)
+            except (np.linalg.LinAlgError, sla.LinAlgError):
+                return None
+            new_beta = sla.cho_solve(factor, rhs - 0.5 * log_det)
+            new_u = lam * (ztwz - sums.ZtWX @ new_beta) / diag
+            moved = max(
+                float(np.max(np.abs(new_beta - beta))) if beta.size else 0.0,
+                float(np.max(np.abs(new_u - u))) if u.size else 0.0,
+            )
+            if not np.isfinite(moved) or (iterations > 2 and moved > previous):
+                return None
+            settled = iterations > 1 and moved * moved / previous < LAPLACE_TOLERANCE
+            previous = moved
+            if moved < LAPLACE_TOLERANCE:
+                break
+            beta, u = new_beta, new_u
+        else:
+            return None
+        self.u, self.beta = state.u, state.beta
+        return state
+
     def profiled(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The deviance with β optimized at λ, and its λ gradient (the total one)."""
         self.evaluations += 1
         lam = float(theta[0])
-        state = self.optimize_beta(lam, self.beta, confirm=False)
+        state = self.joint(lam, self.beta)
+        if state is None or not np.isfinite(state.deviance):
+            state = self.optimize_beta(lam, self.beta, confirm=False)
         if not np.isfinite(state.deviance):
             return float("inf"), np.zeros(1)
         return state.deviance, np.array([state.theta_gradient()])
