@@ -56,6 +56,9 @@ class GlmmRows:
     z: np.ndarray
     prior: np.ndarray
     offset: np.ndarray
+    #: Σ −2 log p(y | μ) minus the family's kernel (a constant of y), or None: the passes
+    #: then sum the kernel only (no log-factorials), as PIRLS in memory
+    constant: float | None = None
 
 
 def encode_rows(part: Any, encoder: PartitionEncoder, family: Family, kept: list[int]) -> GlmmRows:
@@ -67,6 +70,11 @@ def encode_rows(part: Any, encoder: PartitionEncoder, family: Family, kept: list
     if n:
         family.check_response(rows.y, prior)
     offset = rows.offset if rows.offset is not None else np.zeros(n)
+    mu0 = family.starting_mu(rows.y, prior)
+    kernel = family.loglik_kernel(rows.y, mu0, prior)
+    constant = None
+    if kernel is not None:
+        constant = float(np.sum(family.minus_two_loglik(rows.y, mu0, prior))) - kernel
     return GlmmRows(
         rows.y,
         np.ascontiguousarray(rows.X[:, kept]),
@@ -74,6 +82,7 @@ def encode_rows(part: Any, encoder: PartitionEncoder, family: Family, kept: list
         np.asarray(term.matrix[:, 0], dtype=float),
         prior,
         offset,
+        constant,
     )
 
 
@@ -107,7 +116,11 @@ def laplace_sums(
         w = prior * family.variance(mu)
         s = prior * (y - mu)
         wp = w * family.variance_derivative(mu)
-        deviance = float(np.sum(family.minus_two_loglik(y, mu, prior)))
+        kernel = None if rows.constant is None else family.loglik_kernel(y, mu, prior)
+        if kernel is not None:
+            deviance = kernel + rows.constant
+        else:
+            deviance = float(np.sum(family.minus_two_loglik(y, mu, prior)))
     wz = w * z
     wpz2 = wp * z * z
 
@@ -125,6 +138,15 @@ def laplace_sums(
         np.stack([per_level(wpz2 * X[:, j]) for j in range(p)], axis=1).reshape(ell, p),
         per_level(wpz2 * z),
     )
+
+
+def _sum_over(parts: list[GlmmRows], leaf, *args) -> Any:
+    """``leaf``'s sums over a worker's partitions."""
+    total = None
+    for part in parts:
+        value = leaf(part, *args)
+        total = value if total is None else total + value
+    return total
 
 
 def weighted_blocks(
@@ -189,14 +211,27 @@ class DaskLaplace:
         self.pirls_failures = 0
         self.u = np.zeros(ell)
         self.beta: np.ndarray | None = None
+        self._groups: list[list[Any]] | None = None
+
+    def groups(self) -> list[list[Any]]:
+        """The persisted partitions grouped by the worker holding them: one task per
+        worker a pass (its partitions are local), the workers' sums added in a tree."""
+        if self._groups is None:
+            holders = self.client.who_has(self.leaves)
+            grouped: dict[str, list[Any]] = {}
+            for future in self.leaves:
+                where = holders.get(future.key) or ("",)
+                grouped.setdefault(sorted(where)[0], []).append(future)
+            self._groups = list(grouped.values())
+        return self._groups
 
     def sums(self, lam: float, beta: np.ndarray, u: np.ndarray) -> LaplaceSums:
         self.passes += 1
         return tree_sum(
             self.client,
-            self.leaves,
-            laplace_sums,
-            (self.family, self.ell, float(lam), beta, u),
+            self.groups(),
+            _sum_over,
+            (laplace_sums, self.family, self.ell, float(lam), beta, u),
             "laplace",
         )
 
