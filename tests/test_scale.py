@@ -274,6 +274,11 @@ def test_glmer_on_dask_data_with_offset_and_weights(cluster_client):
     np.testing.assert_allclose(
         on_dask.predict(new, type="response"), in_memory.predict(new, type="response"), atol=1e-7
     )
+    for kind in ("deviance", "pearson", "response", "working"):
+        lazy = on_dask.residuals(kind)
+        assert isinstance(lazy, dd.Series)
+        np.testing.assert_allclose(lazy.compute().to_numpy(), in_memory.residuals(kind), atol=1e-6)
+    np.testing.assert_allclose(on_dask.fitted().compute().to_numpy(), in_memory.fitted(), atol=1e-6)
 
 
 def test_glmer_on_dask_data_refuses_what_it_does_not_fit(cluster_client):

@@ -156,8 +156,8 @@ class RowlessGlmmProblem:
 
 class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
     """:class:`~mixedmodels.GeneralizedLinearMixedModel` whose rows stay in Dask
-    partitions: the estimates, tables and vcov are the in-memory model's; ``predict``
-    and ``fitted`` of the fitted rows (or Dask / parquet newdata) are lazy Dask series,
+    partitions: the estimates, tables and vcov are the in-memory model's; ``predict``,
+    ``fitted`` and ``residuals`` of the fitted rows (or Dask / parquet newdata) are lazy,
     and :attr:`fit_log` has one line per pass."""
 
     source: Any
@@ -205,13 +205,51 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
         return self.predict(type="response")
 
     def residuals(self, type: str = "deviance"):
-        """Not computed on Dask data yet: the fitted means are (``fitted()``)."""
-        from ..errors import MixedModelsError
+        """Residuals of the fitted rows, lazily: ``deviance`` (default, as lme4),
+        ``pearson``, ``response`` or ``working`` (as
+        :meth:`GeneralizedLinearMixedModel.residuals`)."""
+        import dask
 
-        raise MixedModelsError(
-            "residuals() of a GLMM fitted on Dask data is not available yet; compute them "
-            "from fitted() (a lazy Dask series) and the response column."
+        check_choice("type", type, ("deviance", "pearson", "response", "working"))
+        light = dask.delayed(self._portable(), pure=True)
+        encoder = dask.delayed(self.encoder, pure=True)
+        return self.source.map_partitions(
+            _glmm_residuals,
+            light,
+            encoder,
+            self.family,
+            type,
+            meta=pd.Series(dtype=float, name="residuals"),
         )
 
     def scaled_residual_quantiles(self) -> np.ndarray:
         return np.full(5, np.nan)
+
+
+def _glmm_residuals(
+    part: pd.DataFrame, light: LinearMixedModel, encoder: PartitionEncoder, family: Any, type: str
+) -> pd.Series:
+    """One partition's GLMM residuals (the in-memory formulas on its rows)."""
+    from ..glmm.families import working_residual
+
+    rows = encoder.complete_rows(part)
+    columns = list(dict.fromkeys([*encoder.plan.needed, *_offset_columns(encoder)]))
+    frame = encoder.prepare(rows, columns)
+    if not len(frame):
+        return pd.Series(np.zeros(0), index=rows.index, name="residuals")
+    eta = np.asarray(light.predict(frame, None), dtype=float)
+    mu = family.link.inverse(eta)
+    y = encoder.rows(rows).y
+    wt = np.ones(len(y))
+    if encoder.plan.weights is not None:
+        wt = rows[encoder.plan.weights].to_numpy(dtype=float)
+    if type == "response":
+        out = y - mu
+    elif type == "pearson":
+        out = (y - mu) * np.sqrt(wt / family.variance(mu))
+    elif type == "working":
+        out = working_residual(y, mu, family.link.mu_eta(eta))
+    else:
+        dev = family.deviance_residuals(y, mu, wt)
+        out = np.sign(y - mu) * np.sqrt(np.maximum(dev, 0.0))
+    return pd.Series(out, index=rows.index, name="residuals")
