@@ -300,3 +300,32 @@ def test_glmer_on_dask_data_refuses_what_it_does_not_fit(cluster_client):
         mm.glmer("y ~ x + (1 | g)", data, family="binomial", link="probit")
     with pytest.raises(MixedModelsError, match="nagq=1"):
         mm.glmer("y ~ x + (1 | g)", data, family="binomial", nagq=5)
+    frame["yes"] = np.where(frame["y"] > 0, "yes", "no")
+    with pytest.raises(MixedModelsError, match="needs a numeric response"):
+        mm.glmer("yes ~ x + (1 | g)", dd.from_pandas(frame, npartitions=2), family="binomial")
+
+
+def test_fit_without_a_client_starts_and_closes_its_own_cluster(tmp_path):
+    """No Client: the fit starts a LocalCluster for itself (the passes must not look for a
+    default client) and closes it after."""
+    rng = np.random.default_rng(4)
+    g = rng.integers(0, 20, 2000)
+    frame = pd.DataFrame({"y": rng.normal(size=2000) + rng.normal(size=20)[g], "g": g})
+    frame["yb"] = (frame["y"] > 0).astype(float)
+    frame.to_parquet(tmp_path / "rows.parquet")
+    code = (
+        "import mixedmodels as mm\n"
+        f"path = {str(tmp_path / 'rows.parquet')!r}\n"
+        "m = mm.lmer('y ~ 1 + (1 | g)', path)\n"
+        "b = mm.glmer('yb ~ 1 + (1 | g)', path, family='binomial')\n"
+        "from distributed import default_client\n"
+        "try:\n"
+        "    default_client()\n"
+        "except ValueError:\n"
+        "    print('closed', m.nobs, b.nobs)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "closed 2000 2000" in result.stdout

@@ -416,6 +416,25 @@ def _check_model(formula: str, family: Family, nagq: int) -> Any:
     return spec
 
 
+def _check_response_dtype(frame: Any, response: str) -> None:
+    """Refuse a factor, string or boolean response column before any pass (in memory a
+    two-level factor is mapped to 0/1; on Dask the response must be numeric)."""
+    import pandas as pd
+
+    name = response.strip()
+    if name not in frame.columns:
+        return
+    dtype = frame.dtypes[name]
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return
+    raise DataError(
+        f"glmer on Dask data needs a numeric response (0/1, proportions with weights= "
+        f"trials, or counts); column '{name}' has dtype {dtype}. Convert it first, e.g. "
+        f"data['{name}'] = (data['{name}'] == 'yes').astype(float), or fit in memory, "
+        "which maps a two-level factor to 0/1."
+    )
+
+
 def glmer_dask(
     formula: str,
     data: Any,
@@ -434,6 +453,7 @@ def glmer_dask(
     if na_action not in ("omit", "fail"):
         raise ValueError(f"na_action: expecting one of {{'omit', 'fail'}}. Got {na_action!r}.")
     frame, plan = open_source(data, spec, weights, offset)
+    _check_response_dtype(frame, spec.response)
     log = PassLog()
     with fit_client() as client:
         encoder = first_pass(client, frame, plan, na_action, log)
@@ -453,13 +473,10 @@ def glmer_dask(
         names = list(encoder.design.fixed_names)
         kept = [names.index(name) for name in design.fixed_names]
         encoder.design = design
-        from distributed import wait
-
         parts = client.compute(frame.to_delayed())
         leaves = [client.submit(encode_rows, part, shared, fam, kept, pure=False) for part in parts]
-        wait(leaves)
-        for future in leaves:  # a partition's error (a bad response) is raised here
-            if future.status == "error":
+        for future in leaves:  # waits; a partition's error (a bad response) is raised here
+            if future.exception() is not None:
                 future.result()
         for part in parts:  # the encoded rows stay on the workers, the raw ones go
             part.release()
