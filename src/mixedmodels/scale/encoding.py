@@ -52,9 +52,7 @@ class ColumnPlan:
                     f"On Dask data {label}= must be a column name, not an array: add the "
                     "values as a column of the data."
                 )
-        text = " ".join(
-            [spec.response, spec.fixed, *spec.offsets, *(t.expr for t in spec.random)]
-        )
+        text = " ".join([spec.response, spec.fixed, *spec.offsets, *(t.expr for t in spec.random)])
         found = _STATEFUL.search(text)
         if found:
             raise DataError(
@@ -169,9 +167,7 @@ class PartitionEncoder:
     n_dropped_na: int
 
     @classmethod
-    def from_survey(
-        cls, plan: ColumnPlan, survey: Survey, na_action: str
-    ) -> PartitionEncoder:
+    def from_survey(cls, plan: ColumnPlan, survey: Survey, na_action: str) -> PartitionEncoder:
         spec = plan.spec
         if survey.n_missing:
             columns = ", ".join(sorted(survey.na_columns))
@@ -320,9 +316,7 @@ class PartitionEncoder:
             values = fc.evaluate_numeric(expr, frame) if len(frame) else np.zeros(0)
             total = values if total is None else total + values
         if total is not None and not np.all(np.isfinite(total)):
-            raise DataError(
-                "The offset has non-finite values (e.g. log of 0). Check its range."
-            )
+            raise DataError("The offset has non-finite values (e.g. log of 0). Check its range.")
         return total
 
     def ordered_terms(self) -> tuple[np.ndarray, list[ReTerm]]:
