@@ -4,7 +4,9 @@ client and of every worker (resident set size, sampled).
 The parquet is written once into ``benchmarks/.cache/dask`` (not committed).  Cases:
 ``--rows 10000000`` compares the Dask path with ``pandas.read_parquet`` + ``lmer``;
 ``--big`` runs 100M rows ``y ~ x + (x | g)`` (1M groups) and ``y ~ x + (1 | a) + (1 | b)``
-(100,000 x 100 levels).  Run ``python benchmarks/bench_dask.py --rows 10000000``.
+(100,000 x 100 levels); ``--glmer`` runs glmer binomial ``yb ~ x + (1 | g)`` with 100,000
+groups on 20M rows (``--rows`` to run it smaller).  Run
+``python benchmarks/bench_dask.py --rows 10000000``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "dask"
 ROWS_PER_FILE = 2_000_000
 
 
-def write_parquet(name: str, n: int, n_g: int, n_a: int, n_b: int, seed: int = 1) -> Path:
+def write_parquet(
+    name: str, n: int, n_g: int, n_a: int, n_b: int, seed: int = 1, binary: bool = False
+) -> Path:
     folder = CACHE / f"{name}-{n}"
     if folder.exists() and any(folder.glob("*.parquet")):
         return folder
@@ -34,9 +38,11 @@ def write_parquet(name: str, n: int, n_g: int, n_a: int, n_b: int, seed: int = 1
         g, a, b = rng.integers(0, n_g, m), rng.integers(0, n_a, m), rng.integers(0, n_b, m)
         x = rng.normal(size=m)
         y = 0.2 + 0.5 * x + b0[g] + b1[g] * x + ca[a] + cb[b] + rng.normal(size=m)
-        pd.DataFrame({"y": y, "x": x, "g": g, "a": a, "b": b}).to_parquet(
-            folder / f"part.{index:04d}.parquet"
-        )
+        columns = {"y": y, "x": x, "g": g, "a": a, "b": b}
+        if binary:  # a logistic GLMM with a random intercept per g
+            eta = -0.3 + 0.5 * x + b0[g]
+            columns["yb"] = (rng.random(m) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+        pd.DataFrame(columns).to_parquet(folder / f"part.{index:04d}.parquet")
     return folder
 
 
@@ -70,16 +76,21 @@ class PeakMemory:
         self._thread.join()
 
 
-def run(formula: str, folder: Path, compare_pandas: bool) -> None:
+def run(formula: str, folder: Path, compare_pandas: bool, family: str | None = None) -> None:
     from distributed import Client, LocalCluster
 
     import mixedmodels as mm
+
+    def fit(data):
+        if family is None:
+            return mm.lmer(formula, data)
+        return mm.glmer(formula, data, family=family)
 
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
     client = Client(cluster)
     with PeakMemory(client) as peak:
         start = time.perf_counter()
-        model = mm.lmer(formula, str(folder / "*.parquet"))
+        model = fit(str(folder / "*.parquet"))
         dask_seconds = time.perf_counter() - start
     print(
         f"{formula}: dask {dask_seconds:.1f} s, client peak {peak.client_peak / 1e9:.2f} GB, "
@@ -92,7 +103,7 @@ def run(formula: str, folder: Path, compare_pandas: bool) -> None:
         with PeakMemory() as peak:
             start = time.perf_counter()
             frame = pd.read_parquet(folder)
-            reference = mm.lmer(formula, frame)
+            reference = fit(frame)
             pandas_seconds = time.perf_counter() - start
         print(
             f"  pandas + in memory {pandas_seconds:.1f} s (peak {peak.client_peak / 1e9:.2f} "
@@ -102,15 +113,22 @@ def run(formula: str, folder: Path, compare_pandas: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rows", type=int, default=None, help="10M (lmer) or 20M (--glmer)")
     parser.add_argument("--big", action="store_true")
+    parser.add_argument("--glmer", action="store_true", help="glmer binomial, 100,000 groups")
+    parser.add_argument("--compare", action="store_true", help="--glmer: pandas + in memory too")
     args = parser.parse_args()
+    if args.glmer:
+        rows = args.rows or 20_000_000
+        folder = write_parquet("glmer", rows, 100_000, 10, 10, binary=True)
+        run("yb ~ x + (1 | g)", folder, compare_pandas=args.compare, family="binomial")
+        return
     if args.big:
         folder = write_parquet("big", 100_000_000, 1_000_000, 100_000, 100)
         run("y ~ x + (x | g)", folder, compare_pandas=False)
         run("y ~ x + (1 | a) + (1 | b)", folder, compare_pandas=False)
         return
-    folder = write_parquet("rows", args.rows, 100_000, 10_000, 100)
+    folder = write_parquet("rows", args.rows or 10_000_000, 100_000, 10_000, 100)
     run("y ~ x + (x | g)", folder, compare_pandas=True)
 
 

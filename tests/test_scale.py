@@ -136,6 +136,40 @@ def test_dask_dataframe_input_and_missing_rows(cluster_client):
         mm.lmer("y ~ 1 + (1 | g)", dd.from_pandas(frame, npartitions=2), na_action="fail")
 
 
+@pytest.mark.parametrize(
+    "formula, offset",
+    [
+        ("y ~ x + offset(log(z)) + (1 | g)", None),
+        ("y ~ x + (1 | g)", "z"),
+        ("y ~ x + offset(log(z)) + (1 | g)", "x"),
+    ],
+    ids=["formula", "argument", "both"],
+)
+def test_offset_on_dask_equals_in_memory(cluster_client, formula, offset):
+    """The formula's offset() terms and offset= both enter the Dask fit (and its
+    fitted values and predictions) as in memory; NA in an offset variable drops the row."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    g = rng.integers(0, 60, n)
+    x = rng.normal(size=n)
+    z = rng.uniform(0.5, 3.0, n)
+    frame = pd.DataFrame(
+        {"y": x + np.log(z) + rng.normal(size=60)[g] + rng.normal(size=n), "x": x, "z": z}
+    )
+    frame["g"] = g
+    frame.loc[11, "z"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        in_memory = mm.lmer(formula, frame, offset=offset)
+        on_dask = mm.lmer(formula, dd.from_pandas(frame, npartitions=3), offset=offset)
+    _assert_same(in_memory, on_dask)
+    np.testing.assert_allclose(on_dask.fitted().compute().to_numpy(), in_memory.fitted(), atol=1e-7)
+    new = frame.iloc[:50].dropna()
+    np.testing.assert_allclose(on_dask.predict(new), in_memory.predict(new), atol=1e-7)
+    lazy = on_dask.predict(dd.from_pandas(new, npartitions=2)).compute().to_numpy()
+    np.testing.assert_allclose(lazy, in_memory.predict(new), atol=1e-7)
+
+
 def test_refusals_name_the_fix(cluster_client, tmp_path):
     frame = pd.DataFrame({"y": np.arange(20.0), "x": np.arange(20.0), "g": np.arange(20) % 4})
     data = dd.from_pandas(frame, npartitions=2)
@@ -192,6 +226,106 @@ def test_import_without_the_dask_extra():
     assert issubclass(DataError, MixedModelsError)
 
 
-def test_glmer_on_dask_data_is_refused_with_the_alternative(tmp_path):
-    with pytest.raises(DataError, match="glmer does not fit Dask data"):
-        mm.glmer("y ~ 1 + (1 | g)", str(tmp_path / "rows.parquet"), family="binomial")
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "formula, family", [("yb ~ x + (1 | g)", "binomial"), ("yc ~ x + (1 | g)", "poisson")]
+)
+def test_glmer_on_parquet_equals_in_memory(cluster_client, big_data, formula, family):
+    frame, path = big_data
+    in_memory, on_dask = _fit_both(mm.glmer, formula, frame, path, family=family)
+    _assert_same(in_memory, on_dask)
+    assert isinstance(on_dask, mm.GeneralizedLinearMixedModel)
+    np.testing.assert_allclose(on_dask.vcov.to_numpy(), in_memory.vcov.to_numpy(), rtol=1e-4)
+    table = in_memory.ranef()["g"]
+    np.testing.assert_allclose(on_dask.ranef()["g"].to_numpy(), table.to_numpy(), atol=1e-6)
+    assert list(on_dask.ranef()["g"].index) == list(table.index)
+    assert [line.split(":")[0] for line in on_dask.fit_log[:3]] == ["levels", "blocks", "encode"]
+    fitted = on_dask.fitted()
+    assert isinstance(fitted, dd.Series)
+    np.testing.assert_allclose(fitted.compute().to_numpy(), in_memory.fitted(), atol=1e-6)
+
+
+def test_glmer_on_dask_data_with_offset_and_weights(cluster_client):
+    rng = np.random.default_rng(8)
+    n = 5000
+    g = rng.integers(0, 50, n)
+    x = rng.normal(size=n)
+    exposure = rng.uniform(0.5, 2.0, n)
+    eta = 0.2 + 0.4 * x + rng.normal(0, 0.5, 50)[g]
+    frame = pd.DataFrame(
+        {
+            "y": rng.poisson(np.exp(eta) * exposure).astype(float),
+            "x": x,
+            "g": g,
+            "exposure": exposure,
+            "w": rng.integers(1, 3, n).astype(float),
+        }
+    )
+    frame.loc[4, "exposure"] = np.nan
+    formula = "y ~ x + offset(log(exposure)) + (1 | g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        in_memory = mm.glmer(formula, frame, family="poisson", weights="w")
+        on_dask = mm.glmer(
+            formula, dd.from_pandas(frame, npartitions=3), family="poisson", weights="w"
+        )
+    _assert_same(in_memory, on_dask)
+    new = frame.iloc[:40].dropna()
+    np.testing.assert_allclose(
+        on_dask.predict(new, type="response"), in_memory.predict(new, type="response"), atol=1e-7
+    )
+    for kind in ("deviance", "pearson", "response", "working"):
+        lazy = on_dask.residuals(kind)
+        assert isinstance(lazy, dd.Series)
+        np.testing.assert_allclose(lazy.compute().to_numpy(), in_memory.residuals(kind), atol=1e-6)
+    np.testing.assert_allclose(on_dask.fitted().compute().to_numpy(), in_memory.fitted(), atol=1e-6)
+
+
+def test_glmer_on_dask_data_refuses_what_it_does_not_fit(cluster_client):
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {
+            "y": rng.integers(0, 2, 200).astype(float),
+            "x": rng.normal(size=200),
+            "g": np.arange(200) % 10,
+            "h": np.arange(200) % 7,
+        }
+    )
+    data = dd.from_pandas(frame, npartitions=2)
+    with pytest.raises(MixedModelsError, match="one scalar random-effects term"):
+        mm.glmer("y ~ x + (1 | g) + (1 | h)", data, family="binomial")
+    with pytest.raises(MixedModelsError, match="scalar term such as"):
+        mm.glmer("y ~ x + (1 + x | g)", data, family="binomial")
+    with pytest.raises(MixedModelsError, match="canonical links"):
+        mm.glmer("y ~ x + (1 | g)", data, family="binomial", link="probit")
+    with pytest.raises(MixedModelsError, match="nagq=1"):
+        mm.glmer("y ~ x + (1 | g)", data, family="binomial", nagq=5)
+    frame["yes"] = np.where(frame["y"] > 0, "yes", "no")
+    with pytest.raises(MixedModelsError, match="needs a numeric response"):
+        mm.glmer("yes ~ x + (1 | g)", dd.from_pandas(frame, npartitions=2), family="binomial")
+
+
+def test_fit_without_a_client_starts_and_closes_its_own_cluster(tmp_path):
+    """No Client: the fit starts a LocalCluster for itself (the passes must not look for a
+    default client) and closes it after."""
+    rng = np.random.default_rng(4)
+    g = rng.integers(0, 20, 2000)
+    frame = pd.DataFrame({"y": rng.normal(size=2000) + rng.normal(size=20)[g], "g": g})
+    frame["yb"] = (frame["y"] > 0).astype(float)
+    frame.to_parquet(tmp_path / "rows.parquet")
+    code = (
+        "import mixedmodels as mm\n"
+        f"path = {str(tmp_path / 'rows.parquet')!r}\n"
+        "m = mm.lmer('y ~ 1 + (1 | g)', path)\n"
+        "b = mm.glmer('yb ~ 1 + (1 | g)', path, family='binomial')\n"
+        "from distributed import default_client\n"
+        "try:\n"
+        "    default_client()\n"
+        "except ValueError:\n"
+        "    print('closed', m.nobs, b.nobs)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "closed 2000 2000" in result.stdout

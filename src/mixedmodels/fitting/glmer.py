@@ -149,12 +149,21 @@ def _glmer(
     :func:`_fit`) and its separation check."""
     from ..scale import is_scale_input
 
-    if is_scale_input(data):
-        raise DataError(
-            "glmer does not fit Dask data or parquet yet (lmer does): read the data into a "
-            "pandas DataFrame (e.g. data.compute() or pandas.read_parquet) and fit in memory."
-        )
     control = Control.from_any(control)
+    if is_scale_input(data):  # Dask data or parquet: one distributed pass per PIRLS step
+        from ..scale.glmer import glmer_dask
+
+        return glmer_dask(
+            formula,
+            data,
+            family=family,
+            link=link,
+            nagq=nagq,
+            weights=weights,
+            offset=offset,
+            na_action=na_action,
+            control=control,
+        )
     fam = get_family(family, link)
     if isinstance(fam, Gaussian):
         raise OptionError(

@@ -101,7 +101,7 @@ def tree_sum(
     pending = list(leaves)
     pending.reverse()
     leaf_keys: set[str] = set()
-    stream = as_completed()
+    stream = as_completed(loop=client.loop)  # not default_client(): the fit's own may be none
 
     def launch() -> None:
         part = pending.pop()

@@ -52,7 +52,7 @@ class ColumnPlan:
                     f"On Dask data {label}= must be a column name, not an array: add the "
                     "values as a column of the data."
                 )
-        text = " ".join([spec.response, spec.fixed, *(t.expr for t in spec.random)])
+        text = " ".join([spec.response, spec.fixed, *spec.offsets, *(t.expr for t in spec.random)])
         found = _STATEFUL.search(text)
         if found:
             raise DataError(
@@ -61,6 +61,8 @@ class ColumnPlan:
                 "fit (e.g. with dask's column arithmetic), or fit in memory."
             )
         needed = fc.required_variables(spec.response) + fc.required_variables(spec.fixed)
+        for expr in spec.offsets:  # the formula's offset() terms: read, NA-dropped, added
+            needed += fc.required_variables(expr)
         groups: list[str] = []
         for term in spec.random:
             needed += fc.required_variables(term.expr)
@@ -165,9 +167,7 @@ class PartitionEncoder:
     n_dropped_na: int
 
     @classmethod
-    def from_survey(
-        cls, plan: ColumnPlan, survey: Survey, na_action: str
-    ) -> PartitionEncoder:
+    def from_survey(cls, plan: ColumnPlan, survey: Survey, na_action: str) -> PartitionEncoder:
         spec = plan.spec
         if survey.n_missing:
             columns = ", ".join(sorted(survey.na_columns))
@@ -241,6 +241,8 @@ class PartitionEncoder:
             n_dropped_na=survey.n_missing,
             dropped_columns=(),
             fixed_model_spec=fixed_spec,
+            offset_terms=spec.offsets,
+            offset_column=plan.offset,
             n_rows=survey.n_rows,
         )
         return encoder
@@ -300,10 +302,22 @@ class PartitionEncoder:
             weights = part[self.plan.weights].to_numpy(dtype=float)
             if np.any(weights < 0):
                 raise DataError("Weights must be non-negative.")
-        offset = None
-        if self.plan.offset is not None:
-            offset = part[self.plan.offset].to_numpy(dtype=float)
+        offset = self.offset(part, frame)
         return PartitionRows(y, X, terms, weights, offset, part.index)
+
+    def offset(self, part: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray | None:
+        """The offset of complete rows: ``offset=``'s column plus the formula's
+        ``offset()`` terms (evaluated on the prepared ``frame``), as in memory; None
+        without either."""
+        total = None
+        if self.plan.offset is not None:
+            total = part[self.plan.offset].to_numpy(dtype=float)
+        for expr in self.plan.spec.offsets:
+            values = fc.evaluate_numeric(expr, frame) if len(frame) else np.zeros(0)
+            total = values if total is None else total + values
+        if total is not None and not np.all(np.isfinite(total)):
+            raise DataError("The offset has non-finite values (e.g. log of 0). Check its range.")
+        return total
 
     def ordered_terms(self) -> tuple[np.ndarray, list[ReTerm]]:
         order = internal_order(self.design.terms)
