@@ -9,8 +9,9 @@ model frame and design (:mod:`.design`: NA handling and the general path; :mod:`
 the fast path for plain columns), what they produce (:mod:`.design_types`: ``Design`` and
 ``ReTerm``, each term group codes plus a small n x k matrix, never a dense Z), lme4's
 checks of a design (:mod:`.checks`), glmer's response (:mod:`.response`: ``cbind``, R's
-0/1 rule for factors, per-row weights and offsets), lmer's front-end stage (:mod:`.lmer_design`, lme4's
-``lFormula``) and formula rewriting for refits (:mod:`.update`, R's ``update.formula``).
+0/1 rule for factors, per-row weights and offsets), lmer's front-end stage
+(:mod:`.lmer_design`, lme4's ``lFormula``) and formula rewriting for refits
+(:mod:`.update`, R's ``update.formula``).
 
 May import: :mod:`mixedmodels.errors` only.  Everything downstream reads a
 :class:`~.design_types.Design`; nothing here knows about deviances, fits or results.

@@ -493,6 +493,20 @@ def glmer_dask(
     return model
 
 
+def _hessian_vcov_at(engine: DaskLaplace, lam: float, beta: np.ndarray):
+    """lme4's vcov (the β block of the inverse of half the Hessian of the Laplace deviance
+    in (θ, β); None when it is not positive definite), the Hessian, and the mode state
+    back at the optimum (the warm start of the passes after)."""
+    full_hessian = engine.hessian(lam, beta)
+    state = engine.mode(lam, beta)
+    try:
+        np.linalg.cholesky(full_hessian / 2.0)
+    except np.linalg.LinAlgError:
+        return None, full_hessian, state
+    vcov = np.linalg.inv(full_hessian / 2.0)[1:, 1:]
+    return 0.5 * (vcov + vcov.T), full_hessian, state
+
+
 def _fit(engine: DaskLaplace, design, term, order, fam: Family, control: Control, log: PassLog):
     from scipy.optimize import minimize as scipy_minimize
 
@@ -518,18 +532,9 @@ def _fit(engine: DaskLaplace, design, term, order, fam: Family, control: Control
     lam = max(float(result.x[0]), 0.0)
     state = engine.optimize_beta(lam, engine.beta)
     beta = state.beta
-    derivs = control.wants_derivatives("glmer", design.nobs)
-    vcov = None
-    full_hessian = None
-    if derivs:
-        full_hessian = engine.hessian(lam, beta)
-        state = engine.mode(lam, beta)  # the warm start back at the optimum
-        try:
-            np.linalg.cholesky(full_hessian / 2.0)
-            vcov = np.linalg.inv(full_hessian / 2.0)[1:, 1:]
-            vcov = 0.5 * (vcov + vcov.T)
-        except np.linalg.LinAlgError:
-            vcov = None
+    vcov, full_hessian = None, None
+    if control.wants_derivatives("glmer", design.nobs):
+        vcov, full_hessian, state = _hessian_vcov_at(engine, lam, beta)
     if engine.pirls_failures:
         warn(
             f"PIRLS did not converge in {engine.pirls_failures} evaluation(s); the estimates "
