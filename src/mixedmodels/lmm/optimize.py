@@ -116,9 +116,7 @@ _ALGORITHMS = {"bobyqa": "LN_BOBYQA", "nelder_mead": "LN_NELDERMEAD"}
 REFIT_CONTROL = Control(ftol_rel=0.0, ftol_abs=1e-8, xtol_abs=1e-8)
 
 
-def relative_step(
-    x0: np.ndarray, lower: np.ndarray, upper: np.ndarray, share: float = 0.1
-) -> np.ndarray:
+def relative_step(x0: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """First BOBYQA step for a search started at an estimate (profile and bootstrap refits).
 
     Parameters
@@ -127,18 +125,15 @@ def relative_step(
         The estimate (moved inside the bounds first).
     lower, upper : array
         Bounds; infinite for none.
-    share : float
-        The step as a share of each coordinate: 10% by default; a profile's refits, which
-        start from the neighbouring point of the trace, take 5%.
 
     Returns
     -------
     array
-        ``share`` of each coordinate (at least ``0.2 * share``), at most half the distance
-        to the farther bound, to pass as :func:`minimize`'s ``initial_step``.
+        10% of each coordinate (at least 0.02), at most half the distance to the farther
+        bound, to pass as :func:`minimize`'s ``initial_step``.
     """
     x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
-    return _within_bounds(np.maximum(share * np.abs(x0), 0.2 * share), x0, lower, upper)
+    return _within_bounds(np.maximum(0.1 * np.abs(x0), 0.02), x0, lower, upper)
 
 
 def _within_bounds(

@@ -107,10 +107,6 @@ def _drop_fixed_column(cp: CrossProducts, j: int, value: float) -> CrossProducts
     return dataclasses.replace(cp, p=p - 1, C1=cp.C1 @ T, C2=cp.C2 @ T, XyXy=T.T @ cp.XyXy @ T)
 
 
-#: the first step of a profile's refit, as a share of each coordinate (relative_step)
-_REFIT_STEP = 0.05
-
-
 def _beta_sigma(cp: CrossProducts, theta: np.ndarray, reml: bool) -> tuple[np.ndarray, float]:
     fac = factorize(cp, theta)
     p = cp.p
@@ -411,10 +407,7 @@ class LmmObjective:
         z0 = np.concatenate([coords[others], r0])
         lower = np.concatenate([params.lower[others], self.lower[self.n_theta :]])
         upper = np.concatenate([params.upper[others], np.full(nr, np.inf)])
-        # from the trace's neighbouring point: a 5% first step (sleepstudy: 13% fewer
-        # evaluations than 10%, the intervals equal to 3e-8)
-        step = relative_step(z0, lower, upper, share=_REFIT_STEP)
-        opt = minimize(f, z0, lower, REFIT_CONTROL, step, upper)
+        opt = minimize(f, z0, lower, REFIT_CONTROL, relative_step(z0, lower, upper), upper)
         pars = sdcor(opt.final)
         r = opt.final[others.size :] if nr else r0
         _, beta = self.ml_deviance_sdcor(pars, r, with_beta=True)
@@ -427,8 +420,7 @@ class LmmObjective:
             return self.deviance(x, reml=False, held=held)
 
         lower, upper = self.lower, self.upper
-        step = relative_step(ml_x, lower, upper, share=_REFIT_STEP)
-        opt = minimize(f, ml_x, lower, REFIT_CONTROL, step, upper)
+        opt = minimize(f, ml_x, lower, REFIT_CONTROL, relative_step(ml_x, lower, upper), upper)
         theta, r = self._split(opt.final)
         cp, _ = self.crossprods_at(r)
         beta_rest, sigma = _beta_sigma(_drop_fixed_column(cp, j, value), theta, False)
