@@ -537,6 +537,10 @@ def profile_confint(
     which = select_parameters(profiler.names, profiler.nvp, parm)
     alpha = (1.0 - level) / 2.0
     zeta = stats.norm.ppf([alpha, 1.0 - alpha])
+    # intervals need the traces only a little past ±z (the spline's shape there and a
+    # bracket for the refit that checks each end), not to lme4's plotting cutoff: two
+    # steps past, the step itself unchanged
+    profiler.cutoff = min(profiler.cutoff, float(np.max(np.abs(zeta))) + 2.0 * profiler.delta)
     rows = []
     for index, trace in zip(which, _traces(profiler, which, progress), strict=True):
         bounds = (profiler.lower[index], profiler.upper[index])
