@@ -4,6 +4,7 @@ and the 100,000 students x 25,000 schools design against lme4 (issue 15)."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import mixedmodels as mm
 from mixedmodels.datasets.movers import school_movers
 from mixedmodels.errors import DataError
 from mixedmodels.frontend.lmer_design import lmer_design
+from mixedmodels.glmm.gradient import beta_gradient, theta_gradient
 from mixedmodels.lmm import deviance as lmm
 from mixedmodels.lmm import sparse_tail
 
@@ -124,6 +126,49 @@ def test_sparse_and_dense_tails_give_the_same_glmer_fit(request):
     sparse = mm.glmer(formula, frame, family="binomial")
     assert sparse.loglik == pytest.approx(dense.loglik, abs=1e-6)
     np.testing.assert_allclose(sparse.fixef, dense.fixef, rtol=1e-5, atol=1e-6)
+
+
+def _glmer_both_tails(formula, frame, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dense = mm.glmer(formula, frame, family="binomial")
+        monkeypatch.setattr(sparse_tail, "MIN_SPARSE_EFFECTS", 0)
+        monkeypatch.setattr(sparse_tail, "dense_cost_ns", lambda q2, q1: float("inf"))
+        sparse = mm.glmer(formula, frame, family="binomial")
+    assert dense.problem.template.sparse_tail is None
+    assert sparse.problem.template.sparse_tail is not None
+    return dense, sparse
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "(1 | school)",
+        "(1 | school) + (1 | region)",  # two tail terms: pairs within a row (A₂₂)
+        "(1 | school) + (0 + x | school)",  # a slope with zeros: entries off the pattern
+    ],
+)
+def test_sparse_tail_laplace_gradients_equal_the_dense_ones(tail, monkeypatch):
+    frame = school_movers(n_students=600, n_schools=150, movers=0.2, seed=12)
+    frame["region"] = (frame["school"].cat.codes % 7).astype(str)
+    frame.loc[frame.index[::5], "x"] = 0.0
+    formula = f"passed ~ x + (1 | student) + {tail}"
+    dense, sparse = _glmer_both_tails(formula, frame, monkeypatch)
+    # the sparse tail takes the exact-gradient path too, and reaches the same optimum
+    assert "exact" in sparse.full_opt_summary.optimizer
+    assert sparse.loglik == pytest.approx(dense.loglik, abs=1e-8)
+    theta = dense.theta * 1.2 + 0.05  # away from the optimum: gradients that are not ~0
+    beta = dense.fixef.to_numpy() + 0.1
+    gradients = []
+    for model in (dense, sparse):
+        problem = model.problem
+        state = problem.pirls(theta, beta, keep_factor=True)
+        g_beta, information = beta_gradient(problem, theta, state)
+        state = problem.pirls(theta, beta, keep_factor=True)
+        gradients.append((g_beta, information, theta_gradient(problem, theta, state)))
+    for a, b in zip(*gradients, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9)
+    assert np.all(np.abs(gradients[0][2]) > 1e-3)  # the comparison is not of zeros
 
 
 def test_vector_terms_after_the_largest_are_still_refused_beyond_the_dense_limit():

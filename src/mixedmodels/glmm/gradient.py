@@ -17,7 +17,8 @@ where w′ = dw/dη.  X̃ᵀWX = XᵀWX̃ is the marginal information of β (lme
 the Gauss-Newton curvature for Newton steps on β.
 
 Everything is computed from the blocked factor of :mod:`mixedmodels.lmm.deviance`: the first
-term's per-level blocks and the dense tail, never a dense q x q inverse.
+term's per-level blocks and the tail (dense, or a sparse factor whose selected inverse
+:mod:`.sparse_gradient` reads), never a dense q x q inverse.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..lmm import _kernels
 from ..lmm._kernels import HAVE_NUMBA
 from ..lmm.crossprods import CrossProducts
 from ..lmm.deviance import Factorization, factorize, solve_modes
+from . import sparse_gradient
 from .families import Family
 
 if TYPE_CHECKING:  # pragma: no cover - pirls imports this module
@@ -47,12 +49,15 @@ def has_beta_gradient(problem: GlmmProblem) -> bool:
     """Whether :func:`beta_gradient` applies: a canonical link, the Laplace deviance, some
     fixed effects, and a tail small enough for dense q₂ x q₁ arrays."""
     cp = problem.template
+    if cp.sparse_tail is None:
+        fits = cp.q1 * cp.q2 <= MAX_DENSE_ENTRIES
+    else:  # the leverages from S⁻¹ on its pattern (:mod:`.sparse_gradient`): scalar terms
+        fits = all(t.n_columns == 1 for t in cp.terms)
     return (
         problem.family.observed_information_weights
         and problem.nagq == 1
         and problem.X.shape[1] > 0
-        and cp.q1 * cp.q2 <= MAX_DENSE_ENTRIES
-        and cp.sparse_tail is None  # the leverages read the dense L₂₂
+        and fits
     )
 
 
@@ -196,6 +201,8 @@ def _leverages(cp, fac) -> np.ndarray:
     h = np.einsum("nk,nka,na->n", z1, fac.W[c1], z1)
     if not cp.q2:
         return h
+    if fac.sparse22 is not None:
+        return h + sparse_gradient.tail_leverages(cp, fac)
     lam2 = fac.lam2
     lam2_dense = np.diag(lam2) if isinstance(lam2, np.ndarray) else lam2.toarray()
     K = sla.solve_triangular(fac.L22, lam2_dense.T, lower=True, check_finite=False)  # L₂₂⁻¹Λ₂ᵀ
@@ -260,7 +267,10 @@ def theta_gradient(problem: GlmmProblem, theta: np.ndarray, state: PirlsState) -
     lam = np.array([T[0, 0] for T in fac.factors])
     pieces = _blocked_pieces(problem, theta, state)
     w_prime_h = weight_derivative(problem.family, mu, weights) * pieces.leverages
-    inverse = _ScalarInverse(cp, fac, lam)
+    if fac.sparse22 is not None:
+        inverse = sparse_gradient.SparseScalarInverse(cp, fac, lam)
+    else:
+        inverse = _ScalarInverse(cp, fac, lam)
     z_score = [
         np.bincount(t.codes, weights=t.matrix[:, 0] * score, minlength=t.n_levels) for t in terms
     ]

@@ -384,7 +384,7 @@ def analyse(
     pair_weight = level[left] * k1 * k1 + within[left] * k1 + within[right]
 
     lower22 = sp.tril(A22, format="coo")
-    a22_source = _data_positions(A22, lower22.row, lower22.col)
+    a22_source = data_positions(A22, lower22.row, lower22.col)
     diag = np.arange(q2, dtype=np.int64)
     keys = np.concatenate(
         [
@@ -513,7 +513,7 @@ def conditional_covariances(
 
 
 
-def _data_positions(A: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def data_positions(A: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Positions in A.data (CSR, sorted indices) of the entries (rows, cols)."""
     n_cols = A.shape[1]
     keys = np.repeat(np.arange(A.shape[0], dtype=np.int64), np.diff(A.indptr)) * n_cols
