@@ -329,3 +329,33 @@ def test_fit_without_a_client_starts_and_closes_its_own_cluster(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "closed 2000 2000" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.arange(-5, 45),  # integers over a dense range: the code table
+        np.arange(50) * 1000,  # integers spread out: binary search
+        np.linspace(-2.5, 3.0, 50),  # floats
+    ],
+    ids=["dense-ints", "sparse-ints", "floats"],
+)
+def test_numeric_grouping_codes_equal_the_in_memory_codes(values):
+    """The encoder's fast coding of a numeric grouping column gives the in-memory fit's
+    level order and codes, partition by partition."""
+    from mixedmodels.frontend.formula import parse_formula
+    from mixedmodels.frontend.lmer_design import lmer_design
+    from mixedmodels.scale.encoding import ColumnPlan, PartitionEncoder, survey_partition
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"g": rng.permutation(np.repeat(values, 4)), "x": rng.normal(size=200)})
+    frame["y"] = frame["x"] + rng.normal(size=200)
+    formula = "y ~ x + (x | g)"
+    plan = ColumnPlan.of(parse_formula(formula), None, None, list(frame.columns))
+    parts = [frame.iloc[:80], frame.iloc[80:]]
+    survey = survey_partition(parts[0], plan) + survey_partition(parts[1], plan)
+    encoder = PartitionEncoder.from_survey(plan, survey, "omit")
+    [term] = lmer_design(formula, frame).terms
+    assert list(encoder.design.terms[0].levels) == list(term.levels)
+    codes = np.concatenate([encoder.rows(part).terms[0].codes for part in parts])
+    np.testing.assert_array_equal(codes, term.codes)
