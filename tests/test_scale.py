@@ -329,3 +329,113 @@ def test_fit_without_a_client_starts_and_closes_its_own_cluster(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "closed 2000 2000" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.arange(-5, 45),  # integers over a dense range: the code table
+        np.arange(50) * 1000,  # integers spread out: binary search
+        np.linspace(-2.5, 3.0, 50),  # floats
+    ],
+    ids=["dense-ints", "sparse-ints", "floats"],
+)
+def test_numeric_grouping_codes_equal_the_in_memory_codes(values):
+    """The encoder's fast coding of a numeric grouping column gives the in-memory fit's
+    level order and codes, partition by partition."""
+    from mixedmodels.frontend.formula import parse_formula
+    from mixedmodels.frontend.lmer_design import lmer_design
+    from mixedmodels.scale.encoding import ColumnPlan, PartitionEncoder, survey_partition
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"g": rng.permutation(np.repeat(values, 4)), "x": rng.normal(size=200)})
+    frame["y"] = frame["x"] + rng.normal(size=200)
+    formula = "y ~ x + (x | g)"
+    plan = ColumnPlan.of(parse_formula(formula), None, None, list(frame.columns))
+    parts = [frame.iloc[:80], frame.iloc[80:]]
+    survey = survey_partition(parts[0], plan) + survey_partition(parts[1], plan)
+    encoder = PartitionEncoder.from_survey(plan, survey, "omit")
+    [term] = lmer_design(formula, frame).terms
+    assert list(encoder.design.terms[0].levels) == list(term.levels)
+    codes = np.concatenate([encoder.rows(part).terms[0].codes for part in parts])
+    np.testing.assert_array_equal(codes, term.codes)
+
+
+def test_response_sums_of_many_responses_equal_one_at_a_time():
+    """The y parts of the blocks for m responses at once (the Dask bootstrap's pass) equal
+    ``CrossProducts.with_response`` one response at a time: crossed and vector terms,
+    weights and an offset."""
+    from mixedmodels.frontend.lmer_design import lmer_design
+    from mixedmodels.lmm.crossprods import CrossProducts, ResponseSums
+
+    rng = np.random.default_rng(5)
+    n = 400
+    frame = pd.DataFrame(
+        {"x": rng.normal(size=n), "g": rng.integers(0, 30, n), "h": rng.integers(0, 6, n)}
+    )
+    frame["y"] = frame["x"] + rng.normal(size=n)
+    weights, offset = rng.uniform(0.5, 2.0, n), rng.normal(size=n)
+    design = lmer_design("y ~ x + (x | g) + (1 | h)", frame)
+    cp = CrossProducts.build(design.y, design.X, design.terms, weights, offset)
+    Y = rng.normal(size=(n, 3))
+    sums = ResponseSums.of_rows(Y[:200], design.X[:200], _rows(cp.terms, 0, 200), weights[:200],
+                                offset[:200])  # fmt: skip
+    sums = sums + ResponseSums.of_rows(
+        Y[200:], design.X[200:], _rows(cp.terms, 200, n), weights[200:], offset[200:]
+    )
+    for r in range(3):
+        one = cp.with_response(Y[:, r], design.X, weights, offset)
+        many = cp.with_response_sums(sums, r)
+        for name in ("C1", "C2", "XyXy"):
+            np.testing.assert_allclose(getattr(many, name), getattr(one, name), rtol=1e-12)
+    assert not np.allclose(cp.with_response_sums(sums, 0).C1, cp.C1)  # y really replaced
+
+
+def _rows(terms, start, stop):
+    import dataclasses
+
+    return [
+        dataclasses.replace(t, codes=t.codes[start:stop], matrix=t.matrix[start:stop])
+        for t in terms
+    ]
+
+
+def test_bootstrap_on_dask_refits_each_drawn_response_exactly(cluster_client):
+    """Each replicate of a Dask fit's bootstrap is the in-memory refit of the response its
+    partitions drew (gathered here), with weights; a seed gives the same replicates."""
+    from mixedmodels.inference.bootstrap import REFIT_CONTROL
+    from mixedmodels.scale.bootstrap import DaskSimulator, partition_responses
+
+    rng = np.random.default_rng(8)
+    n = 3000
+    frame = pd.DataFrame(
+        {"x": rng.normal(size=n), "g": rng.integers(0, 40, n), "w": rng.uniform(0.5, 2, n)}
+    )
+    frame["h"] = rng.integers(0, 7, n).astype(str)
+    frame["y"] = frame["x"] + rng.normal(size=40)[frame["g"]] + rng.normal(size=n)
+    data = dd.from_pandas(frame, npartitions=3)
+    formula = "y ~ x + (x | g) + (1 | h)"
+    model = mm.lmer(formula, data, weights="w")
+    reference = mm.lmer(formula, frame, weights=frame["w"].to_numpy())
+    seeds = np.random.SeedSequence(4).spawn(3)
+    simulator = DaskSimulator(model, None, seeds)
+    [draws] = simulator.draws
+    parts = [part.compute() for part in data.to_delayed()]
+    y = np.concatenate(
+        [partition_responses((i, part), model.encoder, draws)[2] for i, part in enumerate(parts)]
+    )
+    for r, seed in enumerate(seeds):
+        stats, _ = simulator.replicate(seed)
+        objective = reference.objective.with_response(y[:, r])
+        opt = objective.fit(control=REFIT_CONTROL)
+        expected = simulator.statistics(objective, opt.final)
+        np.testing.assert_allclose(stats, expected, rtol=1e-5, atol=1e-7)
+    result = model.bootstrap(3, seed=4, progress=False)
+    again = model.bootstrap(3, seed=4, progress=False)
+    assert result.n_failed == 0
+    # equal up to the order in which the tree adds the partitions' sums (rounding)
+    np.testing.assert_allclose(result.replicates, again.replicates, rtol=1e-6, atol=1e-6)
+    with pytest.raises(mm.UnsupportedToolError, match="bootstrap"):
+        model.simulate()
+    with pytest.raises(mm.UnsupportedToolError, match="sample"):
+        model.plot.residuals()

@@ -212,7 +212,12 @@ def _bootstrap(
     if n_jobs < 0:
         n_jobs = os.cpu_count() or 1
     n_jobs = int(min(n_jobs, nsim))
-    if isinstance(model, GeneralizedMixedModel):
+    seeds = np.random.SeedSequence(seed).spawn(int(nsim))
+    simulator_for = getattr(model, "bootstrap_simulator", None)  # fits on Dask data
+    if simulator_for is not None:
+        simulator: _Simulator = simulator_for(func, seeds)
+        n_jobs = 1  # the replicates' responses were drawn in one pass; refits are cheap
+    elif isinstance(model, GeneralizedMixedModel):
         if func is not None:
             raise refuse(
                 "glmer fit",
@@ -221,10 +226,9 @@ def _bootstrap(
                 "fixed effects)",
                 "the refits of a glmer bootstrap are not fitted models",
             )
-        simulator: _Simulator = _GlmmSimulator(model, func)
+        simulator = _GlmmSimulator(model, func)
     else:
         simulator = _Simulator(model, func)
-    seeds = np.random.SeedSequence(seed).spawn(int(nsim))
     bar = progress_bar(progress, total=int(nsim), desc="bootstrap", unit="refit")
     results: list[tuple[np.ndarray | None, Any]] = []
     try:

@@ -172,6 +172,65 @@ class BlockSums:
         )
 
 
+def _level_sums(codes: np.ndarray, values: np.ndarray, n_levels: int) -> np.ndarray:
+    """Σ of ``values`` (n, m) over the rows of each level: (n_levels, m)."""
+    if values.shape[1] == 1:
+        return np.bincount(codes, weights=values[:, 0], minlength=n_levels)[:, None]
+    rows = np.arange(len(codes))
+    indicator = sp.csr_matrix((np.ones(len(codes)), (codes, rows)), shape=(n_levels, len(codes)))
+    return np.asarray(indicator @ values)
+
+
+@dataclass
+class ResponseSums:
+    """The y parts of the blocks for m responses on one design at once: ``Z₁ᵀWy`` per
+    level, ``Z_tailᵀWy``, ``XᵀWy`` and ``yᵀWy`` (y less the offset).  Sums over disjoint
+    rows add, as :class:`BlockSums`: the parametric bootstrap of a fit on Dask data
+    draws every replicate's response in one pass over the partitions."""
+
+    C1: np.ndarray  # (ℓ₁, k₁, m)
+    C2: np.ndarray  # (q₂, m)
+    Xy: np.ndarray  # (p, m)
+    yy: np.ndarray  # (m,)
+
+    @classmethod
+    def of_rows(
+        cls,
+        Y: np.ndarray,
+        X: np.ndarray,
+        ordered: list[ReTerm],
+        weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> ResponseSums:
+        """The sums of responses ``Y`` (n, m) over these rows; ``ordered`` the terms in
+        internal order, with their codes and matrices."""
+        if offset is not None:
+            Y = Y - offset[:, None]
+        YW = Y if weights is None else Y * weights[:, None]
+        first = ordered[0]
+        C1 = np.stack(
+            [
+                _level_sums(first.codes, first.matrix[:, a : a + 1] * YW, first.n_levels)
+                for a in range(first.n_columns)
+            ],
+            axis=1,
+        )
+        tail = []
+        for term in ordered[1:]:
+            k = term.n_columns
+            block = np.empty((term.n_levels, k, Y.shape[1]))
+            for a in range(k):
+                block[:, a] = _level_sums(term.codes, term.matrix[:, a : a + 1] * YW, term.n_levels)
+            tail.append(block.reshape(term.n_effects, -1))
+        C2 = np.concatenate(tail) if tail else np.zeros((0, Y.shape[1]))
+        return cls(C1, C2, X.T @ YW, np.einsum("nm,nm->m", Y, YW))
+
+    def __add__(self, other: ResponseSums) -> ResponseSums:
+        return ResponseSums(
+            self.C1 + other.C1, self.C2 + other.C2, self.Xy + other.Xy, self.yy + other.yy
+        )
+
+
 @dataclass
 class CrossProducts:
     """Cross-product blocks of ``[Z X y]``, formed once per model.
@@ -323,32 +382,25 @@ class CrossProducts:
         """The same design with a new response ``y`` (e.g. a parametric-bootstrap draw).
 
         Only the y column of ``C1``, ``C2`` and the y row/column of ``XyXy`` are recomputed
-        (one O(n) pass); Z's blocks and the fast-path maps are shared with ``self``.
-        ``X``, ``weights`` and ``offset`` must be those the blocks were built from.
+        (one O(n) pass, :class:`ResponseSums`); Z's blocks and the fast-path maps are
+        shared with ``self``.  ``X``, ``weights`` and ``offset`` must be those the blocks
+        were built from.
         """
+        sums = ResponseSums.of_rows(np.asarray(y)[:, None], X, self.terms, weights, offset)
+        return self.with_response_sums(sums, 0)
+
+    def with_response_sums(self, sums: ResponseSums, index: int) -> CrossProducts:
+        """The same design with the y parts of response ``index`` of ``sums``."""
         from dataclasses import replace
 
-        if offset is not None:
-            y = y - offset
-        yw = y if weights is None else y * weights  # the blocks are of W^(1/2)[Z X y]
         C1 = self.C1.copy()
-        first = self.terms[0]
-        for a in range(first.n_columns):
-            C1[:, a, -1] = np.bincount(
-                first.codes, weights=first.matrix[:, a] * yw, minlength=first.n_levels
-            )
+        C1[:, :, -1] = sums.C1[:, :, index]
         C2 = self.C2.copy()
-        for index, term in enumerate(self.terms[1:]):
-            k = term.n_columns
-            start = self.tail_offsets[index]
-            for a in range(k):
-                C2[start + a : start + term.n_effects : k, -1] = np.bincount(
-                    term.codes, weights=term.matrix[:, a] * yw, minlength=term.n_levels
-                )
+        C2[:, -1] = sums.C2[:, index]
         XyXy = self.XyXy.copy()
         p = self.p
-        XyXy[:p, p] = XyXy[p, :p] = X.T @ yw
-        XyXy[p, p] = float(y @ yw)
+        XyXy[:p, p] = XyXy[p, :p] = sums.Xy[:, index]
+        XyXy[p, p] = sums.yy[index]
         return replace(self, C1=C1, C2=C2, XyXy=XyXy)
 
     @property

@@ -95,6 +95,38 @@ class DaskLinearMixedModel(LinearMixedModel):
         scaled = self._over_rows(self.source, "scaled", None)
         return np.asarray(scaled.quantile([0, 0.25, 0.5, 0.75, 1]).compute())
 
+    def bootstrap_simulator(self, func: Any, seeds: list[np.random.SeedSequence]) -> Any:
+        """What :meth:`bootstrap` refits: every replicate's response drawn in one pass over
+        the partitions (:mod:`mixedmodels.scale.bootstrap`).
+
+        Examples
+        --------
+        >>> import mixedmodels as mm
+        >>> m = mm.lmer("y ~ x + (1 | g)", "data/*.parquet")  # doctest: +SKIP
+        >>> m.bootstrap(200, seed=1).confint()  # doctest: +SKIP
+        """
+        from .bootstrap import DaskSimulator
+
+        return DaskSimulator(self, func, seeds)
+
+    def simulate(self, nsim: int = 1, seed: Any = None, re_form: Any = "~0") -> np.ndarray:
+        """Refused: the simulated responses would be as many rows as the data, in memory.
+        :meth:`bootstrap` draws and refits them partition by partition."""
+        raise _rows_refusal("simulate()", "bootstrap() (its responses stay on the workers)")
+
+    @property
+    def plot(self) -> Any:
+        """Refused: the diagnostic plots read every row."""
+        raise _rows_refusal("the plot accessor", "a fit in memory on a sample of the rows")
+
+
+def _rows_refusal(tool: str, instead: str) -> Exception:
+    from ..errors import refuse
+
+    return refuse(
+        "model fitted on Dask data", tool, instead, "the rows stay in the partitions"
+    )
+
 
 def _partition_values(
     part: pd.DataFrame,
@@ -167,6 +199,11 @@ class DaskGeneralizedLinearMixedModel(GeneralizedLinearMixedModel):
     attach = DaskLinearMixedModel.attach
     _portable = DaskLinearMixedModel._portable
     _over_rows = DaskLinearMixedModel._over_rows
+    plot = DaskLinearMixedModel.plot
+
+    def simulate(self, nsim: int = 1, seed: Any = None, re_form: Any = "~0") -> np.ndarray:
+        """Refused: the simulated responses would be as many rows as the data, in memory."""
+        raise _rows_refusal("simulate()", "a fit in memory (a pandas DataFrame)")
 
     def predict(
         self,
