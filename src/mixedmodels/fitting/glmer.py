@@ -14,7 +14,7 @@ import numpy as np
 
 from .._threads import blas_threads_for
 from .._warnings import warn
-from ..errors import ConvergenceWarning, DataError, OptionError, SingularFitWarning
+from ..errors import ConvergenceWarning, DataError, SingularFitWarning
 from ..frontend.checks import check_lmm_design
 from ..frontend.columns import as_dataframe
 from ..frontend.design import build_design
@@ -22,9 +22,10 @@ from ..frontend.design_types import NaAction
 from ..frontend.formula import parse_formula
 from ..frontend.response import generalized_response, row_values, success_level
 from ..frontend.update import FitCall
-from ..glmm.families import Family, Gaussian, get_family
+from ..glmm.families import Family, get_family
 from ..glmm.gradient import has_beta_gradient
 from ..glmm.optimize import fit_profiled, laplace_derivatives, stage2_step
+from ..glmm.options import check_glmer_options
 from ..glmm.pirls import GlmmProblem, dispersion_pwrss
 from ..lmm.crossprods import CrossProducts
 from ..lmm.deviance import Solution, solve
@@ -165,27 +166,8 @@ def _glmer(
             control=control,
         )
     fam = get_family(family, link)
-    if isinstance(fam, Gaussian):
-        raise OptionError(
-            "glmer does not fit the gaussian family; use lmer() for a linear mixed model."
-        )
-    if not isinstance(nagq, int | np.integer) or nagq < 0:
-        raise OptionError(f"nagq must be a non-negative integer. Got {nagq!r}.")
-    if not fam.scale_free and nagq > 1:
-        raise OptionError(
-            f"nagq = {nagq}: adaptive Gauss-Hermite quadrature is not implemented for the "
-            f"{fam.r_name} family, whose dispersion is estimated; use nagq=1 (Laplace)."
-        )
     spec = parse_formula(formula)
-    if not spec.random:
-        raise DataError("The formula has no random-effects term such as (1 | group).")
-    if nagq > 1 and (
-        len(spec.random) != 1 or spec.random[0].expr.replace(" ", "") not in ("1", "0+1")
-    ):
-        raise OptionError(
-            f"nagq = {nagq} (adaptive Gauss-Hermite) needs exactly one scalar random-effects "
-            "term such as (1 | group); use nagq=1 (Laplace) for this model."
-        )
+    check_glmer_options(fam, nagq, spec)
     frame = as_dataframe(data)
     y, trials = generalized_response(spec, frame, fam.proportion_response)
     prior = None if weights is None else row_values(frame, weights, "weights")

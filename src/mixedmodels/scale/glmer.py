@@ -31,8 +31,9 @@ from .._warnings import warn
 from ..errors import ConvergenceWarning, DataError, OptionError
 from ..frontend.checks import check_lmm_design
 from ..frontend.formula import parse_formula
-from ..glmm.families import Family, Gaussian, get_family
+from ..glmm.families import Family, get_family
 from ..glmm.optimize import GRADIENT_TOLERANCE, LAST_STEP_DECREMENT, NEWTON_DECREMENT
+from ..glmm.options import check_glmer_options
 from ..glmm.pirls import LAPLACE_TOLERANCE, MAX_HALVINGS, PIRLS_MAX_ITERATIONS
 from ..lmm.crossprods import BlockSums, CrossProducts
 from ..lmm.deviance import Solution, solve
@@ -388,10 +389,8 @@ class DaskLaplace:
 
 
 def _check_model(formula: str, family: Family, nagq: int) -> Any:
-    if isinstance(family, Gaussian):
-        raise OptionError(
-            "glmer does not fit the gaussian family; use lmer() for a linear mixed model."
-        )
+    spec = parse_formula(formula)
+    check_glmer_options(family, nagq, spec)
     if not (family.scale_free and family.observed_information_weights):
         raise DataError(
             f"glmer on Dask data fits canonical links of families without a dispersion "
@@ -403,9 +402,6 @@ def _check_model(formula: str, family: Family, nagq: int) -> Any:
             f"nagq = {nagq}: glmer on Dask data fits the Laplace deviance (nagq=1) only; "
             "use nagq=1, or fit in memory with a pandas DataFrame."
         )
-    spec = parse_formula(formula)
-    if not spec.random:
-        raise DataError("The formula has no random-effects term such as (1 | group).")
     if not spec.response:
         raise DataError("The formula has no response: write 'y ~ ...'.")
     if len(spec.random) != 1 or spec.random[0].structure != "us":
