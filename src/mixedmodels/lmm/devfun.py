@@ -13,7 +13,9 @@ import numpy as np
 from .._threads import blas_threads_for
 from ..frontend.design_types import Design
 from .crossprods import CrossProducts
-from .deviance import deviance
+from . import _kernels
+from ._kernels import HAVE_NUMBA
+from .deviance import _single_term_kernel, deviance
 from .gradient import deviance_and_gradient, supports_gradient
 from .optimize import (
     Control,
@@ -44,7 +46,41 @@ def deviance_function(
         merged = merged_crossprods(cp, design.y, design.X, design.weights, design.offset)
         if merged is not None:
             return (lambda theta: deviance(merged, theta, reml)), cp
-    return (lambda theta: deviance(cp, theta, reml)), cp
+    return _profiled_deviance(cp, reml), cp
+
+
+def _profiled_deviance(cp: CrossProducts, reml: bool) -> Callable[[np.ndarray], float]:
+    """``deviance(cp, θ, reml)`` as a function of θ; for one term of one or two columns,
+    the compiled kernel bound to its arrays once, so that an evaluation is one call
+    (the same call ``deviance`` makes, without its dispatch on every evaluation)."""
+    kernel = _single_term_kernel(cp) if HAVE_NUMBA else None
+    if kernel is None:
+        return lambda theta: deviance(cp, theta, reml)
+    compiled = _kernels.single_term_deviance
+    A, P, XyXy, n, sum_log_weights = kernel._A2, kernel._P, kernel._XyXy, cp.n, cp.sum_log_weights
+
+    def profiled(theta: np.ndarray) -> float:
+        return float(compiled(np.array(theta, dtype=float), A, P, XyXy, n, reml, sum_log_weights))
+
+    return profiled
+
+
+def _remembering(func: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
+    """``func`` with the values it computed in this optimization remembered by θ's bytes:
+    the search repeats points (its start, which BOBYQA evaluates again first; its end
+    point, which the convergence check's differences are centred on; a restart's start),
+    and the deviance is a deterministic function of θ, so a repeat returns the same
+    number without a factorization."""
+    seen: dict[bytes, float] = {}
+
+    def remembered(theta: np.ndarray) -> float:
+        key = np.asarray(theta, dtype=float).tobytes()
+        value = seen.get(key)
+        if value is None:
+            value = seen[key] = func(theta)
+        return value
+
+    return remembered
 
 
 def optimize_deviance(
@@ -57,6 +93,7 @@ def optimize_deviance(
     """Minimize the profiled deviance over θ (the gradient path where it pays), with the
     restarts off a bound; the optimizer's summary and whether the fit converged."""
     calc = control.wants_derivatives("lmer", nobs)
+    func = _remembering(func)
     with blas_threads_for(cp):
         if control.optimizer == "bobyqa" and _gradient_pays(cp):
             opt, derivatives = _fit_with_gradient(cp, reml, control, calc)

@@ -4,6 +4,7 @@ convergence and singularity checks lme4 makes after the fit."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -215,7 +216,7 @@ def minimize(
         value = func(x)
         # a failed factorization mid-search returns the start value, so the quadratic
         # model of BOBYQA survives (an inf would poison it)
-        return value if np.isfinite(value) else start_value
+        return value if math.isfinite(value) else start_value
 
     algorithm = _ALGORITHMS[control.optimizer]
     opt = nlopt.opt(getattr(nlopt, algorithm), n)
