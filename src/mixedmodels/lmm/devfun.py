@@ -65,24 +65,6 @@ def _profiled_deviance(cp: CrossProducts, reml: bool) -> Callable[[np.ndarray], 
     return profiled
 
 
-def _remembering(func: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
-    """``func`` with the values it computed in this optimization remembered by θ's bytes:
-    the search repeats points (its start, which BOBYQA evaluates again first; its end
-    point, which the convergence check's differences are centred on; a restart's start),
-    and the deviance is a deterministic function of θ, so a repeat returns the same
-    number without a factorization."""
-    seen: dict[bytes, float] = {}
-
-    def remembered(theta: np.ndarray) -> float:
-        key = np.asarray(theta, dtype=float).tobytes()
-        value = seen.get(key)
-        if value is None:
-            value = seen[key] = func(theta)
-        return value
-
-    return remembered
-
-
 def optimize_deviance(
     func: Callable[[np.ndarray], float],
     cp: CrossProducts,
@@ -93,17 +75,20 @@ def optimize_deviance(
     """Minimize the profiled deviance over θ (the gradient path where it pays), with the
     restarts off a bound; the optimizer's summary and whether the fit converged."""
     calc = control.wants_derivatives("lmer", nobs)
-    func = _remembering(func)
     with blas_threads_for(cp):
         if control.optimizer == "bobyqa" and _gradient_pays(cp):
             opt, derivatives = _fit_with_gradient(cp, reml, control, calc)
+            exact = False
         else:
-            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control, pure=True)
+            # minimize's objective, and that of a restart escape_boundary keeps, is
+            # func(final); a correlation settled at its limit has a value of its own search
             opt = escape_boundary(func, opt, control)
-            opt = settle_correlations_at_limit(func, opt, _correlation_indices(cp), control)
+            settled = settle_correlations_at_limit(func, opt, _correlation_indices(cp), control)
+            exact, opt = settled is opt, settled
             derivatives = None
         converged = (
-            check_convergence(func, opt, derivatives=derivatives)
+            check_convergence(func, opt, derivatives=derivatives, objective_is_exact=exact)
             if calc
             else opt.return_code != "MAXEVAL_REACHED"
         )
