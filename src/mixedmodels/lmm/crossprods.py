@@ -402,12 +402,9 @@ class CrossProducts:
 
     def tail_lambda(self, factors: list[np.ndarray]) -> np.ndarray | sp.spmatrix:
         """Λ₂ for the tail: a vector when every tail term is scalar, else sparse."""
-        if self.tail_scalar:
-            parts = [
-                np.full(t.n_levels, T[0, 0])
-                for t, T in zip(self.terms[1:], factors[1:], strict=True)
-            ]
-            return np.concatenate(parts) if parts else np.zeros(0)
+        if self.tail_scalar:  # each term's relative SD repeated over its levels
+            values = [T[0, 0] for T in factors[1:]]
+            return np.repeat(np.array(values, dtype=float), [t.n_levels for t in self.terms[1:]])
         blocks = [
             sp.kron(sp.identity(t.n_levels, format="csr"), sp.csr_matrix(T))
             for t, T in zip(self.terms[1:], factors[1:], strict=True)
