@@ -12,9 +12,9 @@ import numpy as np
 
 from .._threads import blas_threads_for
 from ..frontend.design_types import Design
-from .crossprods import CrossProducts
 from . import _kernels
 from ._kernels import HAVE_NUMBA
+from .crossprods import CrossProducts
 from .deviance import _single_term_kernel, deviance
 from .gradient import deviance_and_gradient, supports_gradient
 from .optimize import (
