@@ -75,7 +75,7 @@ def _prepare_frame(frame: pd.DataFrame, factor_columns: set[str]) -> pd.DataFram
 def used_category_codes(column: pd.Series) -> tuple[np.ndarray, list]:
     """A Categorical's codes over the categories that occur (in category order, as
     ``factor_levels``), −1 for a missing value; read from the codes, not by mapping labels."""
-    categories = list(column.array.categories)
+    categories = column.array.categories.tolist()  # one call, also for Arrow-backed labels
     codes, present = _used_codes(column.array.codes, len(categories))
     return codes, categories if present is None else [categories[i] for i in present]
 

@@ -90,7 +90,8 @@ def _plain_column(column: pd.Series) -> _PlainColumn | None:
         codes, present = _used_codes(column.array.codes, len(categories))
         if present is not None:
             categories = categories[present]
-        return _PlainColumn(codes=codes, levels=list(categories), categories=categories)
+        # tolist() converts in one call; iterating an Arrow-backed Index boxes value by value
+        return _PlainColumn(codes=codes, levels=categories.tolist(), categories=categories)
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
         values = column.to_numpy()
         return _PlainColumn(values=values if _COPY_ON_WRITE else values.copy())
@@ -100,6 +101,7 @@ def _plain_column(column: pd.Series) -> _PlainColumn | None:
     if not is_text:
         return None
     codes, uniques = pd.factorize(column)  # −1 for a missing value; first-seen order
+    uniques = uniques.tolist()  # one conversion, not an Arrow scalar access per level
     order = sorted(range(len(uniques)), key=lambda i: r_sort_key(str(uniques[i])))
     renumber = np.empty(len(uniques) + 1, dtype=np.int64)
     renumber[order] = np.arange(len(order))
@@ -122,8 +124,8 @@ def _plain_matrix(
             continue
         if not column.levels or any("[" in str(v) or "]" in str(v) for v in column.levels):
             return None
-        categories = column.levels if column.categories is None else list(column.categories)
-        terms.append(fc.SimpleTerm(token, tuple(categories), full_left))
+        # the levels are the categories as a list (_PlainColumn keeps the two in step)
+        terms.append(fc.SimpleTerm(token, tuple(column.levels), full_left))
         full_left = False
     spec = fc.SimpleSpec(intercept, tuple(terms))
     X = np.empty((n, len(spec.column_names)))

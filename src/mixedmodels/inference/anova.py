@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .._warnings import warn
 from ..errors import DataError, MixedModelsError, RefitWarning
@@ -138,6 +137,8 @@ def anova(*models: LinearMixedModel, names: Sequence[str] | None = None) -> pd.D
     >>> int(table["Df"].iloc[1])
     2
     """
+    from scipy import stats
+
     if len(models) < 2:
         raise ValueError(
             "anova needs at least two models to compare (a per-term F table of one model "

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .._threads import blas_threads_for
 from .wald import is_glmm
@@ -55,6 +54,8 @@ def confint(
 ) -> pd.DataFrame:
     """Confidence intervals for the variance parameters, σ and the fixed effects; see
     :meth:`mixedmodels.inference.InferenceMixin.confint`."""
+    from scipy import stats
+
     from .profile import profile_confint, select_parameters
     from .profilers import make_profiler
 

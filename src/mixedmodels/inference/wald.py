@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .hypotheses import AnovaType
 
@@ -75,6 +74,8 @@ def _contrast_matrix(model: Any, L: Any) -> np.ndarray:
 def contrast(model: LinearMixedModel, L: Any, ddf: str | None = None) -> pd.DataFrame:
     """Test the linear hypothesis ``L β = 0``; see
     :meth:`mixedmodels.inference.InferenceMixin.contrast`."""
+    from scipy import stats
+
     L = _contrast_matrix(model, L)
     method = ddf_method(model, ddf)
     beta = model.fixef.to_numpy()
@@ -119,6 +120,8 @@ def term_tests(
 ) -> pd.DataFrame:
     """F (or Wald χ²) tests per fixed-effect term; see
     :meth:`mixedmodels.inference.InferenceMixin.anova`."""
+    from scipy import stats
+
     from .hypotheses import term_hypotheses
 
     hypotheses = term_hypotheses(model, type)
@@ -161,6 +164,8 @@ def wald_statistics(model: Any) -> pd.Series:
 def wald_pvalues(model: Any) -> pd.Series:
     """Two-sided p-values of :func:`wald_statistics` on :func:`reference_df` (statsmodels'
     ``pvalues``)."""
+    from scipy import stats
+
     t = model.tvalues.to_numpy()
     p = 2.0 * stats.t.sf(np.abs(t), reference_df(model))
     return pd.Series(p, index=model.params.index, name="pvalues")
@@ -168,6 +173,8 @@ def wald_pvalues(model: Any) -> pd.Series:
 
 def wald_conf_int(model: Any, alpha: float = 0.05) -> pd.DataFrame:
     """Wald intervals of the fixed effects, columns 0 and 1 (statsmodels' ``conf_int``)."""
+    from scipy import stats
+
     if not 0.0 < float(alpha) < 1.0:
         from ..errors import DataError
 

@@ -49,6 +49,32 @@ def _block_diagonal_crossprod(term: ReTerm, weights: np.ndarray | None) -> np.nd
     return out
 
 
+#: up to this many (column of Z₁, column of [X y]) pairs, Z₁ᵀ[X y] is summed by bincount
+_BINCOUNT_MAX_PAIRS = 32
+
+
+def _level_crossprod(term: ReTerm, sqrt_w: np.ndarray | None, Xy: np.ndarray) -> np.ndarray:
+    """Z₁ᵀ[X y] per level as an (ℓ, k, p + 1) stack (``Xy`` already weighted).
+
+    With few column pairs, one bincount per pair: the same products added in the same
+    row order as the sparse product ``Z₁ᵀ @ Xy`` (so the same sums, bit for bit), without
+    building the CSR matrix, its transpose and their index checks (~0.1 ms of a
+    sleepstudy fit); with many, the sparse product's single pass over the rows."""
+    n, k = term.matrix.shape
+    width = Xy.shape[1]
+    if k * width > _BINCOUNT_MAX_PAIRS:
+        Z1 = _term_sparse(term, sqrt_w)
+        return np.asarray(Z1.T @ Xy).reshape(term.n_levels, k, width)
+    values = term.matrix if sqrt_w is None else term.matrix * sqrt_w[:, None]
+    out = np.empty((term.n_levels, k, width))
+    for a in range(k):
+        for c in range(width):
+            out[:, a, c] = np.bincount(
+                term.codes, weights=values[:, a] * Xy[:, c], minlength=term.n_levels
+            )
+    return out
+
+
 @dataclass
 class _PairMap:
     """Precomputed linear map w (ℓ₁) -> entries of A₂₁ diag(w) A₂₁ᵀ (scalar first term)."""
@@ -145,16 +171,16 @@ class BlockSums:
         first = ordered[0]
         k1 = first.n_columns
         A11 = _block_diagonal_crossprod(first, weights)
-        Z1 = _term_sparse(first, sqrt_w)
-        C1 = np.asarray(Z1.T @ Xy).reshape(first.n_levels, k1, p + 1)
+        C1 = _level_crossprod(first, sqrt_w, Xy)
         tail = ordered[1:]
         if tail:
+            Z1 = _term_sparse(first, sqrt_w)
             Z2 = sp.hstack([_term_sparse(t, sqrt_w) for t in tail], format="csr")
             A21 = (Z2.T @ Z1).tocsr()
             A22 = (Z2.T @ Z2).tocsr()  # sparse: the tail may be factored sparse
             C2 = np.asarray(Z2.T @ Xy)
         else:
-            A21 = sp.csr_matrix((0, Z1.shape[1]))
+            A21 = sp.csr_matrix((0, first.n_levels * k1))
             A22 = sp.csr_matrix((0, 0))
             C2 = np.zeros((0, p + 1))
         return cls(n, A11, C1, A21, A22, C2, Xy.T @ Xy, sum_log_weights)
@@ -428,12 +454,9 @@ class CrossProducts:
 
     def tail_lambda(self, factors: list[np.ndarray]) -> np.ndarray | sp.spmatrix:
         """Λ₂ for the tail: a vector when every tail term is scalar, else sparse."""
-        if self.tail_scalar:
-            parts = [
-                np.full(t.n_levels, T[0, 0])
-                for t, T in zip(self.terms[1:], factors[1:], strict=True)
-            ]
-            return np.concatenate(parts) if parts else np.zeros(0)
+        if self.tail_scalar:  # each term's relative SD repeated over its levels
+            values = [T[0, 0] for T in factors[1:]]
+            return np.repeat(np.array(values, dtype=float), [t.n_levels for t in self.terms[1:]])
         blocks = [
             sp.kron(sp.identity(t.n_levels, format="csr"), sp.csr_matrix(T))
             for t, T in zip(self.terms[1:], factors[1:], strict=True)

@@ -12,8 +12,10 @@ import numpy as np
 
 from .._threads import blas_threads_for
 from ..frontend.design_types import Design
+from . import _kernels
+from ._kernels import HAVE_NUMBA
 from .crossprods import CrossProducts
-from .deviance import deviance
+from .deviance import _single_term_kernel, deviance
 from .gradient import deviance_and_gradient, supports_gradient
 from .optimize import (
     Control,
@@ -44,7 +46,23 @@ def deviance_function(
         merged = merged_crossprods(cp, design.y, design.X, design.weights, design.offset)
         if merged is not None:
             return (lambda theta: deviance(merged, theta, reml)), cp
-    return (lambda theta: deviance(cp, theta, reml)), cp
+    return _profiled_deviance(cp, reml), cp
+
+
+def _profiled_deviance(cp: CrossProducts, reml: bool) -> Callable[[np.ndarray], float]:
+    """``deviance(cp, θ, reml)`` as a function of θ; for one term of one or two columns,
+    the compiled kernel bound to its arrays once, so that an evaluation is one call
+    (the same call ``deviance`` makes, without its dispatch on every evaluation)."""
+    kernel = _single_term_kernel(cp) if HAVE_NUMBA else None
+    if kernel is None:
+        return lambda theta: deviance(cp, theta, reml)
+    compiled = _kernels.single_term_deviance
+    A, P, XyXy, n, sum_log_weights = kernel._A2, kernel._P, kernel._XyXy, cp.n, cp.sum_log_weights
+
+    def profiled(theta: np.ndarray) -> float:
+        return float(compiled(np.array(theta, dtype=float), A, P, XyXy, n, reml, sum_log_weights))
+
+    return profiled
 
 
 def optimize_deviance(
@@ -60,13 +78,17 @@ def optimize_deviance(
     with blas_threads_for(cp):
         if control.optimizer == "bobyqa" and _gradient_pays(cp):
             opt, derivatives = _fit_with_gradient(cp, reml, control, calc)
+            exact = False
         else:
-            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control)
+            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control, pure=True)
+            # minimize's objective, and that of a restart escape_boundary keeps, is
+            # func(final); a correlation settled at its limit has a value of its own search
             opt = escape_boundary(func, opt, control)
-            opt = settle_correlations_at_limit(func, opt, _correlation_indices(cp), control)
+            settled = settle_correlations_at_limit(func, opt, _correlation_indices(cp), control)
+            exact, opt = settled is opt, settled
             derivatives = None
         converged = (
-            check_convergence(func, opt, derivatives=derivatives)
+            check_convergence(func, opt, derivatives=derivatives, objective_is_exact=exact)
             if calc
             else opt.return_code != "MAXEVAL_REACHED"
         )

@@ -212,9 +212,11 @@ def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
             SS = S @ S.T
             D = cp.A22 - (SS.toarray() if sp.issparse(SS) else SS)
         M22 = _scale_sym(D, lam2)
-        M22[np.diag_indices_from(M22)] += 1.0
+        # + I through a strided view of the diagonal (any layout): fancy indexing with
+        # diag_indices_from cost ~25 µs per evaluation on a 30 x 30 tail, the rest ~200
+        M22.flat[:: M22.shape[0] + 1] += 1.0
         L22 = cholesky_lower(M22, overwrite=True)
-        logdet += 2.0 * float(np.sum(np.log(np.diag(L22))))
+        logdet += 2.0 * float(np.log(L22.diagonal()).sum())
         A21 = cp.dense_A21 if cp.dense_A21 is not None else cp.A21
         G = A21 @ WC1.reshape(-1, C1.shape[2])
         tail_rhs = _scale_rows(cp.C2 - G, lam2)

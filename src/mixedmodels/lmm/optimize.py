@@ -4,6 +4,7 @@ convergence and singularity checks lme4 makes after the fit."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,6 +163,37 @@ def _nlopt_code_name(code: int) -> str:
     return names.get(code, str(code))
 
 
+class _Objective:
+    """nlopt's objective: ``func``, counted, with a failed factorization mid-search
+    returning the start value (so that BOBYQA's quadratic model survives; an inf would
+    poison it).  With ``pure`` (``func`` a function of θ alone) the start value and the
+    lowest value are kept with θ's bytes, so that BOBYQA's first point (the start
+    again) and the end point (the lowest) are not evaluated twice: the same numbers,
+    one factorization fewer each."""
+
+    def __init__(self, func: Callable[[np.ndarray], float], x0: np.ndarray, pure: bool):
+        self.func = func
+        self.pure = pure
+        self.count = 0
+        self.start = x0.tobytes() if pure else None
+        self.start_value = self.best_value = func(x0)
+        self.best = self.start
+
+    def __call__(self, x: np.ndarray, grad: np.ndarray) -> float:
+        self.count += 1
+        if self.count == 1 and self.pure and x.tobytes() == self.start:
+            value = self.start_value
+        else:
+            value = self.func(x)
+        if self.pure and value < self.best_value:
+            self.best_value, self.best = value, x.tobytes()
+        return value if math.isfinite(value) else self.start_value
+
+    def value_at(self, x: np.ndarray) -> float:
+        """``func(x)``, from memory when ``pure`` and x is the lowest point seen."""
+        return self.best_value if self.pure and x.tobytes() == self.best else self.func(x)
+
+
 def minimize(
     func: Callable[[np.ndarray], float],
     x0: np.ndarray,
@@ -169,6 +201,7 @@ def minimize(
     control: Control,
     initial_step: np.ndarray | None = None,
     upper: np.ndarray | None = None,
+    pure: bool = False,
 ) -> OptSummary:
     """Minimize ``func`` from ``x0`` subject to ``lower <= x <= upper`` with nlopt.
 
@@ -187,6 +220,10 @@ def minimize(
         First step per coordinate; 0.75 by default (θ starts at the identity), capped
         at half the room to the farther bound when there are upper bounds.
         :func:`relative_step` suits a refit started at an estimate.
+    pure : bool, default False
+        Whether ``func`` is a function of θ alone (the LMM's profiled deviance; not
+        PIRLS, which starts from the previous evaluation's modes and leaves them at the
+        last point): the start and the end point are then not evaluated twice.
 
     Returns
     -------
@@ -204,19 +241,9 @@ def minimize(
     finite_upper = np.where(np.isfinite(finite_upper), finite_upper, np.inf)
     x0 = np.clip(np.asarray(x0, dtype=float), finite_lower, finite_upper)
     n = x0.size
-    count = 0
-    start_value = func(x0)
-    if not np.isfinite(start_value):
+    objective = _Objective(func, x0, pure)
+    if not np.isfinite(objective.start_value):
         raise FloatingPointError("The deviance is not finite at the starting values.")
-
-    def objective(x: np.ndarray, grad: np.ndarray) -> float:
-        nonlocal count
-        count += 1
-        value = func(x)
-        # a failed factorization mid-search returns the start value, so the quadratic
-        # model of BOBYQA survives (an inf would poison it)
-        return value if np.isfinite(value) else start_value
-
     algorithm = _ALGORITHMS[control.optimizer]
     opt = nlopt.opt(getattr(nlopt, algorithm), n)
     opt.set_min_objective(objective)
@@ -240,13 +267,12 @@ def minimize(
         x = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else x0
         code = nlopt.ROUNDOFF_LIMITED
     x = np.clip(np.asarray(x, dtype=float), finite_lower, finite_upper)
-    value = func(x)
     summary = OptSummary(
         initial=x0,
         lower=np.asarray(lower, dtype=float),
         final=x,
-        objective=value,
-        evaluations=count,
+        objective=objective.value_at(x),
+        evaluations=objective.count,
         optimizer=f"nlopt {algorithm}",
         return_code=_nlopt_code_name(code),
         ftol_rel=control.ftol_rel,
@@ -473,11 +499,16 @@ def settle_correlations_at_limit(
 
 
 def finite_difference_derivatives(
-    func: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, delta: float = 1e-4
+    func: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    lower: np.ndarray,
+    delta: float = 1e-4,
+    value: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Central-difference gradient and Hessian (lme4's ``deriv12``), staying inside bounds."""
+    """Central-difference gradient and Hessian (lme4's ``deriv12``), staying inside bounds;
+    ``value`` is ``func(x)`` when the caller has it."""
     n = x.size
-    f0 = func(x)
+    f0 = func(x) if value is None else value
     grad = np.zeros(n)
     hess = np.zeros((n, n))
     steps = np.full(n, delta)
@@ -576,15 +607,19 @@ def check_convergence(
     summary: OptSummary,
     *,
     derivatives: tuple[np.ndarray, np.ndarray] | None = None,
+    objective_is_exact: bool = False,
 ) -> bool:
     """lme4's post-fit checks: scaled gradient below 2e-3 and a positive-definite Hessian
     (on the parameters not at a bound).  Warns and returns False on failure.
 
     ``derivatives`` (gradient, Hessian) at ``summary.final`` replaces the finite
-    differences of ``func`` when the caller has better ones."""
+    differences of ``func`` when the caller has better ones; ``objective_is_exact`` says
+    that ``summary.objective`` is ``func(summary.final)`` itself (the differences are then
+    centred on it without evaluating it again)."""
     x = summary.final
     if derivatives is None:
-        grad, hess = finite_difference_derivatives(func, x, summary.lower)
+        value = summary.objective if objective_is_exact else None
+        grad, hess = finite_difference_derivatives(func, x, summary.lower, value=value)
     else:
         grad, hess = derivatives
     summary.gradient, summary.hessian = grad, hess

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import DataError
 from ..frontend.columns import as_dataframe
@@ -123,6 +122,8 @@ class LinearModel(AnalysisMixin):
 
     def coefficients(self) -> pd.DataFrame:
         """Estimate, standard error, t statistic and p-value (t distribution), as ``summary.lm``."""
+        from scipy import stats
+
         se = np.sqrt(np.diag(self.vcov.to_numpy()))
         t = self.beta / se
         return pd.DataFrame(
@@ -175,6 +176,8 @@ class LinearModel(AnalysisMixin):
         >>> fit.fixed_effects().columns.tolist()
         ['term', 'value', 'se', 't', 'p_value', 'lower_2.5', 'upper_97.5']
         """
+        from scipy import stats
+
         level = _check_level(level)
         table = self.coefficients()
         q = stats.t.ppf(0.5 + level / 2, self.df_residual)
@@ -361,6 +364,8 @@ class LinearModel(AnalysisMixin):
         >>> fit.contrast({"occasion": 1.0}).columns.tolist()
         ['estimate', 'se', 't', 'df', 'p_value']
         """
+        from scipy import stats
+
         names = list(self.design.fixed_names)
         if isinstance(L, dict):
             unknown = [k for k in L if k not in names]
@@ -407,6 +412,8 @@ class LinearModel(AnalysisMixin):
         >>> fit.anova().index.tolist()
         ['occasion']
         """
+        from scipy import stats
+
         from ..inference.hypotheses import ANOVA_TYPES, model_terms, term_hypotheses, type1, type2
 
         if type not in ANOVA_TYPES:

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .._protocols import MixedModel
 from ..errors import OptionError
@@ -23,7 +22,13 @@ from ..toolbox.analysis import AnalysisMixin
 from ..toolbox.methods import ToolboxMixin
 from .objective import LmmObjective
 
-_Z975 = stats.norm.ppf(0.975)
+
+def _z975() -> float:
+    """The normal 97.5% quantile (scipy.stats is imported on first use, not with the
+    package: it costs about a second)."""
+    from scipy import stats
+
+    return stats.norm.ppf(0.975)
 
 
 def _effect_name(column: str) -> str:
@@ -280,6 +285,8 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
         >>> list(m.fixed_effects(ddf="satterthwaite").columns)
         ['term', 'value', 'se', 't', 'df', 'p_value', 'lower_2.5', 'upper_97.5']
         """
+        from scipy import stats
+
         ddf_options = ("normal", "satterthwaite", "kenward-roger")
         if ddf not in ddf_options:
             raise OptionError(f"ddf: expecting one of {set(ddf_options)}. Got {ddf!r}.")
@@ -297,8 +304,8 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
                 "se": se,
                 "t": t,
                 "p_value": 2.0 * stats.norm.sf(np.abs(t)),
-                "lower_2.5": value - _Z975 * se,
-                "upper_97.5": value + _Z975 * se,
+                "lower_2.5": value - _z975() * se,
+                "upper_97.5": value + _z975() * se,
             }
         )
 
@@ -341,8 +348,8 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
                     )
                 )
         table = pd.concat(frames, ignore_index=True)
-        table["lower_2.5"] = table["value"] - _Z975 * table["se"]
-        table["upper_97.5"] = table["value"] + _Z975 * table["se"]
+        table["lower_2.5"] = table["value"] - _z975() * table["se"]
+        table["upper_97.5"] = table["value"] + _z975() * table["se"]
         return table
 
     def coef(self) -> pd.DataFrame:
@@ -360,8 +367,8 @@ class LinearMixedModel(InferenceMixin, ToolboxMixin, ResidualMixin, AnalysisMixi
                 se[index] = np.hypot(se[index], fixed.at[effect, "se"])
         table["value"] = value
         table["se"] = se
-        table["lower_2.5"] = value - _Z975 * se
-        table["upper_97.5"] = value + _Z975 * se
+        table["lower_2.5"] = value - _z975() * se
+        table["upper_97.5"] = value + _z975() * se
         return table
 
     # -- prediction ----------------------------------------------------------------------

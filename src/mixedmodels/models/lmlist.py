@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.linalg as sla
-from scipy import stats
 
 from ..errors import DataError, FormulaError
 from ..frontend.design import build_design
@@ -63,6 +62,8 @@ def lmlist(formula: str, data: Any, group: str, na_action: NaAction = "omit") ->
     >>> fits.columns.tolist()[:5]
     ['group_var', 'group', 'term', 'value', 'se']
     """
+    from scipy import stats
+
     group = _check_group(group, formula)
     spec = parse_formula(f"{formula} + (1 | {group})")
     design = build_design(spec, data, na_action=na_action)
