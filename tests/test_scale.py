@@ -305,6 +305,30 @@ def test_glmer_on_dask_data_refuses_what_it_does_not_fit(cluster_client):
         mm.glmer("yes ~ x + (1 | g)", dd.from_pandas(frame, npartitions=2), family="binomial")
 
 
+def test_glmer_on_dask_data_checks_separation_as_in_memory(cluster_client):
+    """A 0/1 column that separates the outcomes, or a constant response, is refused before
+    any Laplace pass with the in-memory message; separation by a continuous covariate
+    warns after the fit, naming it, as in memory."""
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame({"x": rng.normal(size=n), "g": np.arange(n) % 20})
+    frame["t"] = (np.arange(n) % 5 == 0).astype(float)
+    frame["y"] = np.where(frame["t"] == 1, 1.0, rng.integers(0, 2, n).astype(float))
+    frame["zero"] = 0.0
+    frame["split"] = (frame["x"] > 0).astype(float)
+    data = dd.from_pandas(frame, npartitions=3)
+    for formula, message in [
+        ("y ~ x + t + (1 | g)", r"separated: t \(all 80 rows with it are 1\)"),
+        ("zero ~ x + (1 | g)", "Every response is 0"),
+    ]:
+        for source in (frame, data):
+            with pytest.raises(DataError, match=message):
+                mm.glmer(formula, source, family="binomial")
+    for source in (frame, data):
+        with pytest.warns(mm.errors.ConvergenceWarning, match="separated by x"):
+            mm.glmer("split ~ x + (1 | g)", source, family="binomial")
+
+
 def test_fit_without_a_client_starts_and_closes_its_own_cluster(tmp_path):
     """No Client: the fit starts a LocalCluster for itself (the passes must not look for a
     default client) and closes it after."""

@@ -27,6 +27,12 @@ from ..glmm.gradient import has_beta_gradient
 from ..glmm.optimize import fit_profiled, laplace_derivatives, stage2_step
 from ..glmm.options import check_glmer_options
 from ..glmm.pirls import GlmmProblem, dispersion_pwrss
+from ..glmm.separation import (
+    FittedSpread,
+    SeparationCounts,
+    check_separation,
+    warn_fitted_separation,
+)
 from ..lmm.crossprods import CrossProducts
 from ..lmm.deviance import Solution, solve
 from ..lmm.optimize import (
@@ -180,7 +186,7 @@ def _glmer(
     wt = design.weights if design.weights is not None else np.ones(design.nobs)
     fam.check_response(design.y, wt)
     if fam.proportion_response:
-        _check_separation(design, wt)
+        check_separation(SeparationCounts.of_rows(design.y, design.X, wt), design.fixed_names)
     problem = GlmmProblem(
         y=design.y,
         X=design.X,
@@ -200,66 +206,10 @@ def _glmer(
                 "scales; check the data, rescale with scale(x), or simplify the model."
             ) from None
     if fam.proportion_response:
-        _check_fitted_separation(model)
+        spread = FittedSpread.of_rows(model.design.X, model.fixef.to_numpy())
+        warn_fitted_separation(spread, model.fixef.to_numpy(), model.design.fixed_names)
     model.success_level = success_level(spec.response, frame, fam.proportion_response)
     return model
-
-
-def _check_separation(design, wt: np.ndarray) -> None:
-    """Refuse a binomial response that a 0/1 column separates (its maximum-likelihood
-    coefficient is infinite: lme4 returns a huge number and a warning), naming the column."""
-    y = design.y
-    weighted = wt > 0
-    if np.all(y[weighted] <= 0) or np.all(y[weighted] >= 1):
-        raise DataError(
-            f"Every response is {int(y[weighted][0])}: a binomial model needs both outcomes "
-            "(its intercept would be infinite)."
-        )
-    separated = []
-    for j, name in enumerate(design.fixed_names):
-        column = design.X[:, j]
-        if name == "Intercept" or not np.isin(column, (0.0, 1.0)).all():
-            continue
-        rows = (column == 1) & weighted
-        if (
-            rows.any()
-            and rows.sum() < weighted.sum()
-            and (np.all(y[rows] <= 0) or np.all(y[rows] >= 1))
-        ):
-            outcome = int(y[rows][0])
-            separated.append(f"{name} (all {int(rows.sum())} rows with it are {outcome})")
-    if separated:
-        raise DataError(
-            "The response is (quasi-)separated: "
-            + "; ".join(separated)
-            + ". Their coefficients would be infinite. Merge or drop those levels, or use a "
-            "penalized (bias-reduced) model."
-        )
-
-
-def _check_fitted_separation(model) -> None:
-    """Separation by a continuous covariate shows after the fit: fitted probabilities of
-    numerically 0 or 1 driven by a coefficient of absurd size on the logit scale.  The
-    estimate diverges as glm's does; warn naming the covariates (R's glm warns that
-    "fitted probabilities numerically 0 or 1 occurred")."""
-    X, beta = model.design.X, model.fixef.to_numpy()
-    eta = X @ beta
-    if np.max(np.abs(eta)) < 30:
-        return
-    spread = np.abs(beta) * X.std(axis=0)
-    names = [
-        n
-        for n, s in zip(model.design.fixed_names, spread, strict=True)
-        if n != "Intercept" and s > 10
-    ]
-    if names:
-        warn(
-            f"The response is separated by {', '.join(names)}: fitted probabilities are "
-            "numerically 0 or 1 and those estimates diverge (|coefficient x SD| > 10 on the "
-            "logit scale); their standard errors and tests mean nothing. Drop or coarsen "
-            "those covariates, or use a penalized model.",
-            ConvergenceWarning,
-        )
 
 
 def _fit(

@@ -35,6 +35,12 @@ from ..glmm.families import Family, get_family
 from ..glmm.optimize import GRADIENT_TOLERANCE, LAST_STEP_DECREMENT, NEWTON_DECREMENT
 from ..glmm.options import check_glmer_options
 from ..glmm.pirls import LAPLACE_TOLERANCE, MAX_HALVINGS, PIRLS_MAX_ITERATIONS
+from ..glmm.separation import (
+    FittedSpread,
+    SeparationCounts,
+    check_separation,
+    warn_fitted_separation,
+)
 from ..lmm.crossprods import BlockSums, CrossProducts
 from ..lmm.deviance import Solution, solve
 from ..lmm.optimize import Control, OptSummary, warn_if_singular
@@ -85,6 +91,16 @@ def encode_rows(part: Any, encoder: PartitionEncoder, family: Family, kept: list
         offset,
         constant,
     )
+
+
+def separation_counts(rows: GlmmRows) -> SeparationCounts:
+    """One partition's counts for the binomial separation check."""
+    return SeparationCounts.of_rows(rows.y, rows.X, rows.prior)
+
+
+def fitted_spread(rows: GlmmRows, beta: np.ndarray) -> FittedSpread:
+    """One partition's largest |Xβ| and column moments (the fitted separation check)."""
+    return FittedSpread.of_rows(rows.X, beta)
 
 
 @dataclass
@@ -477,15 +493,24 @@ def glmer_dask(
         for part in parts:  # the encoded rows stay on the workers, the raw ones go
             part.release()
         log.record(f"encode: {len(leaves)} partitions encoded and persisted")
+        if fam.proportion_response:  # as in memory: refused before any Laplace pass
+            counts = tree_sum(client, leaves, separation_counts, (), "separation", log)
+            check_separation(counts, design.fixed_names)
         term = ordered[0]
         ell = term.n_levels
         engine = DaskLaplace(client, leaves, fam, ell, log)
         with np.errstate(over="ignore", under="ignore"):
             model = _fit(engine, design, term, order, fam, control, log)
+        spread = None
+        if fam.proportion_response:
+            beta = model.fixef.to_numpy()
+            spread = tree_sum(client, leaves, fitted_spread, (beta,), "separation", log)
         for future in leaves:
             future.release()
     model.attach(frame, encoder, log)
     warn_if_singular(model.theta, np.zeros(1))
+    if spread is not None:
+        warn_fitted_separation(spread, model.fixef.to_numpy(), design.fixed_names)
     return model
 
 
