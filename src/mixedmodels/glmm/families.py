@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from ..errors import DataError, OptionError
 from ..lmm import _kernels
@@ -29,6 +29,15 @@ from ..lmm._kernels import HAVE_NUMBA
 
 _EPS = np.finfo(float).eps
 _TINY = 1e-300
+_SQRT_2PI = np.sqrt(2.0 * np.pi)
+
+
+def _stats():
+    """scipy.stats, imported on first use (it costs ~1 s of import; only the log-densities
+    of the poisson, negative binomial and Gamma families need it)."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -94,9 +103,9 @@ LINKS: dict[str, Link] = {
     "logit": Link("logit", special.logit, _logit_inverse, _logit_mu_eta),
     "probit": Link(
         "probit",
-        stats.norm.ppf,
-        lambda eta: np.clip(stats.norm.cdf(eta), _EPS, 1 - _EPS),
-        lambda eta: np.maximum(stats.norm.pdf(eta), _EPS),
+        special.ndtri,
+        lambda eta: np.clip(special.ndtr(eta), _EPS, 1 - _EPS),
+        lambda eta: np.maximum(np.exp(-0.5 * eta * eta) / _SQRT_2PI, _EPS),
     ),
     "cloglog": Link(
         "cloglog", lambda mu: np.log(-np.log1p(-mu)), _cloglog_inverse, _cloglog_mu_eta
@@ -418,7 +427,7 @@ class Poisson(Family):
     def minus_two_loglik(
         self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray, deviance: float | None = None
     ) -> np.ndarray:
-        return -2.0 * wt * stats.poisson.logpmf(y, mu)
+        return -2.0 * wt * _stats().poisson.logpmf(y, mu)
 
     def loglik_kernel(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float | None:
         return 2.0 * float(np.sum(wt * mu) - wt * y @ np.log(mu))
@@ -474,7 +483,7 @@ class NegativeBinomial(Family):
     def minus_two_loglik(
         self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray, deviance: float | None = None
     ) -> np.ndarray:
-        return -2.0 * wt * stats.nbinom.logpmf(y, self.shape, self.shape / (self.shape + mu))
+        return -2.0 * wt * _stats().nbinom.logpmf(y, self.shape, self.shape / (self.shape + mu))
 
     def loglik_kernel(self, y: np.ndarray, mu: np.ndarray, wt: np.ndarray) -> float | None:
         k = self.shape
@@ -569,7 +578,7 @@ class Gamma(_PositiveResponse):
     ) -> np.ndarray:
         shape = 1.0 / self._aic_dispersion(y, mu, wt, deviance)
         valid = mu > 0
-        log_p = stats.gamma.logpdf(y, shape, scale=np.where(valid, mu, 1.0) / shape)
+        log_p = _stats().gamma.logpdf(y, shape, scale=np.where(valid, mu, 1.0) / shape)
         return np.where(valid, -2.0 * wt * log_p, np.inf)
 
     def _draw_positive(

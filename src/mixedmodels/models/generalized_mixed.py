@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .._protocols import GeneralizedMixedModel
 from ..errors import check_choice
@@ -19,7 +18,6 @@ from ..lmm.optimize import OptSummary
 from .linear_mixed import LinearMixedModel
 from .objective import GlmmObjective, refuse
 
-_Z975 = stats.norm.ppf(0.975)
 PredictType = Literal["link", "response"]
 ResidualType = Literal["deviance", "pearson", "response", "working"]
 
@@ -182,6 +180,8 @@ class GeneralizedLinearMixedModel(LinearMixedModel, GeneralizedMixedModel):
 
     def overdispersion(self) -> pd.Series:
         """Pearson χ² over residual degrees of freedom (≈1 when the variance is right)."""
+        from scipy import stats
+
         pearson = self.residuals("pearson")
         pearson = pearson[np.isfinite(pearson)]  # na_action="exclude" pads with NaN
         chisq = float(np.sum(pearson**2))
