@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from .hypotheses import AnovaType
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,17 +55,29 @@ def wald_chisq(model: Any, L: np.ndarray) -> tuple[float, int]:
     return float(z @ z), int(keep.sum())
 
 
-def _contrast_matrix(model: Any, L: Any) -> np.ndarray:
-    """``L`` as a 2-d array over the fixed effects (a dict names the coefficients)."""
-    names = list(model.design.fixed_names)
+def contrast_matrix(L: Any, names: list[str]) -> np.ndarray:
+    """``L`` as a 2-d array over the fixed effects ``names`` (a dict names the coefficients,
+    the others 0), for ``contrast`` on every model kind.
+
+    Examples
+    --------
+    >>> contrast_matrix({"x": 1.0}, ["Intercept", "x"])
+    array([[0., 1.]])
+    """
     if isinstance(L, dict):
         unknown = [k for k in L if k not in names]
         if unknown:
-            raise ValueError(f"L names unknown fixed effects {unknown}. Expecting any of {names}.")
-        L = np.array([[float(L.get(n, 0.0)) for n in names]])
-    L = np.atleast_2d(np.asarray(L, dtype=float))
-    if L.shape[1] != len(names) or L.ndim != 2:
-        raise ValueError(
+            raise DataError(f"L names unknown fixed effects {unknown}. Expecting any of {names}.")
+        L = [[float(L.get(n, 0.0)) for n in names]]
+    try:
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+    except (TypeError, ValueError):
+        raise DataError(
+            f"L must be numbers, a row or a matrix with one column per fixed effect "
+            f"({names}), or a dict of coefficient names to weights."
+        ) from None
+    if L.ndim != 2 or L.shape[1] != len(names):
+        raise DataError(
             f"L must have {len(names)} columns (one per fixed effect: {names}). "
             f"Got shape {L.shape}."
         )
@@ -76,7 +89,7 @@ def contrast(model: LinearMixedModel, L: Any, ddf: str | None = None) -> pd.Data
     :meth:`mixedmodels.inference.InferenceMixin.contrast`."""
     from scipy import stats
 
-    L = _contrast_matrix(model, L)
+    L = contrast_matrix(L, list(model.design.fixed_names))
     method = ddf_method(model, ddf)
     beta = model.fixef.to_numpy()
     if method is None:

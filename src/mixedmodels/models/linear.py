@@ -15,6 +15,7 @@ from ..frontend.design_types import NaAction
 from ..frontend.formula import parse_formula
 from ..frontend.update import FitCall
 from ..inference.r2 import LinearR2
+from ..inference.wald import contrast_matrix
 from ..toolbox.analysis import AnalysisMixin
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -366,20 +367,7 @@ class LinearModel(AnalysisMixin):
         """
         from scipy import stats
 
-        names = list(self.design.fixed_names)
-        if isinstance(L, dict):
-            unknown = [k for k in L if k not in names]
-            if unknown:
-                raise DataError(
-                    f"L names unknown coefficients {unknown}. Expecting any of {names}."
-                )
-            L = [[float(L.get(n, 0.0)) for n in names]]
-        L = np.atleast_2d(np.asarray(L, dtype=float))
-        if L.ndim != 2 or L.shape[1] != len(names):
-            raise DataError(
-                f"L must have {len(names)} columns (one per coefficient: {names}). "
-                f"Got shape {L.shape}."
-            )
+        L = contrast_matrix(L, list(self.design.fixed_names))
         df = float(self.df_residual)
         if L.shape[0] == 1:
             estimate = float(L[0] @ self.beta)
