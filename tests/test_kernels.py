@@ -60,11 +60,12 @@ def test_compiled_single_term_factor_equals_numpy(formula, monkeypatch):
     y = 1 + x + rng.normal(size=15)[g] + 0.5 * rng.normal(size=15)[g] * x + rng.normal(size=g.size)
     cp = mm.lmer(formula, pd.DataFrame({"y": y, "x": x, "g": g})).crossprods
     kernel = lmm._SingleTermKernel(cp)
+    assert kernel.compiled
     for theta in (cp.initial_theta(), cp.initial_theta() * 0.3 + 0.1):
         compiled = kernel.factor(theta)
-        monkeypatch.setattr(lmm, "HAVE_NUMBA", False)
+        monkeypatch.setattr(kernel, "compiled", False)
         reference = kernel.factor(theta)
-        monkeypatch.setattr(lmm, "HAVE_NUMBA", True)
+        monkeypatch.setattr(kernel, "compiled", True)
         assert compiled.logdet_z == pytest.approx(reference.logdet_z, rel=1e-12)
         np.testing.assert_allclose(compiled.L33, reference.L33, rtol=1e-10, atol=1e-12)
     if theta.size == 3:  # a singular block is refused like numpy's Cholesky refuses it
@@ -88,14 +89,38 @@ def test_compiled_single_term_deviance_equals_numpy(formula, reml, monkeypatch):
     weights = rng.uniform(0.5, 2.0, g.size)
     data = pd.DataFrame({"y": y, "x": x, "g": g})
     cp = mm.lmer(formula, data, reml=reml, weights=weights).crossprods
+    kernel = lmm._single_term_kernel(cp)
     for theta in (cp.initial_theta(), cp.initial_theta() * 0.3 + 0.1):
         compiled = lmm.deviance(cp, theta, reml)
-        monkeypatch.setattr(lmm, "HAVE_NUMBA", False)
+        monkeypatch.setattr(kernel, "compiled", False)
         reference = lmm.deviance(cp, theta, reml)
-        monkeypatch.setattr(lmm, "HAVE_NUMBA", True)
+        monkeypatch.setattr(kernel, "compiled", True)
         assert compiled == pytest.approx(reference, rel=1e-12)
     if cp.n_theta == 3:  # a non-positive-definite block is an infinite deviance
         assert lmm.deviance(cp, np.array([1.0, 0.0, np.nan]), reml) == np.inf
+
+
+def test_a_one_term_fit_with_many_levels_does_not_load_numba():
+    """Above COMPILED_LEVELS levels the numpy twin runs (an evaluation is memory-bound
+    there): the fit neither imports numba nor pays its memory, and equals the compiled fit
+    of the same data below the limit's reach (checked above, level for level)."""
+    import subprocess
+    import sys
+
+    from mixedmodels.lmm.deviance import COMPILED_LEVELS
+
+    code = (
+        "import sys, numpy as np, pandas as pd, mixedmodels as mm\n"
+        "rng = np.random.default_rng(3)\n"
+        f"g = np.repeat(np.arange({COMPILED_LEVELS + 1}), 4)\n"
+        "x = rng.normal(size=g.size)\n"
+        "y = x + rng.normal(size=g.max() + 1)[g] + rng.normal(size=g.size)\n"
+        "fit = mm.lmer('y ~ x + (1 + x | g)', pd.DataFrame({'y': y, 'x': x, 'g': g}))\n"
+        "print(fit.ngroups['g'], 'numba' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(COMPILED_LEVELS + 1), "False"]
 
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")

@@ -13,7 +13,6 @@ import numpy as np
 from .._threads import blas_threads_for
 from ..frontend.design_types import Design
 from . import _kernels
-from ._kernels import HAVE_NUMBA
 from .crossprods import CrossProducts
 from .deviance import _single_term_kernel, deviance
 from .gradient import deviance_and_gradient, supports_gradient
@@ -53,8 +52,8 @@ def _profiled_deviance(cp: CrossProducts, reml: bool) -> Callable[[np.ndarray], 
     """``deviance(cp, θ, reml)`` as a function of θ; for one term of one or two columns,
     the compiled kernel bound to its arrays once, so that an evaluation is one call
     (the same call ``deviance`` makes, without its dispatch on every evaluation)."""
-    kernel = _single_term_kernel(cp) if HAVE_NUMBA else None
-    if kernel is None:
+    kernel = _single_term_kernel(cp)
+    if kernel is None or not kernel.compiled:
         return lambda theta: deviance(cp, theta, reml)
     compiled = _kernels.single_term_deviance
     A, P, XyXy, n, sum_log_weights = kernel._A2, kernel._P, kernel._XyXy, cp.n, cp.sum_log_weights

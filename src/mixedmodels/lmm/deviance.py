@@ -240,9 +240,20 @@ def objective(cp: CrossProducts, fac: Factorization, reml: bool) -> float:
     return float(value - cp.sum_log_weights)
 
 
+#: one-term models with more levels than this take the numpy twin of the compiled kernel.
+#: Per evaluation (2 cores, idle; a (x | g) term) compiled / numpy: 18 levels 3 / 56 µs,
+#: 1,000 levels 20 / 105 µs, 10,000 levels 216 / 337 µs, 20,000 levels 407 / 568 µs: above
+#: a few thousand levels both are bound by memory and a fit's ~60 evaluations gain ~10 ms,
+#: less than loading numba costs a process (~0.7 s the first time, ~100 MB of peak memory;
+#: the 1M-row (x | g) benchmark, 20,000 groups: 437 -> 334 MB)
+COMPILED_LEVELS = 5000
+
+
 class _SingleTermKernel:
     """The deviance of a model with one scalar or 2-column term and nothing else, in a
-    handful of numpy calls (the inner loop of bootstrap and profile refits).
+    handful of numpy calls (the inner loop of bootstrap and profile refits), or one
+    compiled call when numba is there and the term has at most :data:`COMPILED_LEVELS`
+    levels (:attr:`compiled`).
 
     With k ≤ 2 the entries of M_l = TᵀA_lT + I and of W_l = T M_l⁻¹ Tᵀ are linear maps
     (3 x 3 for k = 2) of the per-level entries, and Σ_l C_lᵀ W_l C_l is one dot product
@@ -267,12 +278,13 @@ class _SingleTermKernel:
         self._A2 = np.ascontiguousarray(self.A.reshape(1, -1) if k == 1 else self.A)
         self._P = np.ascontiguousarray(self.P)
         self._XyXy = np.ascontiguousarray(cp.XyXy, dtype=float)
+        self.compiled = HAVE_NUMBA and len(C) <= COMPILED_LEVELS
 
     def factor(self, theta: np.ndarray) -> Factorization:
         """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite.
 
-        One compiled loop when numba is there (~5 µs instead of ~50 µs of numpy calls)."""
-        if HAVE_NUMBA:
+        One compiled loop when :attr:`compiled` (~5 µs instead of ~50 µs of numpy calls)."""
+        if self.compiled:
             logdet_z, L33 = _kernels.single_term_factor(
                 np.asarray(theta, dtype=float), self._A2, self._P, self._XyXy
             )
@@ -347,20 +359,19 @@ def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
     float
         ``inf`` when θ gives a non-positive-definite system.
     """
-    if HAVE_NUMBA:
-        kernel = _single_term_kernel(cp)
-        if kernel is not None:  # one compiled call: the optimizer's inner loop
-            return float(
-                _kernels.single_term_deviance(
-                    np.array(theta, dtype=float),
-                    kernel._A2,
-                    kernel._P,
-                    kernel._XyXy,
-                    cp.n,
-                    reml,
-                    cp.sum_log_weights,
-                )
+    kernel = _single_term_kernel(cp)
+    if kernel is not None and kernel.compiled:  # one compiled call: the optimizer's loop
+        return float(
+            _kernels.single_term_deviance(
+                np.array(theta, dtype=float),
+                kernel._A2,
+                kernel._P,
+                kernel._XyXy,
+                cp.n,
+                reml,
+                cp.sum_log_weights,
             )
+        )
     try:
         fac = factorize_profiled(cp, theta)
     except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):
