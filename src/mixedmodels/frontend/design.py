@@ -181,7 +181,7 @@ def _general_design(
         offset_is_array=offset is not None and not isinstance(offset, str),
         na_action=na_action,
         n_input_rows=frame.shape[0],
-        kept_rows=np.flatnonzero(~missing),
+        kept_rows=np.flatnonzero(~missing) if missing.any() else None,
     )
 
 

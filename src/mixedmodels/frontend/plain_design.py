@@ -196,7 +196,10 @@ def _plain_design(
     X, fixed_spec = matrix
     terms = []
     for term, (intercept, tokens) in zip(spec.random, randoms, strict=True):
-        built = _plain_term(term, intercept, tokens, columns, n_used)
+        # a term of the fixed part's own columns, (x | g) beside y ~ x, shares X's array
+        # (neither is written to after the design): one n x k copy less per model
+        same = (intercept, list(tokens)) == (fixed[0], list(fixed[1]))
+        built = _plain_term(term, intercept, tokens, columns, n_used, matrix if same else None)
         if built is None:
             return None
         terms.append(built)
@@ -228,7 +231,7 @@ def _plain_design(
         offset_is_array=offset is not None and not isinstance(offset, str),
         na_action=na_action,
         n_input_rows=n,
-        kept_rows=np.flatnonzero(~missing),
+        kept_rows=np.flatnonzero(~missing) if n_missing else None,
     )
 
 
@@ -288,10 +291,12 @@ def _plain_term(
     tokens: list[str],
     columns: dict[str, _PlainColumn],
     n_used: int,
+    fixed_matrix: tuple[np.ndarray, fc.SimpleSpec] | None = None,
 ) -> ReTerm | None:
     """One random-effects term of plain columns: its matrix and the codes of its grouping
-    factor (the interaction of its factors); None where the general path must build it."""
-    built = _plain_matrix(intercept, tokens, columns, n_used)
+    factor (the interaction of its factors); None where the general path must build it.
+    ``fixed_matrix``: the fixed part's (X, spec) when the term has the same columns."""
+    built = fixed_matrix or _plain_matrix(intercept, tokens, columns, n_used)
     if built is None or built[0].shape[1] == 0:
         return None
     codes_list, labels_list = [], []
