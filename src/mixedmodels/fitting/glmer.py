@@ -237,9 +237,7 @@ def _fit(
     vcov_source = "pirls"
     vcov = None
     if nagq >= 1 and derivs:
-        converged = check_convergence(
-            problem.deviance_theta_beta, full, derivatives=derivatives
-        )
+        converged = check_convergence(problem.deviance_theta_beta, full, derivatives=derivatives)
         vcov = _hessian_vcov(full, n_theta)
         if vcov is not None:
             vcov_source = "hessian"

@@ -196,7 +196,6 @@ def _fit_fitted_variance(formula: str, data: Any, *, variance: Any, **options: A
             break
         previous = current
     else:
-
         from ..errors import ConvergenceWarning
 
         warn(

@@ -224,9 +224,7 @@ def fit_with_residual_structure(
     # on the flat ridge of an unidentified correlation, where every point is an optimum
     if calc and unidentified_correlation(structure, design.terms) is None:
         opt = restart_on_slope(func, opt, control)
-    converged = (
-        check_convergence(func, opt) if calc else opt.return_code != "MAXEVAL_REACHED"
-    )
+    converged = check_convergence(func, opt) if calc else opt.return_code != "MAXEVAL_REACHED"
     whitened, _ = func.crossprods(opt.final[plain.n_theta :])
     model = StructuredLinearMixedModel(design, plain, opt, reml, converged, structure, whitened)
     model._variance_spec = variance

@@ -71,8 +71,10 @@ class WeightedCrossProducts:
         # the dense tail path: for a vector first term only while the q₂² q₁ product
         # is small (scipy's sparse products cost ~0.5 ms of overhead a call)
         q1 = first.n_levels * k1
-        self.dense = self.template.sparse_tail is None and self.template.tail_scalar and (
-            (k1 == 1 and self.q2 * q1 <= 4_000_000) or self.q2 * self.q2 * q1 <= 20_000_000
+        self.dense = (
+            self.template.sparse_tail is None
+            and self.template.tail_scalar
+            and ((k1 == 1 and self.q2 * q1 <= 4_000_000) or self.q2 * self.q2 * q1 <= 20_000_000)
         )
         if self.dense:
             self._prepare_kernel(first, tail)

@@ -281,7 +281,6 @@ def _bootstrap(
             rows[i, len(names) :] = np.atleast_1d(np.asarray(extra, dtype=float))
     columns = names + extra_names
     if failed:
-
         warn(
             f"{failed} of {nsim} bootstrap refits failed; their rows are NaN.",
             UserWarning,

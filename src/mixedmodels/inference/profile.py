@@ -62,9 +62,7 @@ def _next_value(
     else:
         step = delta * num / denom
         if step < 0:
-            warn(
-                "unexpected decrease in profile: using minstep", ProfileWarning
-            )
+            warn("unexpected decrease in profile: using minstep", ProfileWarning)
             step = minstep
         elif abs(step) > abs(10.0 * num):  # lme4's maxmult = 10
             step = abs(10.0 * num)

@@ -493,13 +493,19 @@ def conditional_covariances(
     # R[i, (l, b)] = λ_i Σ_a A₂₁[i, (l, a)] blocks[l, a, b]
     a21 = A21.tocoo()
     source_level, source_within = a21.col // k1, a21.col % k1
-    R = sp.coo_matrix(
-        (
-            ((a21.data * lam2[a21.row])[:, None] * blocks[source_level, source_within, :]).ravel(),
-            (np.repeat(a21.row, k1), (source_level[:, None] * k1 + np.arange(k1)).ravel()),
-        ),
-        shape=A21.shape,
-    ).tocsr().tocoo()  # duplicates summed
+    R = (
+        sp.coo_matrix(
+            (
+                (
+                    (a21.data * lam2[a21.row])[:, None] * blocks[source_level, source_within, :]
+                ).ravel(),
+                (np.repeat(a21.row, k1), (source_level[:, None] * k1 + np.arange(k1)).ravel()),
+            ),
+            shape=A21.shape,
+        )
+        .tocsr()
+        .tocoo()
+    )  # duplicates summed
     level, within = R.col // k1, R.col % k1
     order = np.lexsort((R.row, level))
     row, level, within, value = R.row[order], level[order], within[order], R.data[order]
@@ -510,7 +516,6 @@ def conditional_covariances(
     extra = np.bincount(flat, weights=weights, minlength=ell1 * k1 * k1)
     diagonal = np.arange(factor.tail.q2)
     return M_inverse + extra.reshape(ell1, k1, k1), factor.inverse_entries(diagonal, diagonal)
-
 
 
 def data_positions(A: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -141,7 +141,9 @@ def _delayed_indexed(part: Any, index: int) -> Any:
 def _split(total: ResponseSums, m: int) -> list[ResponseSums]:
     return [
         ResponseSums(
-            total.C1[:, :, r : r + 1], total.C2[:, r : r + 1], total.Xy[:, r : r + 1],
+            total.C1[:, :, r : r + 1],
+            total.C2[:, r : r + 1],
+            total.Xy[:, r : r + 1],
             total.yy[r : r + 1],
         )  # fmt: skip
         for r in range(m)

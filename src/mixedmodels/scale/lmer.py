@@ -78,6 +78,7 @@ def lmer_dask(
     sums, design = drop_rank_deficient(sums, encoder.design)
     encoder.design = design
     cp = CrossProducts.from_sums(sums, ordered, order)
+
     def func(theta):
         return deviance(cp, theta, reml)
 

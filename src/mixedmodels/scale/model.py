@@ -123,9 +123,7 @@ class DaskLinearMixedModel(LinearMixedModel):
 def _rows_refusal(tool: str, instead: str) -> Exception:
     from ..errors import refuse
 
-    return refuse(
-        "model fitted on Dask data", tool, instead, "the rows stay in the partitions"
-    )
+    return refuse("model fitted on Dask data", tool, instead, "the rows stay in the partitions")
 
 
 def _partition_values(
