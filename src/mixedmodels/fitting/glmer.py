@@ -206,8 +206,9 @@ def _glmer(
                 "scales; check the data, rescale with scale(x), or simplify the model."
             ) from None
     if fam.proportion_response:
-        spread = FittedSpread.of_rows(model.design.X, model.fixef.to_numpy())
-        warn_fitted_separation(spread, model.fixef.to_numpy(), model.design.fixed_names)
+        beta = model.fixef.to_numpy()
+        spread = FittedSpread.of_rows(model.design.X, beta)
+        warn_fitted_separation(spread, beta, model.design.fixed_names)
     model.success_level = success_level(spec.response, frame, fam.proportion_response)
     return model
 

@@ -12,7 +12,6 @@ import numpy as np
 
 from .._threads import blas_threads_for
 from ..frontend.design_types import Design
-from . import _kernels
 from .crossprods import CrossProducts
 from .deviance import _single_term_kernel, deviance
 from .gradient import deviance_and_gradient, supports_gradient
@@ -55,13 +54,7 @@ def _profiled_deviance(cp: CrossProducts, reml: bool) -> Callable[[np.ndarray], 
     kernel = _single_term_kernel(cp)
     if kernel is None or not kernel.compiled:
         return lambda theta: deviance(cp, theta, reml)
-    compiled = _kernels.single_term_deviance
-    A, P, XyXy, n, sum_log_weights = kernel._A2, kernel._P, kernel._XyXy, cp.n, cp.sum_log_weights
-
-    def profiled(theta: np.ndarray) -> float:
-        return float(compiled(np.array(theta, dtype=float), A, P, XyXy, n, reml, sum_log_weights))
-
-    return profiled
+    return kernel.profiled(reml)
 
 
 def optimize_deviance(

@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -279,6 +280,22 @@ class _SingleTermKernel:
         self._P = np.ascontiguousarray(self.P)
         self._XyXy = np.ascontiguousarray(cp.XyXy, dtype=float)
         self.compiled = HAVE_NUMBA and len(C) <= COMPILED_LEVELS
+        self._n, self._sum_log_weights = cp.n, cp.sum_log_weights
+        self._profiled: dict[bool, Callable[[np.ndarray], float]] = {}
+
+    def profiled(self, reml: bool) -> Callable[[np.ndarray], float]:
+        """The compiled profiled deviance bound to this kernel's arrays (one call an
+        evaluation: the optimizer's inner loop); only when :attr:`compiled`."""
+        bound = self._profiled.get(reml)
+        if bound is None:
+            compiled = _kernels.single_term_deviance
+            A, P, XyXy, n, logw = self._A2, self._P, self._XyXy, self._n, self._sum_log_weights
+
+            def bound(theta: np.ndarray) -> float:
+                return float(compiled(np.array(theta, dtype=float), A, P, XyXy, n, reml, logw))
+
+            self._profiled[reml] = bound
+        return bound
 
     def factor(self, theta: np.ndarray) -> Factorization:
         """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite.
@@ -361,17 +378,7 @@ def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
     """
     kernel = _single_term_kernel(cp)
     if kernel is not None and kernel.compiled:  # one compiled call: the optimizer's loop
-        return float(
-            _kernels.single_term_deviance(
-                np.array(theta, dtype=float),
-                kernel._A2,
-                kernel._P,
-                kernel._XyXy,
-                cp.n,
-                reml,
-                cp.sum_log_weights,
-            )
-        )
+        return kernel.profiled(reml)(theta)
     try:
         fac = factorize_profiled(cp, theta)
     except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):

@@ -501,16 +501,15 @@ def glmer_dask(
         engine = DaskLaplace(client, leaves, fam, ell, log)
         with np.errstate(over="ignore", under="ignore"):
             model = _fit(engine, design, term, order, fam, control, log)
-        spread = None
+        beta, spread = model.fixef.to_numpy(), None
         if fam.proportion_response:
-            beta = model.fixef.to_numpy()
             spread = tree_sum(client, leaves, fitted_spread, (beta,), "separation", log)
         for future in leaves:
             future.release()
     model.attach(frame, encoder, log)
     warn_if_singular(model.theta, np.zeros(1))
     if spread is not None:
-        warn_fitted_separation(spread, model.fixef.to_numpy(), design.fixed_names)
+        warn_fitted_separation(spread, beta, design.fixed_names)
     return model
 
 
