@@ -184,6 +184,10 @@ def test_ddf_bad_input(r_models, monkeypatch):
         model.contrast([1.0, 0.0])
     with pytest.raises(ValueError, match="L names unknown fixed effects"):
         model.contrast({"sexM": 1.0})
+    first = model.design.fixed_names[0]
+    for bad in ({first: "one"}, [[1.0, 0.0, 0.0, 0.0], [1.0]]):  # a word, a ragged matrix
+        with pytest.raises(mm.errors.DataError, match="L must be numbers"):
+            model.contrast(bad)
     with pytest.raises(ValueError, match="type: expecting one of \\{1, 2, 3\\}. Got 4"):
         model.anova(type=4)
     monkeypatch.setattr("mixedmodels.inference.ddf.KR_MAX_NOBS", 1000)

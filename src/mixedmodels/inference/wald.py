@@ -68,7 +68,7 @@ def contrast_matrix(L: Any, names: list[str]) -> np.ndarray:
         unknown = [k for k in L if k not in names]
         if unknown:
             raise DataError(f"L names unknown fixed effects {unknown}. Expecting any of {names}.")
-        L = [[float(L.get(n, 0.0)) for n in names]]
+        L = [[L.get(n, 0.0) for n in names]]
     try:
         L = np.atleast_2d(np.asarray(L, dtype=float))
     except (TypeError, ValueError):
