@@ -281,20 +281,17 @@ class _SingleTermKernel:
         self._XyXy = np.ascontiguousarray(cp.XyXy, dtype=float)
         self.compiled = HAVE_NUMBA and len(C) <= COMPILED_LEVELS
         self._n, self._sum_log_weights = cp.n, cp.sum_log_weights
-        self._profiled: dict[bool, Callable[[np.ndarray], float]] = {}
 
     def profiled(self, reml: bool) -> Callable[[np.ndarray], float]:
         """The compiled profiled deviance bound to this kernel's arrays (one call an
-        evaluation: the optimizer's inner loop); only when :attr:`compiled`."""
-        bound = self._profiled.get(reml)
-        if bound is None:
-            compiled = _kernels.single_term_deviance
-            A, P, XyXy, n, logw = self._A2, self._P, self._XyXy, self._n, self._sum_log_weights
+        evaluation: the optimizer's inner loop); only when :attr:`compiled`.  Not kept
+        on the kernel: the kernel is cached on the cross-products, which pickle."""
+        compiled = _kernels.single_term_deviance
+        A, P, XyXy, n, logw = self._A2, self._P, self._XyXy, self._n, self._sum_log_weights
 
-            def bound(theta: np.ndarray) -> float:
-                return float(compiled(np.array(theta, dtype=float), A, P, XyXy, n, reml, logw))
+        def bound(theta: np.ndarray) -> float:
+            return float(compiled(np.array(theta, dtype=float), A, P, XyXy, n, reml, logw))
 
-            self._profiled[reml] = bound
         return bound
 
     def factor(self, theta: np.ndarray) -> Factorization:
