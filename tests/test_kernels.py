@@ -166,3 +166,88 @@ def test_compiled_logit_inverse_equals_numpy():
     compiled = families._logit_inverse(eta)
     np.testing.assert_allclose(compiled, reference, rtol=1e-15, atol=0)
     assert compiled.min() > 0 and compiled.max() < 1
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize(
+    "formula", ["y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b) + (1 | c)"]
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_scalar_terms_deviance_equals_numpy(formula, reml):
+    """The compiled elimination of crossed scalar terms against factorize's numpy and
+    LAPACK calls, with weights, at the start, inside and on a bound."""
+    import pandas as pd
+
+    import mixedmodels as mm
+    from mixedmodels.lmm import crossed_kernel
+    from mixedmodels.lmm.deviance import deviance, factorize, objective
+
+    rng = np.random.default_rng(8)
+    n = 300
+    a, b, c = rng.integers(0, 30, n), rng.integers(0, 9, n), rng.integers(0, 4, n)
+    x = rng.normal(size=n)
+    y = x + rng.normal(size=30)[a] + rng.normal(size=9)[b] + rng.normal(size=4)[c]
+    y = y + rng.normal(size=n)
+    data = pd.DataFrame({"y": y, "x": x, "a": a, "b": b, "c": c})
+    weights = rng.uniform(0.5, 2.0, n)
+    cp = mm.lmer(formula, data, reml=reml, weights=weights).crossprods
+    kernel = crossed_kernel.scalar_terms_kernel(cp)
+    assert kernel is not None
+    compiled = kernel.profiled(reml)
+    for theta in (
+        cp.initial_theta(),
+        np.linspace(0.2, 1.7, cp.n_theta),
+        np.r_[0.0, 0.8, 0.0][: cp.n_theta],
+    ):
+        reference = objective(cp, factorize(cp, theta), reml)
+        assert compiled(theta) == pytest.approx(reference, rel=1e-12)
+        assert deviance(cp, theta, reml) == compiled(theta)  # deviance() takes the kernel
+    assert compiled(np.r_[1.0, np.nan, 1.0][: cp.n_theta]) == np.inf
+
+
+def test_scalar_terms_kernel_only_where_it_pays():
+    """A vector term, or a tail beyond COMPILED_TAIL effects, keeps the numpy path."""
+    import pandas as pd
+
+    import mixedmodels as mm
+    from mixedmodels.lmm import crossed_kernel
+
+    rng = np.random.default_rng(9)
+    n = 2000
+    data = pd.DataFrame(
+        {"y": rng.normal(size=n), "x": rng.normal(size=n), "a": rng.integers(0, 300, n),
+         "b": rng.integers(0, crossed_kernel.COMPILED_TAIL + 1, n)}
+    )  # fmt: skip
+    wide = mm.lmer("y ~ x + (1 | a) + (1 | b)", data).crossprods
+    assert wide.q2 == crossed_kernel.COMPILED_TAIL + 1
+    assert crossed_kernel.scalar_terms_kernel(wide) is None
+    data["b"] = data["b"] % 10
+    slope = mm.lmer("y ~ x + (1 | a) + (x | b)", data).crossprods
+    assert crossed_kernel.scalar_terms_kernel(slope) is None
+
+
+@pytest.mark.parametrize("columns", [(1, 1), (2, 1), (1, 2), (2, 2, 1)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_small_tail_blocks_equal_the_sparse_products(columns, weighted, monkeypatch):
+    """The bincount sums of a small tail are the sparse products' sums, bit for bit."""
+    from mixedmodels.lmm import crossprods
+
+    rng = np.random.default_rng(10)
+    n = 400
+    terms = []
+    for index, (levels, k) in enumerate(zip((40, 12, 7), columns, strict=False)):
+        matrix = np.column_stack([np.ones(n)] + [rng.normal(size=n) for _ in range(k - 1)])
+        terms.append(
+            ReTerm(f"g{index}", rng.integers(0, levels, n), np.arange(levels).astype(str),
+                   matrix, tuple(f"c{i}" for i in range(k)), "us", "1", (f"g{index}",))
+        )  # fmt: skip
+    X, y = np.column_stack([np.ones(n), rng.normal(size=n)]), rng.normal(size=n)
+    weights = rng.uniform(0.5, 2.0, n) if weighted else None
+    assert crossprods._small_tail(terms[0], terms[1:], X.shape[1] + 1)
+    small = crossprods.BlockSums.of_rows(y, X, terms, weights)
+    monkeypatch.setattr(crossprods, "_BINCOUNT_MAX_BLOCK", 0)
+    sparse = crossprods.BlockSums.of_rows(y, X, terms, weights)
+    for name in ("A21", "A22"):
+        assert np.array_equal(getattr(small, name).toarray(), getattr(sparse, name).toarray())
+        assert getattr(small, name).has_sorted_indices
+    assert np.array_equal(small.C2, sparse.C2)

@@ -19,15 +19,15 @@ from mixedmodels.lmm.gradient import deviance_and_gradient, supports_gradient
 from mixedmodels.lmm.optimize import Control, minimize, minimize_with_gradient
 
 
-def _crossed(seed: int, n: int = 1500) -> pd.DataFrame:
+def _crossed(seed: int, n: int = 1500, levels_b: int = 30) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    a, b, c = rng.integers(0, 150, n), rng.integers(0, 30, n), rng.integers(0, 6, n)
+    a, b, c = rng.integers(0, 150, n), rng.integers(0, levels_b, n), rng.integers(0, 6, n)
     x = rng.normal(size=n)
     y = (
         1.0
         + 0.3 * x
         + 0.7 * rng.normal(size=150)[a]
-        + 0.4 * rng.normal(size=30)[b]
+        + 0.4 * rng.normal(size=levels_b)[b]
         + 0.5 * rng.normal(size=6)[c]
         + rng.normal(size=n)
     )
@@ -97,7 +97,8 @@ def test_vector_terms_are_not_claimed():
 
 @pytest.mark.parametrize("reml", [True, False])
 def test_lmer_takes_the_gradient_path_and_reaches_the_bobyqa_optimum(reml):
-    data = _crossed(10, n=3000)
+    # a tail of 106 effects: beyond the compiled deviance of small tails (BOBYQA's path)
+    data = _crossed(10, n=3000, levels_b=100)
     formula = "y ~ x + (1 | a) + (1 | b) + (1 | c)"
     model = mm.lmer(formula, data, reml=reml)
     assert model.opt_summary.optimizer.startswith("scipy L-BFGS-B")
@@ -144,3 +145,76 @@ def test_a_truly_singular_scalar_fit_stays_on_the_bound():
         lambda t: deviance(cp, t, True), cp.initial_theta(), cp.lower_bounds(), Control()
     )
     assert model.opt_summary.objective <= bobyqa.objective + 1e-8 * abs(bobyqa.objective)
+
+
+def _one_term(seed: int, slope_sd: float = 0.5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(25), 8)
+    x = rng.normal(size=g.size)
+    y = (
+        1.0
+        + x
+        + rng.normal(size=25)[g]
+        + slope_sd * rng.normal(size=25)[g] * x
+        + rng.normal(size=g.size)
+    )
+    return pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_one_term_gradient_equals_differences(formula, reml):
+    from mixedmodels.lmm.deviance import _single_term_kernel
+
+    data = _one_term(20)
+    weights = np.random.default_rng(21).uniform(0.5, 2.0, len(data))
+    cp = mm.lmer(formula, data, reml=reml, weights=weights).crossprods
+    kernel = _single_term_kernel(cp)
+    gradient, deviance_at = kernel.gradient(reml), kernel.profiled(reml)
+    for theta in (cp.initial_theta(), np.array([0.6, -0.3, 0.4])[: cp.n_theta]):
+        numeric = [
+            (deviance_at(theta + e) - deviance_at(theta - e)) / 2e-6
+            for e in np.eye(theta.size) * 1e-6
+        ]
+        np.testing.assert_allclose(gradient(theta), numeric, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g)"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_one_term_fits_take_the_compiled_search_to_bobyqas_optimum_or_lower(formula, reml):
+    data = _one_term(22)
+    model = mm.lmer(formula, data, reml=reml)
+    assert model.opt_summary.optimizer == "compiled BFGS (exact gradient)"
+    cp = model.crossprods
+    bobyqa = minimize(
+        lambda t: deviance(cp, t, reml), cp.initial_theta(), cp.lower_bounds(), Control()
+    )
+    assert model.opt_summary.objective <= bobyqa.objective + 1e-10 * abs(bobyqa.objective)
+    np.testing.assert_allclose(model.opt_summary.final, bobyqa.final, atol=2e-4)
+    assert model.opt_summary.evaluations < bobyqa.evaluations
+    # the convergence check ran on gradient differences: a Hessian, positive definite
+    assert np.all(np.linalg.eigvalsh(model.opt_summary.hessian) > 0)
+
+
+def test_a_singular_one_term_fit_goes_back_to_bobyqa_and_its_restarts():
+    """An estimate on a bound ends the compiled search as ON_BOUND: BOBYQA's path, with
+    its restarts off the bound, fits it as before."""
+    from mixedmodels.lmm import single_term_search
+    from mixedmodels.lmm.deviance import _single_term_kernel
+
+    data = _one_term(23, slope_sd=0.0)
+    data["y"] = data["y"] - data.groupby("g")["y"].transform("mean")  # no intercept variance
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = mm.lmer("y ~ x + (1 + x | g)", data)
+    cp = model.crossprods
+    status = _single_term_kernel(cp).search(cp.initial_theta(), cp.lower_bounds(), True)[-1]
+    assert status == single_term_search.ON_BOUND
+    assert model.opt_summary.optimizer.startswith("nlopt LN_BOBYQA")
+    assert model.opt_summary.final[0] < 1e-4
+
+
+def test_a_control_other_than_the_default_keeps_bobyqa():
+    data = _one_term(24)
+    model = mm.lmer("y ~ x + (1 + x | g)", data, control={"ftol_rel": 1e-10})
+    assert model.opt_summary.optimizer.startswith("nlopt LN_BOBYQA")

@@ -51,8 +51,8 @@ def _compiled(stand_in: Any) -> Callable:
     namespace = function.__globals__
     for name in function.__code__.co_names:
         callee = namespace.get(name)
-        if hasattr(callee, "numba_options"):
-            _compiled(callee)
+        if hasattr(callee, "numba_options"):  # a kernel of this or another module
+            namespace[name] = _compiled(callee)
     if HAVE_NUMBA:
         import numba
 
@@ -262,3 +262,114 @@ def scalar_leverages(codes1, z1, columns, values, W1, G11, G12, G22):
                 value += 2.0 * v * values[i, s] * G22[column, columns[i, s]]
         h[i] = value
     return h
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _cholesky_in_place(M):
+    """The lower Cholesky factor of M (its lower triangle read) written over M, the upper
+    triangle zeroed; False when M is not positive definite."""
+    size = M.shape[0]
+    for j in range(size):
+        d = M[j, j]
+        for k in range(j):
+            d -= M[j, k] * M[j, k]
+        if not d > 0.0:  # NaN too
+            return False
+        d = np.sqrt(d)
+        M[j, j] = d
+        for i in range(j + 1, size):
+            v = M[i, j]
+            for k in range(j):
+                v -= M[i, k] * M[j, k]
+            M[i, j] = v / d
+        for i in range(j):
+            M[i, j] = 0.0
+    return True
+
+
+@njit(cache=True, nogil=True)
+def scalar_terms_deviance(
+    theta, a, P, C1, indptr, rows, values, A22, C2, XyXy, tail_theta, n, reml, sum_log_weights
+):
+    """The profiled deviance (REML criterion when ``reml``) of a model whose terms are all
+    scalar, with a small dense tail, in one compiled call: the numpy twin is
+    :func:`mixedmodels.lmm.deviance.factorize` and ``objective`` on the same blocks.
+
+    Parameters
+    ----------
+    theta : (T,) relative SDs, first term first
+    a : (ℓ₁,) the first term's Z₁ᵀZ₁ per level
+    P : (ℓ₁, s²) the outer products C₁_l C₁_lᵀ per level (s = p + 1)
+    C1 : (ℓ₁, s) Z₁ᵀ[X y] per level
+    indptr, rows, values : A₂₁ = Z_tailᵀZ₁ in CSC form, row indices sorted in each column
+    A22 : (q₂, q₂) Z_tailᵀZ_tail; C2 : (q₂, s) Z_tailᵀ[X y]; XyXy : (s, s)
+    tail_theta : (q₂,) the position in θ of each tail column's relative SD
+
+    Returns
+    -------
+    float : the deviance, ``inf`` when a block is not positive definite
+    """
+    s = XyXy.shape[0]
+    ell = a.shape[0]
+    q2 = A22.shape[0]
+    t2 = theta[0] * theta[0]
+    S = XyXy.copy()
+    flat = S.reshape(s * s)
+    D = A22.copy()
+    G = np.zeros((q2, s))
+    logdet = 0.0
+    product = 1.0
+    for level in range(ell):
+        m = 1.0 + t2 * a[level]
+        logdet, product = _log_accumulate(logdet, product, m)
+        w = t2 / m
+        for j in range(s * s):
+            flat[j] -= w * P[level, j]
+        for e in range(indptr[level], indptr[level + 1]):
+            r = rows[e]
+            v = w * values[e]
+            for c in range(s):
+                G[r, c] += v * C1[level, c]
+            for f in range(indptr[level], e + 1):  # rows sorted: the lower triangle
+                D[r, rows[f]] -= v * values[f]
+    logdet += np.log(product)
+    lam = np.empty(q2)
+    for i in range(q2):
+        lam[i] = theta[tail_theta[i]]
+    for i in range(q2):
+        for j in range(i + 1):
+            D[i, j] *= lam[i] * lam[j]
+        D[i, i] += 1.0
+    if not _cholesky_in_place(D):
+        return np.inf
+    product = 1.0
+    for i in range(q2):
+        logdet, product = _log_accumulate(logdet, product, D[i, i] * D[i, i])
+    logdet += np.log(product)
+    # R = L₂₂⁻¹ Λ₂(C₂ − G), then S₃₃ −= RᵀR
+    R = np.empty((q2, s))
+    for i in range(q2):
+        for c in range(s):
+            v = lam[i] * (C2[i, c] - G[i, c])
+            for k in range(i):
+                v -= D[i, k] * R[k, c]
+            R[i, c] = v / D[i, i]
+    for b in range(s):
+        for c in range(b + 1):
+            v = 0.0
+            for i in range(q2):
+                v += R[i, b] * R[i, c]
+            S[b, c] -= v
+    if not _cholesky_in_place(S):
+        return np.inf
+    p = s - 1
+    r2 = S[p, p] * S[p, p]
+    if reml:
+        logdet_x = 0.0
+        for j in range(p):
+            logdet_x += np.log(S[j, j])
+        dof = n - p
+        value = logdet + 2.0 * logdet_x + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+    else:
+        value = logdet + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
+    return value - sum_log_weights

@@ -46,9 +46,10 @@ from scipy.linalg.blas import dtrsm as _dtrsm
 from scipy.linalg.lapack import dpotrf as _dpotrf
 from scipy.linalg.lapack import dpotrs as _dpotrs
 
-from . import _kernels
+from . import _kernels, single_term_search
 from ._kernels import HAVE_NUMBA
 from .covariance import Unstructured
+from .crossed_kernel import scalar_terms_kernel
 from .crossprods import CrossProducts
 from .sparse_tail import SparseFactor, conditional_covariances
 
@@ -294,6 +295,27 @@ class _SingleTermKernel:
 
         return bound
 
+    def search(
+        self, theta0: np.ndarray, lower: np.ndarray, reml: bool
+    ) -> tuple[np.ndarray, float, np.ndarray, int, int]:
+        """θ̂ by :func:`~mixedmodels.lmm.single_term_search.single_term_search` (compiled
+        quasi-Newton on the exact gradient): θ, value, gradient, evaluations, status."""
+        theta, value, gradient, evaluations, status = single_term_search.single_term_search(
+            np.asarray(theta0, dtype=float), np.asarray(lower, dtype=float), self._A2,
+            self._P, self._XyXy, self._n, reml, self._sum_log_weights,
+        )  # fmt: skip
+        return theta, float(value), gradient, int(evaluations), int(status)
+
+    def gradient(self, reml: bool) -> Callable[[np.ndarray], np.ndarray]:
+        """The exact gradient of the profiled deviance as a function of θ."""
+        compiled = single_term_search.deviance_gradient
+        A, P, XyXy, n, logw = self._A2, self._P, self._XyXy, self._n, self._sum_log_weights
+
+        def bound(theta: np.ndarray) -> np.ndarray:
+            return compiled(np.array(theta, dtype=float), A, P, XyXy, n, reml, logw)[1]
+
+        return bound
+
     def factor(self, theta: np.ndarray) -> Factorization:
         """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite.
 
@@ -357,6 +379,17 @@ def factorize_profiled(cp: CrossProducts, theta: np.ndarray) -> Factorization:
     return factorize(cp, theta)
 
 
+def compiled_deviance(cp: CrossProducts, reml: bool) -> Callable[[np.ndarray], float] | None:
+    """The profiled deviance as one compiled call per θ, for the models that have one
+    (a single term of one or two columns; scalar terms with a small dense tail,
+    :mod:`.crossed_kernel`), else None."""
+    kernel = _single_term_kernel(cp)
+    if kernel is not None:
+        return kernel.profiled(reml) if kernel.compiled else None
+    crossed = scalar_terms_kernel(cp)
+    return None if crossed is None else crossed.profiled(reml)
+
+
 def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
     """Profiled deviance at θ (β and σ profiled out).
 
@@ -373,9 +406,9 @@ def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:
     float
         ``inf`` when θ gives a non-positive-definite system.
     """
-    kernel = _single_term_kernel(cp)
-    if kernel is not None and kernel.compiled:  # one compiled call: the optimizer's loop
-        return kernel.profiled(reml)(theta)
+    compiled = compiled_deviance(cp, reml)
+    if compiled is not None:  # one compiled call: the optimizer's loop
+        return compiled(theta)
     try:
         fac = factorize_profiled(cp, theta)
     except (np.linalg.LinAlgError, sla.LinAlgError, ValueError):

@@ -1,0 +1,119 @@
+"""The compiled deviance of models whose random-effects terms are all scalar, crossed or
+nested, with a small dense tail: ``(1 | a) + (1 | b)``, ``(1 | a/b)``.
+
+On such a model :func:`mixedmodels.lmm.deviance.factorize` makes some thirty numpy and
+LAPACK calls per evaluation on blocks of a few dozen rows, and their overhead, not the
+arithmetic, is the evaluation's cost (~100 µs for the 50 x 30 pupils design, where one
+compiled loop takes ~20 µs).  :func:`~mixedmodels.lmm._kernels.scalar_terms_deviance`
+does the same elimination in one compiled loop: the first term's levels one at a time
+(their Schur updates of the tail and of ``[X y]`` read only the non-zeros of
+``Z_tailᵀZ₁``), then the tail's Cholesky factor.
+
+Examples
+--------
+>>> import numpy as np
+>>> from mixedmodels.frontend.design_types import ReTerm
+>>> from mixedmodels.lmm.crossprods import CrossProducts
+>>> from mixedmodels.lmm.deviance import factorize, objective
+>>> rng = np.random.default_rng(3)
+>>> g, h = rng.integers(0, 40, 300), rng.integers(0, 12, 300)
+>>> y = rng.normal(size=300) + rng.normal(size=40)[g] + rng.normal(size=12)[h]
+>>> terms = [ReTerm(n, c, np.arange(c.max() + 1).astype(str), np.ones((300, 1)),
+...                 ("(Intercept)",), "us", "1", (n,)) for n, c in (("g", g), ("h", h))]
+>>> cp = CrossProducts.build(y, np.ones((300, 1)), terms)
+>>> kernel = scalar_terms_kernel(cp)
+>>> theta = np.array([0.7, 1.3])
+>>> bool(abs(kernel.profiled(True)(theta) - objective(cp, factorize(cp, theta), True)) < 1e-9)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import _kernels
+from ._kernels import HAVE_NUMBA
+from .covariance import Unstructured
+from .crossprods import CrossProducts
+
+#: the largest dense tail the compiled loop factors: its loops run at a fraction of
+#: BLAS's speed, which overtakes them near q₂ = 100.  Per evaluation (2 cores, idle;
+#: compiled / numpy): pupils (q₂ = 30, 50 x 30) 22 / 100 µs; random designs q₂ = 60 with
+#: 300 levels first ~100 / ~200 µs, q₂ = 100 with 1,000 ~280 / ~270 µs, q₂ = 150
+#: 495 / 397 µs
+COMPILED_TAIL = 80
+#: and the most levels of the first term (beyond, an evaluation is bound by memory and a
+#: fit gains less than loading numba costs; as ``deviance.COMPILED_LEVELS``)
+COMPILED_FIRST_LEVELS = 5000
+
+
+class ScalarTermsKernel:
+    """The blocks of a model of scalar terms with a dense tail, laid out for
+    :func:`mixedmodels.lmm._kernels.scalar_terms_deviance` (built by
+    :func:`scalar_terms_kernel`)."""
+
+    def __init__(self, cp: CrossProducts):
+        C1 = np.ascontiguousarray(cp.C1[:, 0, :])
+        self.XyXy = cp.XyXy
+        self._a = np.ascontiguousarray(cp.A11[:, 0, 0])
+        self._C1 = C1
+        self._P = np.einsum("la,lb->lab", C1, C1).reshape(len(C1), -1)
+        A21 = cp.A21.tocsc()
+        A21.sort_indices()
+        self._indptr = A21.indptr.astype(np.int64)
+        self._rows = A21.indices.astype(np.int64)
+        self._values = A21.data.astype(float)
+        self._A22 = np.ascontiguousarray(cp.A22, dtype=float)
+        self._C2 = np.ascontiguousarray(cp.C2, dtype=float)
+        self._XyXy = np.ascontiguousarray(cp.XyXy, dtype=float)
+        starts = [part.start for part in cp.theta_slices[1:]]
+        self._tail_theta = np.repeat(
+            np.array(starts, dtype=np.int64), [t.n_levels for t in cp.terms[1:]]
+        )
+        self._n, self._sum_log_weights = cp.n, cp.sum_log_weights
+
+    def profiled(self, reml: bool) -> Callable[[np.ndarray], float]:
+        """The profiled deviance as a function of θ, one compiled call an evaluation
+        (``inf`` where a block is not positive definite).  Not kept on the kernel: the
+        kernel is cached on the cross-products, which pickle."""
+        compiled = _kernels.scalar_terms_deviance
+        arrays = (
+            self._a, self._P, self._C1, self._indptr, self._rows, self._values,
+            self._A22, self._C2, self._XyXy, self._tail_theta,
+        )  # fmt: skip
+        n, logw = self._n, self._sum_log_weights
+
+        def bound(theta: np.ndarray) -> float:
+            return float(compiled(np.array(theta, dtype=float), *arrays, n, reml, logw))
+
+        return bound
+
+
+def supports_scalar_terms_kernel(cp: CrossProducts) -> bool:
+    """Every term scalar with lme4's parameterization, a dense tail of at most
+    :data:`COMPILED_TAIL` effects, and numba there."""
+    return (
+        HAVE_NUMBA
+        and cp.q2 > 0
+        and cp.sparse_tail is None
+        and isinstance(cp.A22, np.ndarray)
+        and cp.q2 <= COMPILED_TAIL
+        and cp.A11.shape[0] <= COMPILED_FIRST_LEVELS
+        and cp.A11.shape[1] == 1
+        and cp.tail_scalar
+        and all(t.n_columns == 1 for t in cp.terms)
+        and all(isinstance(s, Unstructured) for s in cp.structures)
+    )
+
+
+def scalar_terms_kernel(cp: CrossProducts) -> ScalarTermsKernel | None:
+    """The kernel of ``cp`` (cached on it), or None when
+    :func:`supports_scalar_terms_kernel` does not hold."""
+    if not supports_scalar_terms_kernel(cp):
+        return None
+    kernel = cp.__dict__.get("_scalar_terms_kernel")
+    if kernel is None or kernel.XyXy is not cp.XyXy:
+        kernel = cp.__dict__["_scalar_terms_kernel"] = ScalarTermsKernel(cp)
+    return kernel
