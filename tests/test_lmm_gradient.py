@@ -218,3 +218,15 @@ def test_a_control_other_than_the_default_keeps_bobyqa():
     data = _one_term(24)
     model = mm.lmer("y ~ x + (1 + x | g)", data, control={"ftol_rel": 1e-10})
     assert model.opt_summary.optimizer.startswith("nlopt LN_BOBYQA")
+
+
+def test_compiled_one_term_hessian_equals_gradient_differences():
+    from mixedmodels.lmm.deviance import _single_term_kernel
+    from mixedmodels.lmm.optimize import gradient_derivatives
+
+    cp = mm.lmer("y ~ x + (1 + x | g)", _one_term(25)).crossprods
+    kernel = _single_term_kernel(cp)
+    lower = cp.lower_bounds()
+    for theta in (np.array([0.8, 0.1, 0.4]), np.array([0.8, 0.1, 0.0])):  # inside, on a bound
+        _, reference = gradient_derivatives(kernel.gradient(True), theta, lower)
+        np.testing.assert_allclose(kernel.hessian(theta, lower, True), reference, rtol=1e-12)

@@ -23,11 +23,15 @@ def _drop_rank_deficient(
     """
     if X.shape[1] == 0:
         return X, names, []
+    from scipy.linalg.lapack import dgeqrf  # numpy's qr wraps it in more than its cost
+
     checked = X if rows is None else X[rows]
-    R = np.linalg.qr(checked, mode="r")
-    norms = np.linalg.norm(checked, axis=0)
+    R, _, _, info = dgeqrf(checked)
+    if info != 0:
+        raise DataError(f"The fixed-effects matrix could not be factored (geqrf info {info}).")
+    norms = np.sqrt(np.einsum("ij,ij->j", checked, checked))
     diagonal = np.zeros(X.shape[1])
-    diagonal[: min(checked.shape)] = np.abs(np.diag(R))  # columns beyond the n-th add nothing
+    diagonal[: min(checked.shape)] = np.abs(np.diagonal(R))  # columns beyond n add nothing
     dependent = diagonal <= 1e-7 * np.where(norms > 0, norms, 1.0)
     if not dependent.any():
         return X, names, []

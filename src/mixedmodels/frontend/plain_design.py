@@ -308,7 +308,10 @@ def _plain_term(
             levels, codes = np.unique(column.values, return_inverse=True)
             codes = codes.astype(np.int64)
         codes_list.append(codes)
-        labels_list.append(np.array([_label(v) for v in levels], dtype=object))
+        if all(type(v) is str for v in levels):  # strings label themselves
+            labels_list.append(np.array(levels, dtype=object))
+        else:
+            labels_list.append(np.array([_label(v) for v in levels], dtype=object))
     codes, levels = combine_codes(codes_list, labels_list)
     return ReTerm(
         group=term.group,

@@ -444,7 +444,8 @@ class CrossProducts:
         # costs ~80 ns a pair to build, spread over ~50 evaluations); BLAS syrk runs at
         # ~20 GFLOP/s on two cores.
         if tail and k1 == 1 and tail_scalar and sparse_tail is None:
-            counts = np.diff(A21.tocsc().indptr).astype(np.int64)
+            # non-zeros per column of the CSR A₂₁ (no CSC copy: ~50 µs on a small tail)
+            counts = np.bincount(A21.indices, minlength=A21.shape[1]).astype(np.int64)
             pairs = int(np.sum(counts * (counts + 1) // 2))
             map_cost = 2.6 * pairs
             dense_cost = q2 * q2 * first.n_levels / 40 + q2 * first.n_levels

@@ -49,7 +49,7 @@ from scipy.linalg.lapack import dpotrs as _dpotrs
 from . import _kernels, single_term_search
 from ._kernels import HAVE_NUMBA
 from .covariance import Unstructured
-from .crossed_kernel import scalar_terms_kernel
+from .crossed_kernel import scalar_terms_kernel, supports_scalar_terms_kernel
 from .crossprods import CrossProducts
 from .sparse_tail import SparseFactor, conditional_covariances
 
@@ -306,6 +306,14 @@ class _SingleTermKernel:
         )  # fmt: skip
         return theta, float(value), gradient, int(evaluations), int(status)
 
+    def hessian(self, theta: np.ndarray, lower: np.ndarray, reml: bool) -> np.ndarray:
+        """The Hessian of the profiled deviance at θ from differences of the exact
+        gradient (step 1e-5, as :func:`~mixedmodels.lmm.optimize.gradient_derivatives`)."""
+        return single_term_search.gradient_hessian(
+            np.asarray(theta, dtype=float), np.asarray(lower, dtype=float), 1e-5, self._A2,
+            self._P, self._XyXy, self._n, reml, self._sum_log_weights,
+        )  # fmt: skip
+
     def gradient(self, reml: bool) -> Callable[[np.ndarray], np.ndarray]:
         """The exact gradient of the profiled deviance as a function of θ."""
         compiled = single_term_search.deviance_gradient
@@ -377,6 +385,14 @@ def factorize_profiled(cp: CrossProducts, theta: np.ndarray) -> Factorization:
     if kernel is not None:
         return kernel.factor(theta)
     return factorize(cp, theta)
+
+
+def has_compiled_deviance(cp: CrossProducts) -> bool:
+    """Whether :func:`compiled_deviance` has a compiled kernel for this model."""
+    kernel = _single_term_kernel(cp)
+    if kernel is not None:
+        return kernel.compiled
+    return supports_scalar_terms_kernel(cp)
 
 
 def compiled_deviance(cp: CrossProducts, reml: bool) -> Callable[[np.ndarray], float] | None:

@@ -627,9 +627,10 @@ def check_convergence(
     ok = True
     if summary.return_code == "MAXEVAL_REACHED":
         ok = False
-    if free.any() and not (
-        np.all(np.isfinite(grad[free])) and np.all(np.isfinite(hess[np.ix_(free, free)]))
-    ):
+    # (numpy's fancy indexing and checked linear algebra cost more than the check itself
+    # on a fit of a few θ: the whole arrays when nothing is on a bound, LAPACK directly)
+    g, H = (grad, hess) if free.all() else (grad[free], hess[np.ix_(free, free)])
+    if free.any() and not (np.isfinite(g).all() and np.isfinite(H).all()):
         # a NaN gradient compares False with every tolerance: say so rather than pass
         bad = np.flatnonzero(free & ~np.isfinite(grad))
         summary.messages.append(
@@ -640,11 +641,8 @@ def check_convergence(
         )
         ok = False
     elif free.any():
-        g = grad[free]
-        H = hess[np.ix_(free, free)]
         try:
-            chol = np.linalg.cholesky(H)
-            scaled = np.linalg.solve(chol, g)
+            scaled = _cholesky_scaled(H, g)
             worst = float(np.max(np.minimum(np.abs(scaled), np.abs(g))))
         except np.linalg.LinAlgError:
             eigen = np.linalg.eigvalsh(H)
@@ -664,6 +662,18 @@ def check_convergence(
     for message in summary.messages:
         warn(message, ConvergenceWarning)
     return ok
+
+
+def _cholesky_scaled(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """L⁻¹g for the lower Cholesky factor L of H (lme4's scaled gradient); LinAlgError
+    when H is not positive definite."""
+    from scipy.linalg.lapack import dpotrf, dtrtrs
+
+    L, info = dpotrf(H, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("Hessian is not positive definite")
+    scaled, _ = dtrtrs(L, g, lower=1)
+    return scaled
 
 
 def warn_if_singular(theta: np.ndarray, lower: np.ndarray) -> bool:

@@ -236,3 +236,27 @@ def single_term_search(theta0, lower, A, P, XyXy, n, reml, sum_log_weights):
         first = False
         x, f, g = trial, f_trial, g_trial
     return x, f, g, evaluations, NOT_CONVERGED
+
+
+@njit(cache=True, nogil=True)
+def gradient_hessian(theta, lower, delta, A, P, XyXy, n, reml, sum_log_weights):
+    """The Hessian at θ by central differences of the exact gradient (forward next to a
+    bound), symmetrized: :func:`mixedmodels.lmm.optimize.gradient_derivatives` in one
+    compiled call (the 2 len(θ) gradients of lme4's convergence check)."""
+    k = theta.size
+    hess = np.empty((k, k))
+    for i in range(k):
+        up = theta.copy()
+        up[i] += delta
+        g_up = deviance_gradient(up, A, P, XyXy, n, reml, sum_log_weights)[1]
+        down = theta.copy()
+        if theta[i] - delta < lower[i]:
+            g_down = deviance_gradient(down, A, P, XyXy, n, reml, sum_log_weights)[1]
+            width = delta
+        else:
+            down[i] -= delta
+            g_down = deviance_gradient(down, A, P, XyXy, n, reml, sum_log_weights)[1]
+            width = 2.0 * delta
+        for j in range(k):
+            hess[j, i] = (g_up[j] - g_down[j]) / width
+    return 0.5 * (hess + hess.T)
