@@ -386,6 +386,13 @@ def gradient_derivatives(
     return g0, 0.5 * (hess + hess.T)
 
 
+#: the searches from escape_boundary's other starts stop at this relative tolerance: they
+#: only tell which basin is lowest, and the lowest is then polished at the fit's own
+ROUGH_FTOL_REL = 1e-6
+#: a rough search ending within this (relative) of the best deviance is polished
+ROUGH_MARGIN = 1e-4
+
+
 def escape_boundary(
     func: Callable[[np.ndarray], float], summary: OptSummary, control: Control
 ) -> OptSummary:
@@ -396,6 +403,14 @@ def escape_boundary(
     −0.5.  A singular random slope has rank-one optima in several basins (the intercept's
     SD at 0, or a ±1 correlation); one start from the identity finds one of them, and
     on random designs lme4's different first step found a lower one in 2 of 60.
+
+    The restarts cost a fraction of the fit: the one from the end point starts with a
+    first step of 10% of each θ (:func:`relative_step`), the ones from the identity stop
+    at a relative tolerance of 1e-6, and only the lowest of those, when it comes within
+    1e-4 of the best deviance, is polished from where it stopped.  The chapter's glmmTMB
+    ar1 model (real gpa data, ML): a fit of 111 evaluations, restarts of 312 before and
+    269 now (53 from the end point, 55 and 91 rough, 70 polishing); its BOBYQA converges
+    slowly along the near-flat correlation, so restarts stay costlier than the fit.
 
     Parameters
     ----------
@@ -413,19 +428,39 @@ def escape_boundary(
     lower = summary.lower
     if not boundary_mask(summary.final, lower).any():
         return summary
-    unbounded = ~np.isfinite(lower)
-    starts = [summary.final]
-    if unbounded.any():
-        starts += [np.where(unbounded, sign * 0.5, 1.0) for sign in (1.0, -1.0)]
+    no_upper = np.full(lower.size, np.inf)
     best, evaluations = summary, summary.evaluations
-    for start in starts:
+
+    def search(start: np.ndarray, settings: Control, polish: bool) -> OptSummary | None:
+        nonlocal evaluations
+        step = relative_step(start, lower, no_upper) if polish else None
         try:
-            trial = minimize(func, start, lower, control)
+            trial = minimize(func, start, lower, settings, initial_step=step)
         except FloatingPointError:
-            continue
+            return None
         evaluations += trial.evaluations
-        if trial.objective < best.objective - 1e-10 * max(1.0, abs(best.objective)):
+        return trial
+
+    def keep(trial: OptSummary | None) -> None:
+        nonlocal best
+        if trial is not None and trial.objective < best.objective - 1e-10 * max(
+            1.0, abs(best.objective)
+        ):
             best = trial
+
+    keep(search(summary.final, control, polish=True))
+    unbounded = ~np.isfinite(lower)
+    if unbounded.any():
+        rough_control = dataclasses.replace(control, ftol_rel=ROUGH_FTOL_REL, xtol_abs=1e-8)
+        rough = [
+            search(np.where(unbounded, sign * 0.5, 1.0), rough_control, polish=False)
+            for sign in (1.0, -1.0)
+        ]
+        rough = [trial for trial in rough if trial is not None]
+        if rough:
+            lowest = min(rough, key=lambda trial: trial.objective)
+            if lowest.objective < best.objective + ROUGH_MARGIN * max(1.0, abs(best.objective)):
+                keep(search(lowest.final, control, polish=True))
     if best is not summary:
         best.initial = summary.initial
         best.messages = summary.messages + best.messages
