@@ -230,3 +230,22 @@ def test_compiled_one_term_hessian_equals_gradient_differences():
     for theta in (np.array([0.8, 0.1, 0.4]), np.array([0.8, 0.1, 0.0])):  # inside, on a bound
         _, reference = gradient_derivatives(kernel.gradient(True), theta, lower)
         np.testing.assert_allclose(kernel.hessian(theta, lower, True), reference, rtol=1e-12)
+
+
+@pytest.mark.parametrize("levels_b", [30, 100])  # the compiled small tail; numpy's path
+@pytest.mark.parametrize("reml", [True, False])
+def test_separate_term_start_reaches_the_optimum_from_lme4s_start(levels_b, reml):
+    """BOBYQA (two scalar terms) from each term's SD fitted alone, with a 10% first step,
+    ends at the optimum BOBYQA reaches from θ = 1, or lower, in fewer evaluations."""
+    data = _crossed(26, n=2000, levels_b=levels_b)
+    formula = "y ~ x + (1 | a) + (1 | b)"
+    model = mm.lmer(formula, data, reml=reml)
+    cp = model.crossprods
+    start = devfun.separate_term_start(cp, reml)
+    assert np.all(start > 0) and not np.allclose(start, 1.0)
+    reference = minimize(
+        lambda t: deviance(cp, t, reml), cp.initial_theta(), cp.lower_bounds(), Control()
+    )
+    assert model.opt_summary.objective <= reference.objective + 1e-10 * abs(reference.objective)
+    np.testing.assert_allclose(model.opt_summary.final, reference.final, atol=1e-4)
+    assert model.opt_summary.evaluations < reference.evaluations

@@ -16,7 +16,13 @@ from ..frontend.design_types import Design
 from . import single_term_search
 from .crossed_kernel import supports_scalar_terms_kernel
 from .crossprods import CrossProducts
-from .deviance import _single_term_kernel, compiled_deviance, deviance, has_compiled_deviance
+from .deviance import (
+    _single_term_kernel,
+    _SingleTermKernel,
+    compiled_deviance,
+    deviance,
+    has_compiled_deviance,
+)
 from .gradient import deviance_and_gradient, supports_gradient
 from .optimize import (
     Control,
@@ -27,6 +33,7 @@ from .optimize import (
     gradient_derivatives,
     minimize,
     minimize_with_gradient,
+    relative_step,
     settle_correlations_at_limit,
 )
 
@@ -80,7 +87,7 @@ def optimize_deviance(
             opt, derivatives = _fit_with_gradient(cp, reml, control, calc)
             exact = False
         else:
-            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control, pure=True)
+            opt = _bobyqa(func, cp, reml, control)
             # minimize's objective, and that of a restart escape_boundary keeps, is
             # func(final); a correlation settled at its limit has a value of its own search
             opt = escape_boundary(func, opt, control)
@@ -93,6 +100,20 @@ def optimize_deviance(
             else opt.return_code != "MAXEVAL_REACHED"
         )
     return opt, converged
+
+
+def _bobyqa(
+    func: Callable[[np.ndarray], float], cp: CrossProducts, reml: bool, control: Control
+) -> OptSummary:
+    """BOBYQA from lme4's start, or, for scalar terms on a dense tail, from each term's
+    SD fitted alone with a first step of 10% of each θ.  Measured (same optimum or
+    lower): pupils 37 -> 20 evaluations, Chem97 30 -> 20, 500k crossed 34 -> 30."""
+    lower = cp.lower_bounds()
+    if not supports_gradient(cp):
+        return minimize(func, cp.initial_theta(), lower, control, pure=True)
+    start = separate_term_start(cp, reml)
+    step = relative_step(start, lower, np.full(lower.size, np.inf))
+    return minimize(func, start, lower, control, initial_step=step, pure=True)
 
 
 def _compiled_search(
@@ -162,7 +183,6 @@ def _fit_with_gradient(
     lower = cp.lower_bounds()
     start = separate_term_start(cp, reml)
     opt = minimize_with_gradient(func_and_gradient, start, lower, control)
-    opt.initial = cp.initial_theta()  # lme4's start, as every fit reports it
     opt = _probe_off_bound(func_and_gradient, opt, control)
     derivatives = None
     if calc:
@@ -181,40 +201,57 @@ _START_FLOOR, _START_CEILING = 0.05, 10.0
 def separate_term_start(cp: CrossProducts, reml: bool) -> np.ndarray:
     """A start for θ of scalar terms: each term's relative SD fitted alone, with the
     fixed effects (the profiled deviance of ``y ~ X + (1 | term)`` from the term's own
-    blocks, a 1-D bounded search of a few dozen vectorized evaluations, ~1 ms).
+    blocks, a 1-D bounded search of a few dozen one-term deviances: ~0.2 ms on pupils
+    with the compiled kernel, ~2 ms on InstEval with its numpy twin).
 
     Alone, a term's SD is relative to a residual that holds the other terms' variance,
     so the start is below the estimate but near it: InstEval's L-BFGS-B took 12 gradients
     from it where it took 22 from lme4's θ = 1 (same optimum, 2e-9 lower), each ~80 ms."""
-    from scipy.optimize import minimize_scalar
-
-    n, p = cp.n, cp.p
-    dof = n - p if reml else n
-    diagonal = np.diagonal(cp.A22)
+    n = cp.n
+    diagonal = cp.A22.diagonal()
     blocks = [(cp.A11[:, 0, 0], cp.C1[:, 0, :])]
     for index in range(1, len(cp.terms)):
         part = slice(cp.tail_offsets[index - 1], cp.tail_offsets[index])
         blocks.append((diagonal[part], cp.C2[part]))
     start = cp.initial_theta().copy()
+    compiled = has_compiled_deviance(cp)  # else numba is not loaded for a start
     for index, (a, C) in enumerate(blocks):
-        products = np.einsum("la,lb->lab", C, C)
+        kernel = _SingleTermKernel.of_blocks(a[:, None, None], C[:, None, :], cp.XyXy, n, compiled)
 
-        def alone(t: float, a: np.ndarray = a, products: np.ndarray = products) -> float:
-            weights = t * t / (1.0 + t * t * a)
-            S = cp.XyXy - np.tensordot(weights, products, 1)
-            try:
-                L = np.linalg.cholesky(S)
-            except np.linalg.LinAlgError:
-                return np.inf
-            logdet_x = 2.0 * np.sum(np.log(np.diagonal(L)[:p])) if reml else 0.0
-            return float(np.sum(np.log1p(t * t * a)) + logdet_x + dof * np.log(L[p, p] ** 2))
+        def alone(t: float, kernel: _SingleTermKernel = kernel) -> float:
+            return kernel.value(np.array([t]), reml)
 
-        found = minimize_scalar(
-            alone, bounds=(0.0, _START_CEILING), method="bounded", options={"xatol": 1e-3}
-        )
-        if found.success and found.x < 0.99 * _START_CEILING:
-            start[index] = max(float(found.x), _START_FLOOR)
+        found = _golden_section(alone, 0.0, _START_CEILING, 1e-3)
+        if found < 0.99 * _START_CEILING:
+            start[index] = max(found, _START_FLOOR)
     return start
+
+
+def _golden_section(
+    func: Callable[[float], float], low: float, high: float, tolerance: float
+) -> float:
+    """The minimizer of a unimodal ``func`` on [low, high] to ``tolerance`` by golden
+    section (no scipy.optimize import: ~30 MB of a process that needs none of it).
+
+    Examples
+    --------
+    >>> round(float(_golden_section(lambda t: (t - 0.3) ** 2, 0.0, 10.0, 1e-6)), 5)
+    0.3
+    """
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    a, b = low, high
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = func(c), func(d)
+    while b - a > tolerance:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = func(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = func(d)
+    return float(a + b) / 2.0
 
 
 #: how far off a bound the gradient path looks for a descent direction

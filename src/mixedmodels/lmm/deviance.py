@@ -230,16 +230,18 @@ def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
 
 def objective(cp: CrossProducts, fac: Factorization, reml: bool) -> float:
     """The deviance (−2 log-likelihood; REML criterion when ``reml``) from a factorization."""
-    p = cp.p
+    return _objective(fac, cp.p, cp.n, reml, cp.sum_log_weights)
+
+
+def _objective(fac: Factorization, p: int, n: int, reml: bool, sum_log_weights: float) -> float:
     r2 = fac.L33[p, p] ** 2
-    n = cp.n
     if reml:
         logdet_x = 2.0 * float(np.sum(np.log(np.abs(np.diag(fac.L33)[:p]))))
         dof = n - p
         value = fac.logdet_z + logdet_x + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
     else:
         value = fac.logdet_z + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
-    return float(value - cp.sum_log_weights)
+    return float(value - sum_log_weights)
 
 
 #: one-term models with more levels than this take the numpy twin of the compiled kernel.
@@ -263,25 +265,56 @@ class _SingleTermKernel:
     """
 
     def __init__(self, cp: CrossProducts):
-        k = cp.A11.shape[1]
-        C = cp.C1  # (ℓ, k, p+1)
+        self._build(cp.A11, cp.C1, cp.XyXy, cp.n, cp.sum_log_weights)
+
+    @classmethod
+    def of_blocks(
+        cls, A11: np.ndarray, C1: np.ndarray, XyXy: np.ndarray, n: int, compiled: bool
+    ) -> _SingleTermKernel:
+        """The kernel of one term's blocks alone (ZᵀZ per level, Zᵀ[X y], [X y]ᵀ[X y]):
+        the deviance of that term as the model's only one, without weights' constant;
+        ``compiled`` False keeps the numpy twin (a model that does not load numba)."""
+        kernel = cls.__new__(cls)
+        kernel._build(A11, C1, XyXy, n, 0.0)
+        kernel.compiled = kernel.compiled and compiled
+        return kernel
+
+    def _build(
+        self, A11: np.ndarray, C: np.ndarray, XyXy: np.ndarray, n: int, sum_log_weights: float
+    ) -> None:
+        k = A11.shape[1]
         if k == 1:
-            self.A = cp.A11[:, 0, 0].copy()
+            self.A = A11[:, 0, 0].copy()
             self.P = np.einsum("la,lb->lab", C[:, 0], C[:, 0]).reshape(len(C), -1)
         else:
-            self.A = np.stack([cp.A11[:, 0, 0], cp.A11[:, 1, 0], cp.A11[:, 1, 1]])
+            self.A = np.stack([A11[:, 0, 0], A11[:, 1, 0], A11[:, 1, 1]])
             outer = np.einsum("lia,ljb->lijab", C, C)
             self.P = np.stack(
                 [outer[:, 0, 0], outer[:, 0, 1] + outer[:, 1, 0], outer[:, 1, 1]]
             ).reshape(3 * len(C), -1)
         self.k = k
-        self.XyXy = cp.XyXy
-        self.size = cp.XyXy.shape[0]
+        self.XyXy = XyXy
+        self.size = XyXy.shape[0]
         self._A2 = np.ascontiguousarray(self.A.reshape(1, -1) if k == 1 else self.A)
         self._P = np.ascontiguousarray(self.P)
-        self._XyXy = np.ascontiguousarray(cp.XyXy, dtype=float)
+        self._XyXy = np.ascontiguousarray(XyXy, dtype=float)
         self.compiled = HAVE_NUMBA and len(C) <= COMPILED_LEVELS
-        self._n, self._sum_log_weights = cp.n, cp.sum_log_weights
+        self._n, self._sum_log_weights = n, sum_log_weights
+
+    def value(self, theta: np.ndarray, reml: bool) -> float:
+        """The profiled deviance at θ (``inf`` where not positive definite)."""
+        theta = np.asarray(theta, dtype=float)
+        if self.compiled:
+            return float(
+                _kernels.single_term_deviance(
+                    theta, self._A2, self._P, self._XyXy, self._n, reml, self._sum_log_weights
+                )
+            )
+        try:
+            fac = self.factor(theta)
+        except np.linalg.LinAlgError:
+            return float("inf")
+        return _objective(fac, self.size - 1, self._n, reml, self._sum_log_weights)
 
     def profiled(self, reml: bool) -> Callable[[np.ndarray], float]:
         """The compiled profiled deviance bound to this kernel's arrays (one call an
