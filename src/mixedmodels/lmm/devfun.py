@@ -107,7 +107,8 @@ def _bobyqa(
 ) -> OptSummary:
     """BOBYQA from lme4's start, or, for scalar terms on a dense tail, from each term's
     SD fitted alone with a first step of 10% of each θ.  Measured (same optimum or
-    lower): pupils 37 -> 20 evaluations, Chem97 30 -> 20, 500k crossed 34 -> 30."""
+    lower, within BOBYQA's tolerance): pupils 37 -> 20 evaluations, Chem97 30 -> 18,
+    500k crossed 34 -> 28."""
     lower = cp.lower_bounds()
     if not supports_gradient(cp):
         return minimize(func, cp.initial_theta(), lower, control, pure=True)
@@ -123,8 +124,8 @@ def _compiled_search(
     (:mod:`.single_term_search`), with the convergence check's Hessian from gradient
     differences; None, for BOBYQA's path, unless the search converged inside the bounds.
 
-    Measured (2 cores, idle): sleepstudy ``(Days | Subject)`` 15 gradients against 62
-    BOBYQA evaluations and 19 for the check; the same optimum to 1e-9 (lower)."""
+    Measured (2 cores, idle): sleepstudy ``(Days | Subject)`` 21 gradients against 62
+    BOBYQA evaluations and 19 for the check; the same optimum, 1e-9 lower."""
     kernel = _single_term_kernel(cp)
     if (
         kernel is None
