@@ -107,7 +107,7 @@ def test_a_one_term_fit_with_many_levels_does_not_load_numba():
     import subprocess
     import sys
 
-    from mixedmodels.lmm.deviance import COMPILED_LEVELS
+    from mixedmodels.lmm._kernels import COMPILED_LEVELS
 
     code = (
         "import sys, numpy as np, pandas as pd, mixedmodels as mm\n"

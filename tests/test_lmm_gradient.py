@@ -147,6 +147,14 @@ def test_a_truly_singular_scalar_fit_stays_on_the_bound():
     assert model.opt_summary.objective <= bobyqa.objective + 1e-8 * abs(bobyqa.objective)
 
 
+def _kernel_gradient(kernel, reml):
+    """The compiled exact gradient of a one-term kernel as a function of θ."""
+    from mixedmodels.lmm.single_term_search import deviance_gradient
+
+    arrays = (kernel._A2, kernel._P, kernel._XyXy, kernel._n, reml, kernel._sum_log_weights)
+    return lambda theta: deviance_gradient(np.asarray(theta, dtype=float), *arrays)[1]
+
+
 def _one_term(seed: int, slope_sd: float = 0.5) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(25), 8)
@@ -170,7 +178,7 @@ def test_compiled_one_term_gradient_equals_differences(formula, reml):
     weights = np.random.default_rng(21).uniform(0.5, 2.0, len(data))
     cp = mm.lmer(formula, data, reml=reml, weights=weights).crossprods
     kernel = _single_term_kernel(cp)
-    gradient, deviance_at = kernel.gradient(reml), kernel.profiled(reml)
+    gradient, deviance_at = _kernel_gradient(kernel, reml), kernel.profiled(reml)
     for theta in (cp.initial_theta(), np.array([0.6, -0.3, 0.4])[: cp.n_theta]):
         numeric = [
             (deviance_at(theta + e) - deviance_at(theta - e)) / 2e-6
@@ -228,24 +236,16 @@ def test_compiled_one_term_hessian_equals_gradient_differences():
     kernel = _single_term_kernel(cp)
     lower = cp.lower_bounds()
     for theta in (np.array([0.8, 0.1, 0.4]), np.array([0.8, 0.1, 0.0])):  # inside, on a bound
-        _, reference = gradient_derivatives(kernel.gradient(True), theta, lower)
+        _, reference = gradient_derivatives(_kernel_gradient(kernel, True), theta, lower)
         np.testing.assert_allclose(kernel.hessian(theta, lower, True), reference, rtol=1e-12)
 
 
 @pytest.mark.parametrize("levels_b", [30, 100])  # the compiled small tail; numpy's path
-@pytest.mark.parametrize("reml", [True, False])
-def test_separate_term_start_reaches_the_optimum_from_lme4s_start(levels_b, reml):
-    """BOBYQA (two scalar terms) from each term's SD fitted alone, with a 10% first step,
-    ends at the optimum BOBYQA reaches from θ = 1, or lower, in fewer evaluations."""
-    data = _crossed(26, n=2000, levels_b=levels_b)
-    formula = "y ~ x + (1 | a) + (1 | b)"
-    model = mm.lmer(formula, data, reml=reml)
-    cp = model.crossprods
-    start = devfun.separate_term_start(cp, reml)
-    assert np.all(start > 0) and not np.allclose(start, 1.0)
-    reference = minimize(
-        lambda t: deviance(cp, t, reml), cp.initial_theta(), cp.lower_bounds(), Control()
-    )
-    assert model.opt_summary.objective <= reference.objective + 1e-10 * abs(reference.objective)
-    np.testing.assert_allclose(model.opt_summary.final, reference.final, atol=1e-4)
-    assert model.opt_summary.evaluations < reference.evaluations
+def test_bobyqa_keeps_lme4s_start(levels_b):
+    """The separate-term start is the gradient path's: from it BOBYQA's small first trust
+    region stopped short (1.5e-5 above the optimum on 1M crossed rows) or took more
+    evaluations (45 against 34 here, with the slope's restarts)."""
+    data = _crossed(27, n=2000, levels_b=levels_b)
+    model = mm.lmer("y ~ x + (1 | a) + (1 | b)", data)
+    assert model.opt_summary.optimizer.startswith("nlopt LN_BOBYQA")
+    np.testing.assert_array_equal(model.opt_summary.initial, [1.0, 1.0])

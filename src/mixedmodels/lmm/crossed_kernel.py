@@ -34,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _kernels
-from ._kernels import HAVE_NUMBA
+from ._kernels import COMPILED_LEVELS, HAVE_NUMBA
 from .covariance import Unstructured
 from .crossprods import CrossProducts
 
@@ -44,9 +44,6 @@ from .crossprods import CrossProducts
 #: 300 levels first ~100 / ~200 µs, q₂ = 100 with 1,000 ~280 / ~270 µs, q₂ = 150
 #: 495 / 397 µs
 COMPILED_TAIL = 80
-#: and the most levels of the first term (beyond, an evaluation is bound by memory and a
-#: fit gains less than loading numba costs; as ``deviance.COMPILED_LEVELS``)
-COMPILED_FIRST_LEVELS = 5000
 
 
 class ScalarTermsKernel:
@@ -93,14 +90,15 @@ class ScalarTermsKernel:
 
 def supports_scalar_terms_kernel(cp: CrossProducts) -> bool:
     """Every term scalar with lme4's parameterization, a dense tail of at most
-    :data:`COMPILED_TAIL` effects, and numba there."""
+    :data:`COMPILED_TAIL` effects, a first term of at most
+    :data:`~mixedmodels.lmm._kernels.COMPILED_LEVELS` levels, and numba there."""
     return (
         HAVE_NUMBA
         and cp.q2 > 0
         and cp.sparse_tail is None
         and isinstance(cp.A22, np.ndarray)
         and cp.q2 <= COMPILED_TAIL
-        and cp.A11.shape[0] <= COMPILED_FIRST_LEVELS
+        and cp.A11.shape[0] <= COMPILED_LEVELS
         and cp.A11.shape[1] == 1
         and cp.tail_scalar
         and all(t.n_columns == 1 for t in cp.terms)

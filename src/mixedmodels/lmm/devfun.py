@@ -33,7 +33,6 @@ from .optimize import (
     gradient_derivatives,
     minimize,
     minimize_with_gradient,
-    relative_step,
     settle_correlations_at_limit,
 )
 
@@ -87,7 +86,7 @@ def optimize_deviance(
             opt, derivatives = _fit_with_gradient(cp, reml, control, calc)
             exact = False
         else:
-            opt = _bobyqa(func, cp, reml, control)
+            opt = minimize(func, cp.initial_theta(), cp.lower_bounds(), control, pure=True)
             # minimize's objective, and that of a restart escape_boundary keeps, is
             # func(final); a correlation settled at its limit has a value of its own search
             opt = escape_boundary(func, opt, control)
@@ -100,21 +99,6 @@ def optimize_deviance(
             else opt.return_code != "MAXEVAL_REACHED"
         )
     return opt, converged
-
-
-def _bobyqa(
-    func: Callable[[np.ndarray], float], cp: CrossProducts, reml: bool, control: Control
-) -> OptSummary:
-    """BOBYQA from lme4's start, or, for scalar terms on a dense tail, from each term's
-    SD fitted alone with a first step of 10% of each θ.  Measured (same optimum or
-    lower, within BOBYQA's tolerance): pupils 37 -> 20 evaluations, Chem97 30 -> 18,
-    500k crossed 34 -> 28."""
-    lower = cp.lower_bounds()
-    if not supports_gradient(cp):
-        return minimize(func, cp.initial_theta(), lower, control, pure=True)
-    start = separate_term_start(cp, reml)
-    step = relative_step(start, lower, np.full(lower.size, np.inf))
-    return minimize(func, start, lower, control, initial_step=step, pure=True)
 
 
 def _compiled_search(
@@ -202,8 +186,10 @@ _START_FLOOR, _START_CEILING = 0.05, 10.0
 def separate_term_start(cp: CrossProducts, reml: bool) -> np.ndarray:
     """A start for θ of scalar terms: each term's relative SD fitted alone, with the
     fixed effects (the profiled deviance of ``y ~ X + (1 | term)`` from the term's own
-    blocks, a 1-D bounded search of a few dozen one-term deviances: ~0.2 ms on pupils
-    with the compiled kernel, ~2 ms on InstEval with its numpy twin).
+    blocks, a golden-section search of a few dozen one-term deviances: ~2 ms on InstEval).
+    The L-BFGS-B path's start; BOBYQA keeps lme4's θ = 1, from which its trust region
+    starts wide (from this start it stopped short on a flat valley, see
+    tests/test_lmm_gradient.py).
 
     Alone, a term's SD is relative to a residual that holds the other terms' variance,
     so the start is below the estimate but near it: InstEval's L-BFGS-B took 12 gradients
@@ -215,15 +201,14 @@ def separate_term_start(cp: CrossProducts, reml: bool) -> np.ndarray:
         part = slice(cp.tail_offsets[index - 1], cp.tail_offsets[index])
         blocks.append((diagonal[part], cp.C2[part]))
     start = cp.initial_theta().copy()
-    compiled = has_compiled_deviance(cp)  # else numba is not loaded for a start
     for index, (a, C) in enumerate(blocks):
-        kernel = _SingleTermKernel.of_blocks(a[:, None, None], C[:, None, :], cp.XyXy, n, compiled)
+        kernel = _SingleTermKernel.of_blocks(a[:, None, None], C[:, None, :], cp.XyXy, n)
 
         def alone(t: float, kernel: _SingleTermKernel = kernel) -> float:
             return kernel.value(np.array([t]), reml)
 
         found = _golden_section(alone, 0.0, _START_CEILING, 1e-3)
-        if found < 0.99 * _START_CEILING:
+        if found < 0.99 * _START_CEILING and np.isfinite(alone(found)):
             start[index] = max(found, _START_FLOOR)
     return start
 

@@ -47,9 +47,9 @@ from scipy.linalg.lapack import dpotrf as _dpotrf
 from scipy.linalg.lapack import dpotrs as _dpotrs
 
 from . import _kernels, single_term_search
-from ._kernels import HAVE_NUMBA
+from ._kernels import COMPILED_LEVELS, HAVE_NUMBA
 from .covariance import Unstructured
-from .crossed_kernel import scalar_terms_kernel, supports_scalar_terms_kernel
+from .crossed_kernel import ScalarTermsKernel, scalar_terms_kernel
 from .crossprods import CrossProducts
 from .sparse_tail import SparseFactor, conditional_covariances
 
@@ -234,6 +234,7 @@ def objective(cp: CrossProducts, fac: Factorization, reml: bool) -> float:
 
 
 def _objective(fac: Factorization, p: int, n: int, reml: bool, sum_log_weights: float) -> float:
+    """:func:`objective` from the sizes alone (a kernel's blocks without their model)."""
     r2 = fac.L33[p, p] ** 2
     if reml:
         logdet_x = 2.0 * float(np.sum(np.log(np.abs(np.diag(fac.L33)[:p]))))
@@ -242,15 +243,6 @@ def _objective(fac: Factorization, p: int, n: int, reml: bool, sum_log_weights: 
     else:
         value = fac.logdet_z + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
     return float(value - sum_log_weights)
-
-
-#: one-term models with more levels than this take the numpy twin of the compiled kernel.
-#: Per evaluation (2 cores, idle; a (x | g) term) compiled / numpy: 18 levels 3 / 56 µs,
-#: 1,000 levels 20 / 105 µs, 10,000 levels 216 / 337 µs, 20,000 levels 407 / 568 µs: above
-#: a few thousand levels both are bound by memory and a fit's ~60 evaluations gain ~10 ms,
-#: less than loading numba costs a process (~0.7 s the first time, ~100 MB of peak memory;
-#: the 1M-row (x | g) benchmark, 20,000 groups: 437 -> 334 MB)
-COMPILED_LEVELS = 5000
 
 
 class _SingleTermKernel:
@@ -269,14 +261,14 @@ class _SingleTermKernel:
 
     @classmethod
     def of_blocks(
-        cls, A11: np.ndarray, C1: np.ndarray, XyXy: np.ndarray, n: int, compiled: bool
+        cls, A11: np.ndarray, C1: np.ndarray, XyXy: np.ndarray, n: int
     ) -> _SingleTermKernel:
-        """The kernel of one term's blocks alone (ZᵀZ per level, Zᵀ[X y], [X y]ᵀ[X y]):
-        the deviance of that term as the model's only one, without weights' constant;
-        ``compiled`` False keeps the numpy twin (a model that does not load numba)."""
+        """The numpy kernel of one term's blocks alone (ZᵀZ per level, Zᵀ[X y],
+        [X y]ᵀ[X y]): the deviance of that term as the model's only one, without weights'
+        constant, and without loading numba for it."""
         kernel = cls.__new__(cls)
         kernel._build(A11, C1, XyXy, n, 0.0)
-        kernel.compiled = kernel.compiled and compiled
+        kernel.compiled = False
         return kernel
 
     def _build(
@@ -347,16 +339,6 @@ class _SingleTermKernel:
             self._P, self._XyXy, self._n, reml, self._sum_log_weights,
         )  # fmt: skip
 
-    def gradient(self, reml: bool) -> Callable[[np.ndarray], np.ndarray]:
-        """The exact gradient of the profiled deviance as a function of θ."""
-        compiled = single_term_search.deviance_gradient
-        A, P, XyXy, n, logw = self._A2, self._P, self._XyXy, self._n, self._sum_log_weights
-
-        def bound(theta: np.ndarray) -> np.ndarray:
-            return compiled(np.array(theta, dtype=float), A, P, XyXy, n, reml, logw)[1]
-
-        return bound
-
     def factor(self, theta: np.ndarray) -> Factorization:
         """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite.
 
@@ -420,23 +402,25 @@ def factorize_profiled(cp: CrossProducts, theta: np.ndarray) -> Factorization:
     return factorize(cp, theta)
 
 
-def has_compiled_deviance(cp: CrossProducts) -> bool:
-    """Whether :func:`compiled_deviance` has a compiled kernel for this model."""
+def _compiled_kernel(cp: CrossProducts) -> _SingleTermKernel | ScalarTermsKernel | None:
+    """The compiled kernel of this model: a single term of one or two columns, or scalar
+    terms with a small dense tail (:mod:`.crossed_kernel`); None for any other model."""
     kernel = _single_term_kernel(cp)
     if kernel is not None:
-        return kernel.compiled
-    return supports_scalar_terms_kernel(cp)
+        return kernel if kernel.compiled else None
+    return scalar_terms_kernel(cp)
+
+
+def has_compiled_deviance(cp: CrossProducts) -> bool:
+    """Whether :func:`compiled_deviance` has a compiled kernel for this model."""
+    return _compiled_kernel(cp) is not None
 
 
 def compiled_deviance(cp: CrossProducts, reml: bool) -> Callable[[np.ndarray], float] | None:
-    """The profiled deviance as one compiled call per θ, for the models that have one
-    (a single term of one or two columns; scalar terms with a small dense tail,
-    :mod:`.crossed_kernel`), else None."""
-    kernel = _single_term_kernel(cp)
-    if kernel is not None:
-        return kernel.profiled(reml) if kernel.compiled else None
-    crossed = scalar_terms_kernel(cp)
-    return None if crossed is None else crossed.profiled(reml)
+    """The profiled deviance as one compiled call per θ for the models that have a
+    compiled kernel, else None."""
+    kernel = _compiled_kernel(cp)
+    return None if kernel is None else kernel.profiled(reml)
 
 
 def deviance(cp: CrossProducts, theta: np.ndarray, reml: bool = True) -> float:

@@ -156,6 +156,21 @@ def deviance_gradient(theta, A, P, XyXy, n, reml, sum_log_weights):
     return value - sum_log_weights, grad
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _step_to_bound(x, d, lower, step):
+    """The step along d, at most ``step``, that stops at the first bound reached; a
+    coordinate on its bound moving outward is held (its d set to 0).  Projecting a longer
+    step instead bends the path into the steep wall of a vanishing variance, where the
+    line search halves many times."""
+    for j in range(x.size):
+        if d[j] < 0.0:
+            if x[j] <= lower[j]:
+                d[j] = 0.0
+            else:
+                step = min(step, (x[j] - lower[j]) / -d[j])
+    return step
+
+
 @njit(cache=True, nogil=True)
 def single_term_search(theta0, lower, A, P, XyXy, n, reml, sum_log_weights):
     """Minimize the profiled deviance of a one-term model from ``theta0`` subject to
@@ -193,23 +208,11 @@ def single_term_search(theta0, lower, A, P, XyXy, n, reml, sum_log_weights):
                 for j in range(k):
                     if not held[j]:
                         d[i] -= H[i, j] * g[j]
-        # a coordinate on its bound moving outward is held; the step stops at the first
-        # bound reached (projecting a longer step bends the path into the steep wall of
-        # a vanishing variance, and its line search halves many times)
-        step = min(1.0, FIRST_STEP / largest) if first else 1.0
-        for j in range(k):
-            if d[j] < 0.0:
-                if x[j] <= lower[j]:
-                    d[j] = 0.0
-                else:
-                    step = min(step, (x[j] - lower[j]) / -d[j])
+        step = _step_to_bound(x, d, lower, min(1.0, FIRST_STEP / largest) if first else 1.0)
         if np.dot(d, g) >= 0.0:  # not a descent direction: restart from steepest descent
             H = np.eye(k)
             d = np.where(held, 0.0, -g)
-            step = min(1.0, FIRST_STEP / largest)
-            for j in range(k):
-                if d[j] < 0.0:
-                    step = min(step, (x[j] - lower[j]) / -d[j])
+            step = _step_to_bound(x, d, lower, min(1.0, FIRST_STEP / largest))
         # at the rounding floor a decrease may not be found: few halvings tell
         halvings = MAX_HALVINGS if largest >= NOISE_TOLERANCE * scale else 8
         for _ in range(halvings):
