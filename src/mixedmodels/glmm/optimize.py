@@ -20,6 +20,7 @@ import scipy.linalg as sla
 from ..lmm.optimize import Control, OptSummary, escape_boundary, minimize
 from .gradient import beta_gradient, has_theta_gradient, theta_gradient
 from .pirls import GlmmProblem, PirlsResult
+from .scalar_laplace import LaplaceState, ScalarLaplace
 
 #: largest |∂D/∂θ| that ends the quasi-Newton search on θ (the deviance is then within
 #: ~g²/(2H) ≈ 1e-10 of its minimum for curvatures H of order 1)
@@ -85,6 +86,20 @@ class ProfiledLaplace:
         self.problem = problem
         self.beta = np.asarray(beta, dtype=float)
         self.evaluations = 0
+        self.kernel = ScalarLaplace.of(problem)
+
+    def _compiled_state(self, theta: np.ndarray) -> LaplaceState | None:
+        """The state at θ from the compiled iterations, when they apply and settle."""
+        if self.kernel is None:
+            return None
+        state = self.kernel.joint(theta, self.beta)
+        if state is None:
+            return None
+        self.evaluations += 1
+        self.problem.evaluations += 1
+        if np.all(np.isfinite(state.beta)):
+            self.beta = state.beta
+        return state
 
     def state(self, theta: np.ndarray) -> PirlsResult | None:
         """The converged state at θ with β optimized, or None when PIRLS fails."""
@@ -103,12 +118,18 @@ class ProfiledLaplace:
         return state
 
     def __call__(self, theta: np.ndarray) -> float:
+        compiled = self._compiled_state(theta)
+        if compiled is not None:
+            return compiled.deviance
         state = self.state(theta)
         return float("inf") if state is None else state.deviance
 
     def with_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The profiled deviance and its θ gradient (the partial one at the optimal β,
         which is the total one: ∂D/∂β = 0 there)."""
+        compiled = self._compiled_state(theta)
+        if compiled is not None:
+            return compiled.deviance, compiled.theta_gradient
         state = self.state(theta)
         if state is None or not np.isfinite(state.deviance):
             return float("inf"), np.zeros(np.size(theta))
@@ -263,8 +284,14 @@ def _derivatives_from_gradient(
     """:func:`laplace_derivatives` when the whole gradient is exact (scalar terms):
     every Hessian column is a difference of gradients, 1 + 2·nθ + p evaluations."""
     n_theta = theta.size
+    kernel = ScalarLaplace.of(problem)
 
     def evaluate(th: np.ndarray, be: np.ndarray) -> tuple[float, np.ndarray]:
+        compiled = kernel.fixed(th, be) if kernel is not None else None
+        if compiled is not None:
+            return compiled.deviance, np.concatenate(
+                [compiled.theta_gradient, compiled.beta_gradient]
+            )
         state = problem.pirls(th, be, keep_factor=True)
         g_theta = theta_gradient(problem, th, state)
         return state.deviance, np.concatenate([g_theta, beta_gradient(problem, th, state)[0]])
