@@ -159,12 +159,18 @@ def fit_profiled(
     # binomial) or in a worse basin: restarts as for lmer
     summary = escape_boundary(profiled, summary, control)
     theta = summary.final
-    optimum = optimize_beta(problem, theta, profiled.beta)
-    beta = optimum.beta
+    # β at the optimum's θ: the compiled Laplace steps from the search's last β (one or
+    # two steps), else Newton on β
+    compiled = profiled.kernel.joint(theta, profiled.beta) if profiled.kernel else None
+    if compiled is not None:
+        beta, objective = compiled.beta, compiled.deviance
+    else:
+        optimum = optimize_beta(problem, theta, profiled.beta)
+        beta, objective = optimum.beta, optimum.state.deviance
     summary.initial = np.concatenate([summary.initial, beta0])
     summary.lower = np.concatenate([lower, np.full(beta.size, -np.inf)])
     summary.final = np.concatenate([theta, beta])
-    summary.objective = optimum.state.deviance
+    summary.objective = objective
     return summary, beta
 
 
