@@ -1,13 +1,15 @@
 """Compiled Laplace states of binomial-logit and Poisson-log GLMMs whose random-effects
 terms are all scalar, with a small dense tail: ``(1 | g)``, ``(1 | a) + (1 | b)``.
 
-On such a model one step of :meth:`~mixedmodels.glmm.pirls.GlmmProblem.laplace_pirls`
-makes some sixty numpy and LAPACK calls (the blocks of ``[Z X z]``, their factor, the
-gradient's pieces) on arrays of a few hundred rows, and their overhead is most of its
-cost: ~1.4 ms a step on VerbAgg's 7,584 rows, where one compiled pass over the rows and
-the elimination of the first term's levels take ~0.15 ms.  :class:`ScalarLaplace` runs
-the same iterations, the same convergence rules and the same exact θ and β gradients
-(:mod:`mixedmodels.glmm.gradient`) inside numba:
+On such a model a converged state of
+:meth:`~mixedmodels.glmm.pirls.GlmmProblem.laplace_pirls` with its θ gradient takes some
+sixty numpy and LAPACK calls a step on row-sized arrays (2.6 ms on VerbAgg's 7,584 rows,
+1.1 ms on speed dating's 7,366).  :class:`ScalarLaplace` runs the same iterations, the
+same convergence rules and the same exact θ and β gradients
+(:mod:`mixedmodels.glmm.gradient`) inside numba, in 1.2 and 0.5 ms.  Two things make it
+pay: the reductions over rows are column dot products that vectorize (row-by-row
+accumulation into a small array was 4x slower), and the θ gradient's row sums are
+cross-products of ``Zᵀs``, ``Zᵀ(w′ ∘ h)`` and the blocks already formed:
 
 * :meth:`ScalarLaplace.joint` is ``laplace_pirls``: β and the modes together at θ;
 * :meth:`ScalarLaplace.fixed` is ``pirls`` at a fixed (θ, β) with its step halving,
