@@ -373,3 +373,19 @@ def test_glmer_profile_traces(profiled):
         model.problem.deviance_theta_beta(np.concatenate([model.theta, model.fixef.to_numpy()])),
         abs=1e-8,
     )
+
+
+def test_weighted_least_squares_of_the_starting_glm():
+    """The starting GLM's IRLS solves by the normal equations, as lstsq does, and falls
+    back to lstsq when XᵀWX is singular (a column duplicated)."""
+    from mixedmodels.glmm.pirls import _weighted_least_squares
+
+    rng = np.random.default_rng(3)
+    X = np.column_stack([np.ones(500), rng.normal(size=(500, 3))])
+    z, w = rng.normal(size=500), rng.uniform(0.1, 2.0, 500)
+    sw = np.sqrt(w)
+    expected = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+    np.testing.assert_allclose(_weighted_least_squares(X, z, w), expected, rtol=1e-10)
+    singular = np.column_stack([X, X[:, 1]])
+    expected = np.linalg.lstsq(singular * sw[:, None], z * sw, rcond=None)[0]
+    np.testing.assert_allclose(_weighted_least_squares(singular, z, w), expected, atol=1e-8)

