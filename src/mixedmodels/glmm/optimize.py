@@ -414,9 +414,16 @@ def _derivatives_from_gradient(
     n_theta = theta.size
     kernel = ScalarLaplace.of(problem)
 
+    optimum: list[LaplaceState] = []
+
     def evaluate(th: np.ndarray, be: np.ndarray) -> tuple[float, np.ndarray]:
-        compiled = kernel.fixed(th, be) if kernel is not None else None
+        start = None
+        if optimum and np.array_equal(th, theta):  # a β column: from the linearized modes
+            start = optimum[0].u - optimum[0].mode_slopes @ (be - beta)
+        compiled = kernel.fixed(th, be, start) if kernel is not None else None
         if compiled is not None:
+            if not optimum:
+                optimum.append(compiled)
             return compiled.deviance, np.concatenate(
                 [compiled.theta_gradient, compiled.beta_gradient]
             )

@@ -79,7 +79,9 @@ class LaplaceState:
     """A converged Laplace state from :class:`ScalarLaplace`.
 
     ``theta_gradient`` is in the formula's θ order; ``beta_gradient`` and
-    ``information`` (XᵀWX̃) are those of :func:`~mixedmodels.glmm.gradient.beta_gradient`.
+    ``information`` (XᵀWX̃) are those of :func:`~mixedmodels.glmm.gradient.beta_gradient`;
+    ``u`` the stacked modes and ``mode_slopes`` (q, p) their derivative in β, −dû/dβ, at
+    the state's weights (so ``u − mode_slopes @ δ`` starts PIRLS at β + δ).
     """
 
     beta: np.ndarray
@@ -87,6 +89,8 @@ class LaplaceState:
     theta_gradient: np.ndarray
     beta_gradient: np.ndarray
     information: np.ndarray
+    u: np.ndarray
+    mode_slopes: np.ndarray
 
 
 class ScalarLaplace:
@@ -100,23 +104,29 @@ class ScalarLaplace:
         first, tail = terms[0], terms[1:]
         n = len(problem.y)
         self.ell1, self.q2 = first.n_levels, cp.q2
-        self.codes1 = np.ascontiguousarray(first.codes, dtype=np.int64)
-        self.z1 = np.ascontiguousarray(first.matrix[:, 0], dtype=float)
+        # the rows in the order of the first term's levels, so that each level's rows are
+        # one run that the factor sums in registers (VerbAgg's rows go by item: runs of
+        # one row); the kernels return nothing per row, so the order is theirs alone
+        order = np.argsort(first.codes, kind="stable")
+        self.codes1 = np.ascontiguousarray(first.codes[order], dtype=np.int64)
+        self.z1 = np.ascontiguousarray(first.matrix[order, 0], dtype=float)
         self.columns = np.empty((len(tail), n), dtype=np.int64)  # a row per later term
         self.values = np.empty((len(tail), n))
         self.column_term = np.empty(self.q2, dtype=np.int64)
         for index, term in enumerate(tail):
-            self.columns[index] = cp.tail_offsets[index] + term.codes
-            self.values[index] = term.matrix[:, 0]
+            self.columns[index] = cp.tail_offsets[index] + term.codes[order]
+            self.values[index] = term.matrix[order, 0]
             self.column_term[cp.tail_offsets[index] : cp.tail_offsets[index + 1]] = index + 1
         #: where each internal term's modes start in the stacked u, and end
         self.bounds = np.array([0, *(self.ell1 + np.asarray(cp.tail_offsets))], dtype=np.int64)
         #: the formula's θ position of each internal term
         self.theta_index = np.array([sl.start for sl in cp.theta_slices], dtype=np.int64)
-        self.XT = np.ascontiguousarray(np.asarray(problem.X, dtype=float).T)  # (p, n)
-        self.y = np.ascontiguousarray(problem.y, dtype=float)
-        self.prior = np.ascontiguousarray(problem.prior_weights, dtype=float)
-        self.offset = np.ascontiguousarray(np.broadcast_to(problem.offset, (n,)), dtype=float)
+        self.XT = np.ascontiguousarray(np.asarray(problem.X, dtype=float)[order].T)  # (p, n)
+        self.y = np.ascontiguousarray(np.asarray(problem.y, dtype=float)[order])
+        self.prior = np.ascontiguousarray(np.asarray(problem.prior_weights, dtype=float)[order])
+        self.offset = np.ascontiguousarray(
+            np.broadcast_to(problem.offset, (n,))[order], dtype=float
+        )
 
     @classmethod
     def of(cls, problem: GlmmProblem) -> ScalarLaplace | None:
@@ -137,7 +147,11 @@ class ScalarLaplace:
             or any(t.n_columns != 1 for t in cp.terms)
         ):
             return None
-        return cls(problem, code)
+        # built once per problem (the search and the Hessian both use it)
+        kernel = problem.__dict__.get("_scalar_laplace")
+        if kernel is None:
+            kernel = problem.__dict__["_scalar_laplace"] = cls(problem, code)
+        return kernel
 
     # -- the two iterations ------------------------------------------------------------
     def joint(self, theta: np.ndarray, beta: np.ndarray) -> LaplaceState | None:
@@ -145,36 +159,46 @@ class ScalarLaplace:
         do not settle (the caller then takes the numpy path)."""
         return self._run(0, theta, beta)
 
-    def fixed(self, theta: np.ndarray, beta: np.ndarray) -> LaplaceState | None:
+    def fixed(
+        self, theta: np.ndarray, beta: np.ndarray, start: np.ndarray | None = None
+    ) -> LaplaceState | None:
         """``pirls`` at the fixed (θ, β), with the gradient in (θ, β); None when PIRLS
-        breaks down or does not converge (the numpy path then counts the failure)."""
-        return self._run(1, theta, beta)
+        breaks down or does not converge (the numpy path then counts the failure).
+        ``start``: the stacked modes to start from, else the problem's warm modes."""
+        return self._run(1, theta, beta, start)
 
-    def _run(self, mode: int, theta: np.ndarray, beta: np.ndarray) -> LaplaceState | None:
+    def _run(
+        self, mode: int, theta: np.ndarray, beta: np.ndarray, start: np.ndarray | None = None
+    ) -> LaplaceState | None:
         problem = self.problem
         theta = np.asarray(theta, dtype=float)
         lam = np.ascontiguousarray(theta[self.theta_index])
-        u = np.concatenate([m[:, 0] for m in problem._warm_modes(theta)])
-        status, beta_out, u_out, deviance, gradient, beta_gradient, information = _laplace_state(
-            mode,
-            self.family_code,
-            lam,
-            self.column_term,
-            self.bounds,
-            np.array(beta, dtype=float),
-            u,
-            self.y,
-            self.prior,
-            self.offset,
-            self.XT,
-            self.codes1,
-            self.z1,
-            self.columns,
-            self.values,
-            problem._kernel_constant,
-            25 if mode == 0 else PIRLS_MAX_ITERATIONS,
-            LAPLACE_TOLERANCE,
-            MAX_HALVINGS,
+        if start is None:
+            u = np.concatenate([m[:, 0] for m in problem._warm_modes(theta)])
+        else:
+            u = np.array(start, dtype=float)
+        status, beta_out, u_out, deviance, gradient, beta_gradient, information, slopes = (
+            _laplace_state(
+                mode,
+                self.family_code,
+                lam,
+                self.column_term,
+                self.bounds,
+                np.array(beta, dtype=float),
+                u,
+                self.y,
+                self.prior,
+                self.offset,
+                self.XT,
+                self.codes1,
+                self.z1,
+                self.columns,
+                self.values,
+                problem._kernel_constant,
+                25 if mode == 0 else PIRLS_MAX_ITERATIONS,
+                LAPLACE_TOLERANCE,
+                MAX_HALVINGS,
+            )
         )
         if status != CONVERGED or not np.isfinite(deviance):
             return None
@@ -186,7 +210,7 @@ class ScalarLaplace:
             problem._beta = beta_out
         out = np.empty_like(gradient)
         out[self.theta_index] = gradient
-        return LaplaceState(beta_out, deviance, out, beta_gradient, information)
+        return LaplaceState(beta_out, deviance, out, beta_gradient, information, u_out, slopes)
 
 
 # -- kernels ----------------------------------------------------------------------------
@@ -524,12 +548,12 @@ def _laplace_state(
         )
     if status != CONVERGED:
         empty = np.zeros(0)
-        return status, beta, u, np.nan, empty, empty, np.zeros((p, p))
-    theta_gradient, beta_gradient, information = _gradients(
+        return status, beta, u, np.nan, empty, empty, np.zeros((p, p)), np.zeros((q, p))
+    theta_gradient, beta_gradient, information, slopes = _gradients(
         lam, lamq, column_term, bounds, u, rows, ws
     )
     deviance = kernel + u @ u + kernel_constant + logdet
-    return CONVERGED, beta, u, deviance, theta_gradient, beta_gradient, information
+    return CONVERGED, beta, u, deviance, theta_gradient, beta_gradient, information, slopes
 
 
 @njit(cache=True, nogil=True)
@@ -652,7 +676,7 @@ def _fixed_iterations(
 
 @njit(cache=True, nogil=True)
 def _gradients(lam, lamq, column_term, bounds, u, rows, ws):
-    """∂D/∂θ (internal order), ∂D/∂β and XᵀWX̃ at a converged state's factor."""
+    """∂D/∂θ (internal order), ∂D/∂β, XᵀWX̃ and −dû/dβ at a converged state's factor."""
     y, prior, offset, XT, codes1, z1, columns, values = rows
     p, n = XT.shape
     ell1 = bounds[1]
@@ -677,4 +701,4 @@ def _gradients(lam, lamq, column_term, bounds, u, rows, ws):
             for c in range(min(j, k) + 1):
                 v += S[q2 + j, q2 + c] * S[q2 + k, q2 + c]
             information[j, k] = v
-    return theta_gradient, beta_gradient, information
+    return theta_gradient, beta_gradient, information, np.ascontiguousarray(modes[:, :p])
