@@ -100,10 +100,13 @@ def check_lmm_design(design: Design, generalized: bool = False) -> None:
 def warn_if_badly_scaled(X: np.ndarray, names: tuple[str, ...] | list[str]) -> None:
     """lme4's ``check.scaleX``: warn when a continuous column's SD, or the ratio of two
     columns' SDs, is beyond 1000 (or below 1/1000); the optimizer then works badly."""
-    continuous = [j for j in range(X.shape[1]) if not ((X[:, j] == 0.0) | (X[:, j] == 1.0)).all()]
-    if not continuous:
+    if X.shape[1] == 0:
         return
-    sds = X[:, continuous].std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(len(continuous))
+    # 0/1 columns (the intercept, dummies) are not scaled: one pass over X for all columns
+    continuous = np.flatnonzero(((X != 0.0) & (X != 1.0)).any(axis=0))
+    if not continuous.size:
+        return
+    sds = X[:, continuous].std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(continuous.size)
     sds = np.where(sds > 0, sds, 1.0)
     logs = np.log(sds)
     worst = max(np.abs(logs).max(), logs.max() - logs.min())
