@@ -18,7 +18,7 @@ from ..frontend.design_types import NaAction
 from ..frontend.lmer_design import lmer_design
 from ..frontend.update import FitCall
 from ..lmm.devfun import deviance_function, optimize_deviance
-from ..lmm.optimize import Control, warn_if_singular
+from ..lmm.optimize import Control, warn_if_residual_vanishes, warn_if_singular
 from ..models.linear_mixed import LinearMixedModel
 from ..residual.correlation import CorrelationStructure
 from ..residual.variance import VarianceFunction
@@ -142,6 +142,7 @@ def _fit_in_memory(
         ) from None
     model = LinearMixedModel(design, cp, opt, reml, converged)
     warn_if_singular(opt.final, opt.lower)
+    warn_if_residual_vanishes(opt.final, opt.lower)
     return model
 
 

@@ -724,6 +724,44 @@ def _cholesky_scaled(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     return scaled
 
 
+#: a relative SD (random-effect SD over the residual SD) above this is a residual SD of
+#: (almost) nothing: :func:`warn_if_residual_vanishes`
+VANISHING_RESIDUAL = 1e5
+
+
+def warn_if_residual_vanishes(theta: np.ndarray, lower: np.ndarray) -> bool:
+    """Warn (``ConvergenceWarning``, with the figure) when a random-effect SD is more than
+    :data:`VANISHING_RESIDUAL` residual SDs: the fixed and random effects then reproduce
+    the response, the residual SD is estimated as ~0, and the standard errors and tests
+    built on it mean nothing (a response of group means fitted with ``(1 | group)``).
+    Only the entries with a finite lower bound are read (relative SDs; correlation
+    parameters of structured terms are on their own scale).
+
+    Examples
+    --------
+    >>> import numpy as np, warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_residual_vanishes(np.array([4.5e6]), np.zeros(1))
+    True
+    >>> "reproduce the response" in str(caught[0].message)
+    True
+    """
+    scales = np.abs(np.asarray(theta)[np.isfinite(lower)])
+    largest = float(scales.max()) if scales.size else 0.0
+    if not largest > VANISHING_RESIDUAL:
+        return False
+    warn(
+        f"The residual SD is estimated as {1.0 / largest:.2g} of the largest random-effect "
+        "SD: the fixed and random effects reproduce the response (almost) exactly, so "
+        "the residual variance, the standard errors and the tests are not meaningful. "
+        "Check that the response is not computed from the predictors or the groups (for "
+        "example group means), or drop the random-effects term that reproduces it.",
+        ConvergenceWarning,
+    )
+    return True
+
+
 def warn_if_singular(theta: np.ndarray, lower: np.ndarray) -> bool:
     """Warn (``SingularFitWarning``, with the figures) when θ is on a bound, as lme4 does."""
     on_bound = boundary_mask(theta, lower)

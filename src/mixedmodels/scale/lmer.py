@@ -10,7 +10,7 @@ from ..frontend.formula import parse_formula
 from ..lmm.crossprods import CrossProducts, check_tail_size
 from ..lmm.devfun import optimize_deviance
 from ..lmm.deviance import deviance
-from ..lmm.optimize import Control, warn_if_singular
+from ..lmm.optimize import Control, warn_if_residual_vanishes, warn_if_singular
 from .cluster import PassLog, as_dask_frame, fit_client, tree_sum
 from .encoding import (
     ColumnPlan,
@@ -87,4 +87,5 @@ def lmer_dask(
     model = DaskLinearMixedModel(design, cp, opt, reml, converged)
     model.attach(frame, encoder, log)
     warn_if_singular(opt.final, opt.lower)
+    warn_if_residual_vanishes(opt.final, opt.lower)
     return model
