@@ -6,10 +6,12 @@ On such a model a converged state of
 sixty numpy and LAPACK calls a step on row-sized arrays (2.6 ms on VerbAgg's 7,584 rows,
 1.1 ms on speed dating's 7,366).  :class:`ScalarLaplace` runs the same iterations, the
 same convergence rules and the same exact θ and β gradients
-(:mod:`mixedmodels.glmm.gradient`) inside numba, in 1.2 and 0.5 ms.  Two things make it
-pay: the reductions over rows are column dot products that vectorize (row-by-row
-accumulation into a small array was 4x slower), and the θ gradient's row sums are
-cross-products of ``Zᵀs``, ``Zᵀ(w′ ∘ h)`` and the blocks already formed:
+(:mod:`mixedmodels.glmm.gradient`) inside numba: from a warm start at the same θ, 0.56
+and 0.30 ms.  What makes it pay: the reductions over rows are column dot products that
+vectorize; the rows are held sorted by the first term's levels, so that each level's sums
+stay in registers over its run of rows (a sum into memory per row waits for the one
+before); no division sits in a vectorized loop; and the θ gradient's row sums are
+cross-products of ``Zᵀs``, ``Zᵀ(w′ ∘ h)`` and the blocks already formed.
 
 * :meth:`ScalarLaplace.joint` is ``laplace_pirls``: β and the modes together at θ;
 * :meth:`ScalarLaplace.fixed` is ``pirls`` at a fixed (θ, β) with its step halving,
@@ -19,10 +21,10 @@ cross-products of ``Zᵀs``, ``Zᵀ(w′ ∘ h)`` and the blocks already formed:
 A state that does not settle (steps that stop shrinking, a factor that fails) is
 reported, and the caller takes the numpy path, which has the fallbacks.
 
-The factor is that of :func:`mixedmodels.lmm.deviance.factorize` in dense form: the
-first term's levels are a diagonal M₁ = λ₁²A₁₁ + I, eliminated into the Schur complement
-S of ``[tail, X, z]``, whose lower Cholesky factor holds L₂₂ (the tail's), L₃₂ and L₃₃
-(``[X z]``'s).  With B = ΛZ_tailᵀWZ₁Λ₁ the blocks of P⁻¹ are
+The factor is that of :func:`mixedmodels.lmm.deviance.factorize` in dense form (its solves
+are in :mod:`.laplace_solves`): the first term's levels are a diagonal M₁ = λ₁²A₁₁ + I,
+eliminated into the Schur complement S of ``[tail, X, z]``, whose lower Cholesky factor
+holds L₂₂ (the tail's), L₃₂ and L₃₃ (``[X z]``'s).  With B = ΛZ_tailᵀWZ₁Λ₁ the blocks of P⁻¹ are
 P⁻¹₂₂ = S₂₂⁻¹ = G, P⁻¹₁₂ = −Fᵀ with F = GBM₁⁻¹, and diag P⁻¹₁₁ = M₁⁻¹ + Σ K² with
 K = L₂₂⁻¹BM₁⁻¹.
 
