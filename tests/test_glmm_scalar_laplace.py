@@ -171,17 +171,35 @@ def test_a_warm_joint_state_is_the_laplace_optimum(family, crossed):
     assert abs(state.deviance - reference.state.deviance) < 1e-9
 
 
-def test_tolerances_reach_the_kernel_as_arguments(monkeypatch):
-    """The kernel reads its tolerance per call: numba's cache keeps a global of another
-    module as it was at compile time, so a changed constant would be silently ignored."""
+def test_tolerances_reach_the_kernel_as_arguments():
+    """The kernel reads its tolerance per call (numba's cache would keep a global of
+    another module as it was at compile time): a loose one stops the steps early."""
     problem = _problem("binomial", False)
     kernel = ScalarLaplace.of(problem)
     theta, beta = np.array([0.9]), np.array([0.1, 0.4, -0.3])
+    problem.pirls(theta, beta)
     tight = kernel.joint(theta, beta)
     problem.reset()
-    monkeypatch.setattr(scalar_laplace, "LAPLACE_TOLERANCE", 1e-2)
-    loose = kernel.joint(theta, beta)
+    problem.pirls(theta, beta)
+    loose = kernel.joint(theta, beta, tolerance=1e-2)
     assert abs(loose.deviance - tight.deviance) > 1e-9
+    assert tight.deviance == pytest.approx(kernel.fixed(theta, tight.beta).deviance, abs=1e-9)
+
+
+def test_rough_states_only_while_the_derivative_is_steep():
+    """The search's states stop at the rough tolerance only after a steep derivative;
+    the one it ends on, and the optimum's, are at the full tolerance."""
+    problem = _problem("binomial", True)
+    profiled = optimize.ProfiledLaplace(problem, np.array([0.1, 0.4, -0.3]))
+    first = profiled._compiled_state(np.array([1.0, 1.0]))
+    assert profiled._last[2]  # the first state: exact
+    assert np.max(np.abs(first.theta_gradient)) > optimize.STEEP_DERIVATIVE
+    profiled._compiled_state(np.array([0.8, 0.5]))
+    assert not profiled._last[2]
+    exact = profiled._compiled_state(np.array([0.8, 0.5]), exact=True)
+    assert profiled._last[2]
+    reference = optimize.optimize_beta(problem, np.array([0.8, 0.5]), exact.beta)
+    assert abs(exact.deviance - reference.state.deviance) < 1e-9
 
 
 def _one_term_fit(y_scale: float, seed: int):
@@ -224,9 +242,9 @@ def test_secant_search_bisects_after_a_step_onto_the_bound():
     calls = []
     original = profiled.with_gradient
 
-    def recording(theta):
+    def recording(theta, exact=False):
         calls.append(float(theta[0]))
-        return original(theta)
+        return original(theta, exact)
 
     profiled.with_gradient = recording
     summary = optimize._secant_search(profiled, np.array([2.0]), lower, optimize.Control())

@@ -19,7 +19,7 @@ import scipy.linalg as sla
 
 from ..lmm.optimize import Control, OptSummary, escape_boundary, minimize
 from .gradient import beta_gradient, has_theta_gradient, theta_gradient
-from .pirls import GlmmProblem, PirlsResult
+from .pirls import LAPLACE_TOLERANCE, GlmmProblem, PirlsResult
 from .scalar_laplace import LaplaceState, ScalarLaplace
 
 #: largest |∂D/∂θ| that ends the quasi-Newton search on θ (the deviance is then within
@@ -79,6 +79,11 @@ def optimize_beta(
     return BetaOptimum(beta, state, gradient, information, steps)
 
 
+#: a θ derivative steeper than this lets the next compiled state stop at ROUGH_TOLERANCE
+STEEP_DERIVATIVE = 1.0
+ROUGH_TOLERANCE = 1e-6
+
+
 class ProfiledLaplace:
     """The Laplace deviance as a function of θ alone, β optimized inside (warm-started)."""
 
@@ -89,23 +94,33 @@ class ProfiledLaplace:
         self.kernel = ScalarLaplace.of(problem)
         #: the last compiled state and its θ: a search asks for its start's value, then
         #: for the value and gradient there (one Laplace state, not two)
-        self._last: tuple[np.ndarray, LaplaceState] | None = None
+        self._last: tuple[np.ndarray, LaplaceState, bool] | None = None
+        self._steep = True
 
-    def _compiled_state(self, theta: np.ndarray) -> LaplaceState | None:
-        """The state at θ from the compiled iterations, when they apply and settle."""
+    def _compiled_state(self, theta: np.ndarray, exact: bool = False) -> LaplaceState | None:
+        """The state at θ from the compiled iterations, when they apply and settle.
+
+        While the last θ derivative was steep (beyond :data:`STEEP_DERIVATIVE`) the steps
+        stop at :data:`ROUGH_TOLERANCE`: the deviance and derivative are then off by ~1e-5
+        and ~1e-3, far below what the search reads there, and a state takes a step or two
+        fewer; near the optimum, and with ``exact``, at the full tolerance."""
         if self.kernel is None:
             return None
         theta = np.asarray(theta, dtype=float)
-        if self._last is not None and np.array_equal(self._last[0], theta):
-            return self._last[1]
-        state = self.kernel.joint(theta, self.beta)
+        last = self._last
+        if last is not None and np.array_equal(last[0], theta) and (last[2] or not exact):
+            return last[1]
+        rough = not exact and last is not None and self._steep
+        tolerance = ROUGH_TOLERANCE if rough else LAPLACE_TOLERANCE
+        state = self.kernel.joint(theta, self.beta, tolerance)
         if state is None:
             return None
         self.evaluations += 1
         self.problem.evaluations += 1
         if np.all(np.isfinite(state.beta)):
             self.beta = state.beta
-        self._last = (theta.copy(), state)
+        self._steep = bool(np.max(np.abs(state.theta_gradient), initial=0.0) > STEEP_DERIVATIVE)
+        self._last = (theta.copy(), state, not rough)
         return state
 
     def state(self, theta: np.ndarray) -> PirlsResult | None:
@@ -132,10 +147,18 @@ class ProfiledLaplace:
         state = self.state(theta)
         return float("inf") if state is None else state.deviance
 
-    def with_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+    def exact_at(self, x: float) -> bool:
+        """Whether the last state was at θ = (x,) and at the full tolerance (or the numpy
+        path's, which has no rough one)."""
+        last = self._last
+        if last is None:
+            return True
+        return bool(last[2]) or not np.array_equal(last[0], [x])
+
+    def with_gradient(self, theta: np.ndarray, exact: bool = False) -> tuple[float, np.ndarray]:
         """The profiled deviance and its θ gradient (the partial one at the optimal β,
-        which is the total one: ∂D/∂β = 0 there)."""
-        compiled = self._compiled_state(theta)
+        which is the total one: ∂D/∂β = 0 there); ``exact``: at the full tolerance."""
+        compiled = self._compiled_state(theta, exact)
         if compiled is not None:
             return compiled.deviance, compiled.theta_gradient
         state = self.state(theta)
@@ -172,7 +195,7 @@ def fit_profiled(
     theta = summary.final
     # β at the optimum's θ: the compiled Laplace steps from the search's last β (one or
     # two steps; the search's own state when it ended there), else Newton on β
-    compiled = profiled._compiled_state(theta) if profiled.kernel else None
+    compiled = profiled._compiled_state(theta, exact=True) if profiled.kernel else None
     if compiled is not None:
         beta, objective = compiled.beta, compiled.deviance
     else:
@@ -215,8 +238,8 @@ def _secant_search(
     low = float(lower[0]) if np.isfinite(lower[0]) else -np.inf
     start = profiled.evaluations
 
-    def evaluate(at: float) -> tuple[float, float]:
-        value, gradient = profiled.with_gradient(np.array([at]))
+    def evaluate(at: float, exact: bool = False) -> tuple[float, float]:
+        value, gradient = profiled.with_gradient(np.array([at]), exact)
         return float(value), float(gradient[0])
 
     x = float(theta0[0])
@@ -242,7 +265,10 @@ def _secant_search(
         else:
             step = _interpolated_step(previous, x, f, g)
             if step is not None and abs(step) < SECANT_STEP * max(1.0, abs(x)):
-                break
+                if profiled.exact_at(x):
+                    break
+                f, g = evaluate(x, exact=True)  # a rough state looked converged: confirm
+                continue
             if right - left < SECANT_STEP * max(1.0, abs(x)):
                 break
             if g < 0:

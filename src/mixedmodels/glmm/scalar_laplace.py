@@ -156,10 +156,13 @@ class ScalarLaplace:
         return kernel
 
     # -- the two iterations ------------------------------------------------------------
-    def joint(self, theta: np.ndarray, beta: np.ndarray) -> LaplaceState | None:
-        """``laplace_pirls`` at θ from β and the problem's warm modes; None when its steps
-        do not settle (the caller then takes the numpy path)."""
-        return self._run(0, theta, beta)
+    def joint(
+        self, theta: np.ndarray, beta: np.ndarray, tolerance: float = LAPLACE_TOLERANCE
+    ) -> LaplaceState | None:
+        """``laplace_pirls`` at θ from β and the problem's warm modes, until neither β nor
+        a mode moves by ``tolerance``; None when its steps do not settle (the caller then
+        takes the numpy path)."""
+        return self._run(0, theta, beta, tolerance=tolerance)
 
     def fixed(
         self, theta: np.ndarray, beta: np.ndarray, start: np.ndarray | None = None
@@ -170,7 +173,12 @@ class ScalarLaplace:
         return self._run(1, theta, beta, start)
 
     def _run(
-        self, mode: int, theta: np.ndarray, beta: np.ndarray, start: np.ndarray | None = None
+        self,
+        mode: int,
+        theta: np.ndarray,
+        beta: np.ndarray,
+        start: np.ndarray | None = None,
+        tolerance: float = LAPLACE_TOLERANCE,
     ) -> LaplaceState | None:
         problem = self.problem
         theta = np.asarray(theta, dtype=float)
@@ -198,7 +206,7 @@ class ScalarLaplace:
                 self.values,
                 problem._kernel_constant,
                 25 if mode == 0 else PIRLS_MAX_ITERATIONS,
-                LAPLACE_TOLERANCE,
+                tolerance,
                 MAX_HALVINGS,
             )
         )
