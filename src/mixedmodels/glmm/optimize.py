@@ -208,10 +208,10 @@ def fit_profiled(
     return summary, beta
 
 
-#: the Newton step g/H (H the secant curvature of the last two derivatives), relative
-#: to max(1, |θ|), that ends the search on a single θ; the derivative itself is only
-#: good to ~1e-4 there (the Laplace steps stop on a change of 1e-6 in the modes), so
-#: an absolute tolerance on it, as L-BFGS-B's, chases rounding for a few evaluations more
+#: the Newton step g/H (H the curvature of the last two points), relative to
+#: max(1, |θ|), that ends the search on a single θ: a tolerance on θ itself, whatever the
+#: scale of the deviance (L-BFGS-B's |g| < 1e-5 is 1e-8 in θ on a curvature of 1000, and
+#: 1e-5 on one of 1)
 SECANT_STEP = 1e-7
 MAX_SECANT_STEPS = 30
 
