@@ -25,6 +25,7 @@ from ..lmm.optimize import (
     check_convergence,
     minimize,
     restart_on_slope,
+    warn_if_residual_vanishes,
     warn_if_singular,
 )
 from ..models.linear_mixed import LinearMixedModel
@@ -231,6 +232,7 @@ def fit_with_residual_structure(
     model._correlation_spec = correlation
     n_theta = plain.n_theta
     warn_if_singular(model.theta, opt.lower[:n_theta])
+    warn_if_residual_vanishes(opt.final[:n_theta], opt.lower[:n_theta])
     _warn_if_residual_on_bound(model, opt.final[n_theta:], opt.lower[n_theta:])
     return model
 

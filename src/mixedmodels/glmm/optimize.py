@@ -440,16 +440,15 @@ def _derivatives_from_gradient(
     n_theta = theta.size
     kernel = ScalarLaplace.of(problem)
 
-    optimum: list[LaplaceState] = []
+    # the optimum's state: its modes and their β slopes start each β column's PIRLS
+    centre = kernel.fixed(theta, beta) if kernel is not None else None
 
     def evaluate(th: np.ndarray, be: np.ndarray) -> tuple[float, np.ndarray]:
         start = None
-        if optimum and np.array_equal(th, theta):  # a β column: from the linearized modes
-            start = optimum[0].u - optimum[0].mode_slopes @ (be - beta)
+        if centre is not None and np.array_equal(th, theta):  # a β column
+            start = centre.u - centre.mode_slopes @ (be - beta)
         compiled = kernel.fixed(th, be, start) if kernel is not None else None
         if compiled is not None:
-            if not optimum:
-                optimum.append(compiled)
             return compiled.deviance, np.concatenate(
                 [compiled.theta_gradient, compiled.beta_gradient]
             )
@@ -457,7 +456,10 @@ def _derivatives_from_gradient(
         g_theta = theta_gradient(problem, th, state)
         return state.deviance, np.concatenate([g_theta, beta_gradient(problem, th, state)[0]])
 
-    _, g0 = evaluate(theta, beta)
+    if centre is not None:
+        g0 = np.concatenate([centre.theta_gradient, centre.beta_gradient])
+    else:
+        _, g0 = evaluate(theta, beta)
     n = g0.size
     hess = np.zeros((n, n))
     for k in range(n_theta):
