@@ -100,6 +100,49 @@ def test_compiled_single_term_deviance_equals_numpy(formula, reml, monkeypatch):
         assert lmm.deviance(cp, np.array([1.0, 0.0, np.nan]), reml) == np.inf
 
 
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ x + (1 + x + z | g)",
+        "y ~ x + ar1(0 + f | g) + (1 | g)",
+        "y ~ x + cs(0 + f | g)",
+        "y ~ x + toep(0 + f | g)",
+        "y ~ x + diag(1 + x + z | g)",
+    ],
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_block_term_deviance_equals_numpy(formula, reml):
+    """One term of k >= 3 columns, or glmmTMB-style terms merged on one grouping factor:
+    the compiled kernel against the numpy factorization, on random θ and weights."""
+    import pandas as pd
+
+    import mixedmodels as mm
+    from mixedmodels.lmm import deviance as lmm
+    from mixedmodels.lmm.crossprods import CrossProducts
+    from mixedmodels.lmm.structured import merged_crossprods
+
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(30), 4)
+    f = np.tile(["a", "b", "c", "d"], 30)
+    x, z = rng.normal(size=(2, g.size))
+    y = x + rng.normal(size=30)[g] + rng.normal(size=(30, 4))[g, np.tile(np.arange(4), 30)]
+    data = pd.DataFrame({"y": y + rng.normal(size=g.size), "x": x, "z": z, "g": g, "f": f})
+    weights = rng.uniform(0.5, 2.0, g.size)
+    design = mm.lmer_design(formula, data, weights=weights)
+    cp = CrossProducts.build(design.y, design.X, design.terms, design.weights, design.offset)
+    cp = merged_crossprods(cp, design.y, design.X, design.weights, design.offset) or cp
+    kernel = lmm._block_term_kernel(cp)
+    assert kernel is not None and lmm._single_term_kernel(cp) is None
+    compiled = kernel.profiled(reml)
+    for _ in range(4):
+        theta = cp.initial_theta() + rng.uniform(-0.5, 0.5, cp.n_theta)
+        theta = np.maximum(theta, cp.lower_bounds())
+        reference = lmm.objective(cp, lmm.factorize(cp, theta), reml)
+        assert compiled(theta) == pytest.approx(reference, rel=1e-11)
+    assert compiled(np.full(cp.n_theta, np.nan)) == np.inf
+
+
 def test_a_one_term_fit_with_many_levels_does_not_load_numba():
     """Above COMPILED_LEVELS levels the numpy twin runs (an evaluation is memory-bound
     there): the fit neither imports numba nor pays its memory, and equals the compiled fit

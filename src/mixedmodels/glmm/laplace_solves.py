@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lmm._kernels import njit
-
-#: the reductions may be reordered (vectorized); no finite-math assumption, since the
-#: kernels test for non-finite values
-FAST_MATH = {"reassoc", "contract", "nsz"}
+from ..lmm._kernels import FAST_MATH, njit
 
 
 @njit(cache=True, nogil=True, fastmath=FAST_MATH)

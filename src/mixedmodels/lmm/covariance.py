@@ -209,6 +209,11 @@ class Diagonal(CovarianceStructure):
 
 def bounded_correlation(x: np.ndarray | float) -> np.ndarray:
     """Map unconstrained reals to (−1, 1) with ``x / sqrt(1 + x²)`` (glmmTMB's map for ρ)."""
+    if np.ndim(x) == 0:  # one correlation (ar1, cs): scalar arithmetic, in every evaluation
+        value = float(x)
+        if abs(value) > 1e150:  # x² would overflow; ρ is ±1 to double precision long before
+            return np.float64(math.copysign(1.0, value))
+        return np.float64(value / math.sqrt(1.0 + value * value))
     x = np.asarray(x, dtype=float)
     with np.errstate(invalid="ignore", over="ignore"):
         r = x / np.sqrt(1.0 + x * x)
@@ -227,10 +232,18 @@ def ar1_cholesky(rho: float, k: int) -> np.ndarray:
     >>> np.allclose(L @ L.T, 0.5 ** np.abs(np.subtract.outer(range(3), range(3))))
     True
     """
-    lag = np.subtract.outer(np.arange(k), np.arange(k))
-    L = np.where(lag >= 0, float(rho) ** np.maximum(lag, 0), 0.0)
-    L[:, 1:] *= np.sqrt(max(0.0, 1.0 - rho * rho))
+    lag, below = _lags(k)
+    L = (float(rho) ** np.arange(k))[lag]
+    L *= below
+    L[:, 1:] *= math.sqrt(max(0.0, 1.0 - rho * rho))
     return L
+
+
+@lru_cache(maxsize=16)
+def _lags(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """i − j cut at 0, and 1.0 on and below the diagonal (0.0 above), for k x k."""
+    lag = np.subtract.outer(np.arange(k), np.arange(k))
+    return np.maximum(lag, 0), (lag >= 0).astype(float)
 
 
 def unbounded_correlation(r: np.ndarray | float) -> np.ndarray:

@@ -52,7 +52,7 @@ def deviance_function(
 
         merged = merged_crossprods(cp, design.y, design.X, design.weights, design.offset)
         if merged is not None:
-            return (lambda theta: deviance(merged, theta, reml)), cp
+            return _profiled_deviance(merged, reml), cp
     return _profiled_deviance(cp, reml), cp
 
 
