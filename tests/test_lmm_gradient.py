@@ -16,7 +16,8 @@ from mixedmodels.frontend.lmer_design import lmer_design
 from mixedmodels.lmm.crossprods import CrossProducts
 from mixedmodels.lmm.deviance import deviance
 from mixedmodels.lmm.gradient import deviance_and_gradient, supports_gradient
-from mixedmodels.lmm.optimize import Control, minimize, minimize_with_gradient
+from mixedmodels.lmm.gradient_search import minimize_with_gradient
+from mixedmodels.lmm.optimize import Control, minimize
 
 
 def _crossed(seed: int, n: int = 1500, levels_b: int = 30) -> pd.DataFrame:
@@ -230,7 +231,7 @@ def test_a_control_other_than_the_default_keeps_bobyqa():
 
 def test_compiled_one_term_hessian_equals_gradient_differences():
     from mixedmodels.lmm.deviance import _single_term_kernel
-    from mixedmodels.lmm.optimize import gradient_derivatives
+    from mixedmodels.lmm.gradient_search import gradient_derivatives
 
     cp = mm.lmer("y ~ x + (1 + x | g)", _one_term(25)).crossprods
     kernel = _single_term_kernel(cp)
@@ -249,3 +250,71 @@ def test_bobyqa_keeps_lme4s_start(levels_b):
     model = mm.lmer("y ~ x + (1 | a) + (1 | b)", data)
     assert model.opt_summary.optimizer.startswith("nlopt LN_BOBYQA")
     np.testing.assert_array_equal(model.opt_summary.initial, [1.0, 1.0])
+
+
+def _badly_scaled_quadratic() -> tuple:
+    H = np.array([[4.0e4, 3.0e3], [3.0e3, 9.0e2]])
+    b = np.array([2.0e3, 1.0e2])
+    optimum = np.linalg.solve(H, b)
+
+    def value(x: np.ndarray) -> float:
+        return float(0.5 * x @ H @ x - b @ x + 1.0e5)
+
+    return H, b, optimum, value, lambda x: (value(x), H @ x - b)
+
+
+def test_first_step_is_the_newton_step_along_the_gradient():
+    from mixedmodels.lmm.gradient_search import _first_step
+
+    H, b, _, value, value_and_gradient = _badly_scaled_quadratic()
+    x0 = np.array([0.3, 0.2])
+    f0, g0 = value_and_gradient(x0)
+    newton = np.linalg.norm(g0) ** 3 / (g0 @ H @ g0)
+    assert _first_step(value, x0, np.zeros(2), f0, g0) == pytest.approx(newton, rel=1e-10)
+    # a probe that leaves the bounds keeps L-BFGS-B's own unit step
+    assert _first_step(value, x0, np.array([0.3, 0.0]), f0, g0) == 1.0
+
+
+def test_a_scaled_first_step_does_not_overshoot():
+    """L-BFGS-B's own first step has unit length: on this curvature it lands far above the
+    start (InstEval's went 4,600 above); scaled by the probe's Newton step it descends."""
+    _, _, optimum, value, value_and_gradient = _badly_scaled_quadratic()
+    x0 = np.array([0.3, 0.2])
+    for value_only, overshoots in ((None, True), (value, False)):
+        seen: list[float] = []
+
+        def recorded(x: np.ndarray, seen: list[float] = seen) -> tuple[float, np.ndarray]:
+            seen.append(value(x))
+            return value_and_gradient(x)
+
+        opt = minimize_with_gradient(
+            recorded, x0, np.full(2, -np.inf), Control(), value_only=value_only
+        )
+        np.testing.assert_allclose(opt.final, optimum, rtol=1e-6)
+        assert (seen[1] > seen[0]) is overshoots
+
+
+def test_a_search_in_the_values_rounding_stops_as_stalled(monkeypatch):
+    """Values with relative noise of 1e-14 and gradients with noise above the gradient
+    tolerance (InstEval's rounding): the search ends two evaluations after the best one,
+    where letting the line search run on spent five more for the same point."""
+    import mixedmodels.lmm.gradient_search as gradient_search
+
+    _, _, optimum, _, value_and_gradient = _badly_scaled_quadratic()
+
+    def search() -> object:
+        rng = np.random.default_rng(0)
+
+        def noisy(x: np.ndarray) -> tuple[float, np.ndarray]:
+            f, g = value_and_gradient(x)
+            return f * (1.0 + 1e-14 * rng.normal()), g + 1e-2 * rng.normal(size=2)
+
+        return minimize_with_gradient(noisy, np.array([0.3, 0.2]), np.full(2, -np.inf), Control())
+
+    stalled = search()
+    monkeypatch.setattr(gradient_search, "_STALL_EVALUATIONS", 10**6)
+    ran_on = search()
+    assert stalled.return_code == ran_on.return_code == "SUCCESS"
+    np.testing.assert_allclose(stalled.final, optimum, rtol=1e-4)
+    np.testing.assert_array_equal(stalled.final, ran_on.final)
+    assert stalled.evaluations < ran_on.evaluations

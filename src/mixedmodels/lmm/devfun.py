@@ -24,15 +24,14 @@ from .deviance import (
     has_compiled_deviance,
 )
 from .gradient import deviance_and_gradient, supports_gradient
+from .gradient_search import gradient_derivatives, minimize_with_gradient
 from .optimize import (
     Control,
     OptSummary,
     boundary_mask,
     check_convergence,
     escape_boundary,
-    gradient_derivatives,
     minimize,
-    minimize_with_gradient,
     settle_correlations_at_limit,
 )
 
@@ -167,7 +166,9 @@ def _fit_with_gradient(
 
     lower = cp.lower_bounds()
     start = separate_term_start(cp, reml)
-    opt = minimize_with_gradient(func_and_gradient, start, lower, control)
+    opt = minimize_with_gradient(
+        func_and_gradient, start, lower, control, lambda theta: deviance(cp, theta, reml)
+    )
     opt = _probe_off_bound(func_and_gradient, opt, control)
     derivatives = None
     if calc:

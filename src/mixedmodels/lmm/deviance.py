@@ -333,7 +333,7 @@ class _SingleTermKernel:
 
     def hessian(self, theta: np.ndarray, lower: np.ndarray, reml: bool) -> np.ndarray:
         """The Hessian of the profiled deviance at θ from differences of the exact
-        gradient (step 1e-5, as :func:`~mixedmodels.lmm.optimize.gradient_derivatives`)."""
+        gradient (step 1e-5, as :func:`~mixedmodels.lmm.gradient_search.gradient_derivatives`)."""
         return single_term_search.gradient_hessian(
             np.asarray(theta, dtype=float), np.asarray(lower, dtype=float), 1e-5, self._A2,
             self._P, self._XyXy, self._n, reml, self._sum_log_weights,

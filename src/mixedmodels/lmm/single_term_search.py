@@ -244,7 +244,7 @@ def single_term_search(theta0, lower, A, P, XyXy, n, reml, sum_log_weights):
 @njit(cache=True, nogil=True)
 def gradient_hessian(theta, lower, delta, A, P, XyXy, n, reml, sum_log_weights):
     """The Hessian at θ by central differences of the exact gradient (forward next to a
-    bound), symmetrized: :func:`mixedmodels.lmm.optimize.gradient_derivatives` in one
+    bound), symmetrized: :func:`mixedmodels.lmm.gradient_search.gradient_derivatives` in one
     compiled call (the 2 len(θ) gradients of lme4's convergence check)."""
     k = theta.size
     hess = np.empty((k, k))
