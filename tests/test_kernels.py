@@ -143,6 +143,35 @@ def test_compiled_block_term_deviance_equals_numpy(formula, reml):
     assert compiled(np.full(cp.n_theta, np.nan)) == np.inf
 
 
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_lmer_blocks_of_scalar_terms_equal_the_numpy_sums(weighted, monkeypatch):
+    """lmer's row pass for crossed scalar terms with a small tail (one compiled pass)
+    against the bincount path it replaces, block for block, offset and weights included."""
+    from mixedmodels.lmm import _kernels, crossprods
+
+    rng = np.random.default_rng(9)
+    n = 600
+    ordered = [
+        _term("a", rng.integers(0, 40, n), np.ones(n), 40),
+        _term("b", rng.integers(0, 12, n), rng.normal(size=n), 12),
+        _term("c", rng.integers(0, 5, n), np.ones(n), 5),
+    ]
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    y, offset = rng.normal(size=n), rng.normal(size=n)
+    weights = rng.uniform(0.2, 2.0, n) if weighted else None
+    assert crossprods._compiled_scalar_blocks(ordered[0], ordered[1:])
+    compiled = crossprods.BlockSums.of_rows(y, X, ordered, weights, offset)
+    monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)
+    reference = crossprods.BlockSums.of_rows(y, X, ordered, weights, offset)
+    for name in ("A11", "C1", "C2", "XyXy"):
+        np.testing.assert_allclose(getattr(compiled, name), getattr(reference, name), rtol=1e-12)
+    for name in ("A21", "A22"):
+        got, expected = getattr(compiled, name), getattr(reference, name)
+        np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-12)
+        assert got.nnz == expected.nnz and got.has_sorted_indices
+
+
 def test_a_one_term_fit_with_many_levels_does_not_load_numba():
     """Above COMPILED_LEVELS levels the numpy twin runs (an evaluation is memory-bound
     there): the fit neither imports numba nor pays its memory, and equals the compiled fit

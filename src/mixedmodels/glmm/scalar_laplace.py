@@ -56,8 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lmm._kernels import HAVE_NUMBA, _cholesky_in_place, njit
-from ..lmm.crossed_kernel import COMPILED_TAIL
+from ..lmm._kernels import COMPILED_TAIL, HAVE_NUMBA, _cholesky_in_place, njit
 from .laplace_solves import (
     FAST_MATH,
     inverse_pieces,
@@ -134,7 +133,7 @@ class ScalarLaplace:
     def of(cls, problem: GlmmProblem) -> ScalarLaplace | None:
         """The kernel of ``problem``, or None where it does not apply: without numba, for
         other families or links, adaptive quadrature, no fixed effects, a vector term, or
-        a tail beyond :data:`~mixedmodels.lmm.crossed_kernel.COMPILED_TAIL` effects."""
+        a tail beyond :data:`~mixedmodels.lmm._kernels.COMPILED_TAIL` effects."""
         cp = problem.template
         code = FAMILY_CODES.get((problem.family.name, problem.family.link.name))
         if (

@@ -29,6 +29,13 @@ HAVE_NUMBA = importlib.util.find_spec("numba") is not None
 #: the 1M-row (x | g) benchmark, 20,000 groups: 437 -> 334 MB)
 COMPILED_LEVELS = 5000
 
+#: the largest dense tail the compiled loop of :mod:`.crossed_kernel` factors: its loops
+#: run at a fraction of BLAS's speed, which overtakes them near q₂ = 100.  Per evaluation
+#: (2 cores, idle; compiled / numpy): pupils (q₂ = 30, 50 x 30) 22 / 100 µs; random
+#: designs q₂ = 60 with 300 levels first ~100 / ~200 µs, q₂ = 100 with 1,000
+#: ~280 / ~270 µs, q₂ = 150 495 / 397 µs
+COMPILED_TAIL = 80
+
 #: numba's ``fastmath`` flags of the kernels whose reductions may be reordered
 #: (vectorized); no finite-math assumption, since the kernels test for non-finite values
 FAST_MATH = {"reassoc", "contract", "nsz"}

@@ -34,16 +34,9 @@ from collections.abc import Callable
 import numpy as np
 
 from . import _kernels
-from ._kernels import COMPILED_LEVELS, HAVE_NUMBA
+from ._kernels import COMPILED_LEVELS, COMPILED_TAIL, HAVE_NUMBA
 from .covariance import Unstructured
 from .crossprods import CrossProducts
-
-#: the largest dense tail the compiled loop factors: its loops run at a fraction of
-#: BLAS's speed, which overtakes them near q₂ = 100.  Per evaluation (2 cores, idle;
-#: compiled / numpy): pupils (q₂ = 30, 50 x 30) 22 / 100 µs; random designs q₂ = 60 with
-#: 300 levels first ~100 / ~200 µs, q₂ = 100 with 1,000 ~280 / ~270 µs, q₂ = 150
-#: 495 / 397 µs
-COMPILED_TAIL = 80
 
 
 class ScalarTermsKernel:
