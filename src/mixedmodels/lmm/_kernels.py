@@ -227,7 +227,14 @@ def single_term_deviance(theta, A, P, XyXy, n, reml, sum_log_weights):
     logdet_z, L = single_term_factor(theta, A, P, XyXy)
     if not np.isfinite(logdet_z):
         return np.inf
-    p = XyXy.shape[0] - 1
+    return _profiled_objective(logdet_z, L, n, reml, sum_log_weights)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _profiled_objective(logdet_z, L, n, reml, sum_log_weights):
+    """``lmm.objective``: the profiled deviance (REML criterion when ``reml``) from
+    log|L_Z|² and the lower Cholesky factor L of S₃₃ (its diagonal positive)."""
+    p = L.shape[0] - 1
     r2 = L[p, p] * L[p, p]
     if reml:
         logdet_x = 0.0
@@ -381,17 +388,7 @@ def scalar_terms_deviance(
             S[b, c] -= v
     if not _cholesky_in_place(S):
         return np.inf
-    p = s - 1
-    r2 = S[p, p] * S[p, p]
-    if reml:
-        logdet_x = 0.0
-        for j in range(p):
-            logdet_x += np.log(S[j, j])
-        dof = n - p
-        value = logdet + 2.0 * logdet_x + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
-    else:
-        value = logdet + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
-    return value - sum_log_weights
+    return _profiled_objective(logdet, S, n, reml, sum_log_weights)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST_MATH)
@@ -452,14 +449,4 @@ def block_term_deviance(T, A, Ct, XyXy, n, reml, sum_log_weights):
     logdet += np.log(product)
     if not _cholesky_in_place(S):
         return np.inf
-    p = s - 1
-    r2 = S[p, p] * S[p, p]
-    if reml:
-        logdet_x = 0.0
-        for j in range(p):
-            logdet_x += np.log(S[j, j])
-        dof = n - p
-        value = logdet + 2.0 * logdet_x + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
-    else:
-        value = logdet + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
-    return value - sum_log_weights
+    return _profiled_objective(logdet, S, n, reml, sum_log_weights)
