@@ -150,10 +150,10 @@ def test_a_truly_singular_scalar_fit_stays_on_the_bound():
 
 def _kernel_gradient(kernel, reml):
     """The compiled exact gradient of a one-term kernel as a function of θ."""
-    from mixedmodels.lmm.single_term_search import deviance_gradient
+    from mixedmodels.lmm.exact_gradients import single_term_gradient
 
     arrays = (kernel._A2, kernel._P, kernel._XyXy, kernel._n, reml, kernel._sum_log_weights)
-    return lambda theta: deviance_gradient(np.asarray(theta, dtype=float), *arrays)[1]
+    return lambda theta: single_term_gradient(np.asarray(theta, dtype=float), *arrays)[1]
 
 
 def _one_term(seed: int, slope_sd: float = 0.5) -> pd.DataFrame:
@@ -208,7 +208,7 @@ def test_one_term_fits_take_the_compiled_search_to_bobyqas_optimum_or_lower(form
 def test_a_singular_one_term_fit_goes_back_to_bobyqa_and_its_restarts():
     """An estimate on a bound ends the compiled search as ON_BOUND: BOBYQA's path, with
     its restarts off the bound, fits it as before."""
-    from mixedmodels.lmm import single_term_search
+    from mixedmodels.lmm import compiled_search
     from mixedmodels.lmm.deviance import _single_term_kernel
 
     data = _one_term(23, slope_sd=0.0)
@@ -218,7 +218,7 @@ def test_a_singular_one_term_fit_goes_back_to_bobyqa_and_its_restarts():
         model = mm.lmer("y ~ x + (1 + x | g)", data)
     cp = model.crossprods
     status = _single_term_kernel(cp).search(cp.initial_theta(), cp.lower_bounds(), True)[-1]
-    assert status == single_term_search.ON_BOUND
+    assert status == compiled_search.ON_BOUND
     assert model.opt_summary.optimizer.startswith("nlopt LN_BOBYQA")
     assert model.opt_summary.final[0] < 1e-4
 
@@ -241,14 +241,84 @@ def test_compiled_one_term_hessian_equals_gradient_differences():
         np.testing.assert_allclose(kernel.hessian(theta, lower, True), reference, rtol=1e-12)
 
 
-@pytest.mark.parametrize("levels_b", [30, 100])  # the compiled small tail; numpy's path
-def test_bobyqa_keeps_lme4s_start(levels_b):
-    """The separate-term start is the gradient path's: from it BOBYQA's small first trust
+@pytest.mark.parametrize(
+    "formula",
+    ["y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a) + (1 | b) + (1 | c)", "y ~ x + (1 | b/c)"],
+)
+@pytest.mark.parametrize("reml", [True, False])
+def test_compiled_scalar_terms_gradient_equals_numpys(formula, reml):
+    """The compiled gradient of crossed or nested scalar terms with a small tail against
+    deviance_and_gradient's numpy path, with weights, inside and with a θ at zero."""
+    from mixedmodels.lmm.crossed_kernel import scalar_terms_kernel
+    from mixedmodels.lmm.exact_gradients import scalar_terms_gradient
+
+    data = _crossed(28, n=600)
+    weights = np.random.default_rng(29).uniform(0.5, 2.0, len(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cp = mm.lmer(formula, data, reml=reml, weights=weights).crossprods
+    kernel = scalar_terms_kernel(cp)
+    assert kernel is not None
+    arrays, n, sum_log_weights = kernel._gradient_arrays()
+    for theta in (
+        cp.initial_theta(),
+        np.linspace(0.3, 1.4, cp.n_theta),
+        np.r_[0.6, 0.0, 0.9][: cp.n_theta],
+        np.r_[0.0, 0.5, 0.4][: cp.n_theta],
+    ):
+        value, gradient = scalar_terms_gradient(theta, *arrays, n, reml, sum_log_weights)
+        reference_value, reference = deviance_and_gradient(cp, theta, reml)
+        assert value == pytest.approx(reference_value, rel=1e-12)
+        np.testing.assert_allclose(gradient, reference, rtol=1e-9, atol=1e-9)
+    nan = np.r_[1.0, np.nan, 1.0][: cp.n_theta]
+    assert scalar_terms_gradient(nan, *arrays, n, reml, sum_log_weights)[0] == np.inf
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_crossed_fits_take_the_compiled_search_to_bobyqas_optimum_or_lower(reml):
+    data = _crossed(30, n=800)
+    formula = "y ~ x + (1 | a) + (1 | b) + (1 | c)"
+    model = mm.lmer(formula, data, reml=reml)
+    assert model.opt_summary.optimizer == "compiled BFGS (exact gradient)"
+    cp = model.crossprods
+    bobyqa = minimize(
+        lambda t: deviance(cp, t, reml), cp.initial_theta(), cp.lower_bounds(), Control()
+    )
+    assert model.opt_summary.objective <= bobyqa.objective + 1e-10 * abs(bobyqa.objective)
+    np.testing.assert_allclose(model.opt_summary.final, bobyqa.final, atol=2e-4)
+    assert model.opt_summary.evaluations < bobyqa.evaluations
+    assert np.all(np.linalg.eigvalsh(model.opt_summary.hessian) > 0)
+
+
+def test_a_crossed_fit_with_a_zero_variance_goes_back_to_bobyqa():
+    """A crossed term without variance takes the compiled search towards its bound (the
+    deviance is flat there: it stops at θ ~ 1e-9): BOBYQA's path and its restarts fit
+    it, to θ = 0 for that term, as singular fits are."""
+    from mixedmodels.lmm.crossed_kernel import scalar_terms_kernel
+
+    data = _crossed(31, n=800)
+    data["y"] = data["y"] - data.groupby("c")["y"].transform("mean")  # no variance in c
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = mm.lmer("y ~ x + (1 | a) + (1 | c)", data)
+    cp = model.crossprods
+    kernel = scalar_terms_kernel(cp)
+    assert kernel.search(cp.initial_theta(), cp.lower_bounds(), True)[0][1] < 1e-4
+    assert model.opt_summary.optimizer.startswith("nlopt LN_BOBYQA")
+    assert model.opt_summary.final[1] == 0.0
+
+
+@pytest.mark.parametrize(
+    "levels_b, optimizer",
+    [(30, "compiled BFGS (exact gradient)"), (100, "nlopt LN_BOBYQA")],  # small tail; not
+)
+def test_bobyqa_and_the_compiled_search_keep_lme4s_start(levels_b, optimizer):
+    """The separate-term start is the L-BFGS-B path's: from it BOBYQA's small first trust
     region stopped short (1.5e-5 above the optimum on 1M crossed rows) or took more
     evaluations (45 against 34 here, with the slope's restarts)."""
     data = _crossed(27, n=2000, levels_b=levels_b)
     model = mm.lmer("y ~ x + (1 | a) + (1 | b)", data)
-    assert model.opt_summary.optimizer.startswith("nlopt LN_BOBYQA")
+    assert model.opt_summary.optimizer.startswith(optimizer)
     np.testing.assert_array_equal(model.opt_summary.initial, [1.0, 1.0])
 
 

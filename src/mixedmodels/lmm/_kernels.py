@@ -313,13 +313,13 @@ def _cholesky_in_place(M):
     return True
 
 
-@njit(cache=True, nogil=True)
-def scalar_terms_deviance(
-    theta, a, P, C1, indptr, rows, values, A22, C2, XyXy, tail_theta, n, reml, sum_log_weights
-):
-    """The profiled deviance (REML criterion when ``reml``) of a model whose terms are all
-    scalar, with a small dense tail, in one compiled call: the numpy twin is
-    :func:`mixedmodels.lmm.deviance.factorize` and ``objective`` on the same blocks.
+@njit(cache=True, nogil=True, inline="always")
+def scalar_terms_factor(theta, a, P, C1, indptr, rows, values, A22, C2, XyXy, tail_theta):
+    """The blocked Cholesky factor of a model whose terms are all scalar, with a small
+    dense tail, in one compiled loop: the first term's levels one at a time (their Schur
+    updates of the tail and of ``[X y]`` read only the non-zeros of ``Z_tailᵀZ₁``), then
+    the tail's factor and that of ``[X y]``'s Schur complement.  The numpy twin is
+    :func:`mixedmodels.lmm.deviance.factorize` on the same blocks.
 
     Parameters
     ----------
@@ -333,7 +333,11 @@ def scalar_terms_deviance(
 
     Returns
     -------
-    float : the deviance, ``inf`` when a block is not positive definite
+    logdet : log|L_Z|², NaN when a block is not positive definite
+    L22 : (q₂, q₂) the lower factor of Λ₂(A₂₂ − A₂₁ diag(θ₁²/m) A₁₂)Λ₂ + I
+    R : (q₂, s) L₂₂⁻¹Λ₂(C₂ − A₂₁ diag(θ₁²/m) C₁), the tail's rows of the factor of [X y]
+    L33 : (s, s) the lower factor of [X y]'s Schur complement
+    lam : (q₂,) Λ₂'s diagonal
     """
     s = XyXy.shape[0]
     ell = a.shape[0]
@@ -343,6 +347,8 @@ def scalar_terms_deviance(
     flat = S.reshape(s * s)
     D = A22.copy()
     G = np.zeros((q2, s))
+    R = np.empty((q2, s))
+    lam = np.empty(q2)
     logdet = 0.0
     product = 1.0
     for level in range(ell):
@@ -359,7 +365,6 @@ def scalar_terms_deviance(
             for f in range(indptr[level], e + 1):  # rows sorted: the lower triangle
                 D[r, rows[f]] -= v * values[f]
     logdet += np.log(product)
-    lam = np.empty(q2)
     for i in range(q2):
         lam[i] = theta[tail_theta[i]]
     for i in range(q2):
@@ -367,13 +372,12 @@ def scalar_terms_deviance(
             D[i, j] *= lam[i] * lam[j]
         D[i, i] += 1.0
     if not _cholesky_in_place(D):
-        return np.inf
+        return np.nan, D, R, S, lam
     product = 1.0
     for i in range(q2):
         logdet, product = _log_accumulate(logdet, product, D[i, i] * D[i, i])
     logdet += np.log(product)
     # R = L₂₂⁻¹ Λ₂(C₂ − G), then S₃₃ −= RᵀR
-    R = np.empty((q2, s))
     for i in range(q2):
         for c in range(s):
             v = lam[i] * (C2[i, c] - G[i, c])
@@ -387,8 +391,23 @@ def scalar_terms_deviance(
                 v += R[i, b] * R[i, c]
             S[b, c] -= v
     if not _cholesky_in_place(S):
+        return np.nan, D, R, S, lam
+    return logdet, D, R, S, lam
+
+
+@njit(cache=True, nogil=True)
+def scalar_terms_deviance(
+    theta, a, P, C1, indptr, rows, values, A22, C2, XyXy, tail_theta, n, reml, sum_log_weights
+):
+    """The profiled deviance (REML criterion when ``reml``) of a model whose terms are all
+    scalar, with a small dense tail (the arguments of :func:`scalar_terms_factor`), in one
+    compiled call; ``inf`` when a block is not positive definite."""
+    logdet, _, _, L33, _ = scalar_terms_factor(
+        theta, a, P, C1, indptr, rows, values, A22, C2, XyXy, tail_theta
+    )
+    if not np.isfinite(logdet):
         return np.inf
-    return _profiled_objective(logdet, S, n, reml, sum_log_weights)
+    return _profiled_objective(logdet, L33, n, reml, sum_log_weights)
 
 
 @njit(cache=True, nogil=True, fastmath=FAST_MATH)

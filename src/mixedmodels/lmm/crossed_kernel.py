@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, compiled_search
 from ._kernels import COMPILED_LEVELS, COMPILED_TAIL, HAVE_NUMBA
 from .covariance import Unstructured
 from .crossprods import CrossProducts
@@ -69,16 +69,34 @@ class ScalarTermsKernel:
         (``inf`` where a block is not positive definite).  Not kept on the kernel: the
         kernel is cached on the cross-products, which pickle."""
         compiled = _kernels.scalar_terms_deviance
-        arrays = (
-            self._a, self._P, self._C1, self._indptr, self._rows, self._values,
-            self._A22, self._C2, self._XyXy, self._tail_theta,
-        )  # fmt: skip
-        n, logw = self._n, self._sum_log_weights
+        arrays, n, logw = self._gradient_arrays()
 
         def bound(theta: np.ndarray) -> float:
             return float(compiled(np.array(theta, dtype=float), *arrays, n, reml, logw))
 
         return bound
+
+    def search(
+        self, theta0: np.ndarray, lower: np.ndarray, reml: bool
+    ) -> tuple[np.ndarray, float, np.ndarray, int, int]:
+        """θ̂ by :func:`~mixedmodels.lmm.compiled_search.bounded_bfgs` on the exact
+        gradient: θ, value, gradient, evaluations, status."""
+        return compiled_search.search(
+            theta0, lower, compiled_search.SCALAR_TERMS, self._gradient_arrays(), reml
+        )
+
+    def hessian(self, theta: np.ndarray, lower: np.ndarray, reml: bool) -> np.ndarray:
+        """The Hessian at θ from differences of the exact gradient."""
+        return compiled_search.hessian(
+            theta, lower, compiled_search.SCALAR_TERMS, self._gradient_arrays(), reml
+        )
+
+    def _gradient_arrays(self) -> tuple[tuple[np.ndarray, ...], int, float]:
+        arrays = (
+            self._a, self._P, self._C1, self._indptr, self._rows, self._values,
+            self._A22, self._C2, self._XyXy, self._tail_theta,
+        )  # fmt: skip
+        return arrays, self._n, self._sum_log_weights
 
 
 def supports_scalar_terms_kernel(cp: CrossProducts) -> bool:

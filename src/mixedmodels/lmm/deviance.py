@@ -46,7 +46,7 @@ from scipy.linalg.blas import dtrsm as _dtrsm
 from scipy.linalg.lapack import dpotrf as _dpotrf
 from scipy.linalg.lapack import dpotrs as _dpotrs
 
-from . import _kernels, single_term_search
+from . import _kernels, compiled_search
 from ._kernels import COMPILED_LEVELS, HAVE_NUMBA
 from .covariance import Unstructured
 from .crossed_kernel import ScalarTermsKernel, scalar_terms_kernel
@@ -323,21 +323,21 @@ class _SingleTermKernel:
     def search(
         self, theta0: np.ndarray, lower: np.ndarray, reml: bool
     ) -> tuple[np.ndarray, float, np.ndarray, int, int]:
-        """θ̂ by :func:`~mixedmodels.lmm.single_term_search.single_term_search` (compiled
+        """θ̂ by :func:`~mixedmodels.lmm.compiled_search.bounded_bfgs` (compiled
         quasi-Newton on the exact gradient): θ, value, gradient, evaluations, status."""
-        theta, value, gradient, evaluations, status = single_term_search.single_term_search(
-            np.asarray(theta0, dtype=float), np.asarray(lower, dtype=float), self._A2,
-            self._P, self._XyXy, self._n, reml, self._sum_log_weights,
-        )  # fmt: skip
-        return theta, float(value), gradient, int(evaluations), int(status)
+        return compiled_search.search(
+            theta0, lower, compiled_search.SINGLE_TERM, self._gradient_arrays(), reml
+        )
 
     def hessian(self, theta: np.ndarray, lower: np.ndarray, reml: bool) -> np.ndarray:
         """The Hessian of the profiled deviance at θ from differences of the exact
-        gradient (step 1e-5, as :func:`~mixedmodels.lmm.gradient_search.gradient_derivatives`)."""
-        return single_term_search.gradient_hessian(
-            np.asarray(theta, dtype=float), np.asarray(lower, dtype=float), 1e-5, self._A2,
-            self._P, self._XyXy, self._n, reml, self._sum_log_weights,
-        )  # fmt: skip
+        gradient (:func:`~mixedmodels.lmm.compiled_search.gradient_hessian`)."""
+        return compiled_search.hessian(
+            theta, lower, compiled_search.SINGLE_TERM, self._gradient_arrays(), reml
+        )
+
+    def _gradient_arrays(self) -> tuple[tuple[np.ndarray, ...], int, float]:
+        return (self._A2, self._P, self._XyXy), self._n, self._sum_log_weights
 
     def factor(self, theta: np.ndarray) -> Factorization:
         """log|L_Z|² and L₃₃ (the only fields filled); LinAlgError when not positive definite.
