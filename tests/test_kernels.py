@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,11 @@ def _term(name: str, codes: np.ndarray, values: np.ndarray, levels: int) -> ReTe
         expr="1",
         factors=(name,),
     )
+
+
+def _term_rows(term: ReTerm, rows: slice) -> ReTerm:
+    """The term on a subset of the rows (its levels all kept)."""
+    return dataclasses.replace(term, codes=term.codes[rows], matrix=term.matrix[rows])
 
 
 @pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
@@ -162,14 +169,34 @@ def test_compiled_lmer_blocks_of_scalar_terms_equal_the_numpy_sums(weighted, mon
     weights = rng.uniform(0.2, 2.0, n) if weighted else None
     assert crossprods._compiled_scalar_blocks(ordered[0], ordered[1:])
     compiled = crossprods.BlockSums.of_rows(y, X, ordered, weights, offset)
+    # partitions' sums add as the whole table's (mixedmodels.scale)
+    halves = [
+        crossprods.BlockSums.of_rows(
+            y[part], X[part], [_term_rows(t, part) for t in ordered],
+            None if weights is None else weights[part], offset[part],
+        )
+        for part in (slice(0, n // 2), slice(n // 2, n))
+    ]  # fmt: skip
+    added = halves[0] + halves[1]
+    np.testing.assert_allclose(added.A21, compiled.A21, rtol=1e-12)
+    np.testing.assert_allclose(added.A22, compiled.A22, rtol=1e-12)
     monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)
     reference = crossprods.BlockSums.of_rows(y, X, ordered, weights, offset)
     for name in ("A11", "C1", "C2", "XyXy"):
         np.testing.assert_allclose(getattr(compiled, name), getattr(reference, name), rtol=1e-12)
-    for name in ("A21", "A22"):
+    for name in ("A21", "A22"):  # the compiled pass's small blocks come dense
         got, expected = getattr(compiled, name), getattr(reference, name)
-        np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-12)
-        assert got.nnz == expected.nnz and got.has_sorted_indices
+        assert isinstance(got, np.ndarray)
+        np.testing.assert_allclose(got, expected.toarray(), rtol=1e-12)
+    # the cross-products of the two: the same CSR A₂₁ (sorted), dense tail and paths
+    order = np.arange(3)
+    got = crossprods.CrossProducts.from_sums(compiled, ordered, order)
+    expected = crossprods.CrossProducts.from_sums(reference, ordered, order)
+    assert got.A21.nnz == expected.A21.nnz and got.A21.has_sorted_indices
+    np.testing.assert_allclose(got.A21.toarray(), expected.A21.toarray(), rtol=1e-12)
+    np.testing.assert_allclose(got.A22, expected.A22, rtol=1e-12)
+    assert (got.pair_map is None) == (expected.pair_map is None)
+    assert (got.dense_A21 is None) == (expected.dense_A21 is None)
 
 
 def test_a_one_term_fit_with_many_levels_does_not_load_numba():
@@ -302,7 +329,9 @@ def test_scalar_terms_kernel_only_where_it_pays():
 @pytest.mark.parametrize("weighted", [False, True])
 def test_small_tail_blocks_equal_the_sparse_products(columns, weighted, monkeypatch):
     """The bincount sums of a small tail are the sparse products' sums, bit for bit."""
-    from mixedmodels.lmm import crossprods
+    from mixedmodels.lmm import _kernels, crossprods
+
+    monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)  # not the compiled pass of scalars
 
     rng = np.random.default_rng(10)
     n = 400

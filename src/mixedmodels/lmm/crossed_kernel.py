@@ -36,7 +36,7 @@ import numpy as np
 from . import _kernels, compiled_search
 from ._kernels import COMPILED_LEVELS, COMPILED_TAIL, HAVE_NUMBA
 from .covariance import Unstructured
-from .crossprods import CrossProducts
+from .crossprods import CrossProducts, compressed_rows
 
 
 class ScalarTermsKernel:
@@ -49,12 +49,17 @@ class ScalarTermsKernel:
         self.XyXy = cp.XyXy
         self._a = np.ascontiguousarray(cp.A11[:, 0, 0])
         self._C1 = C1
-        self._P = np.einsum("la,lb->lab", C1, C1).reshape(len(C1), -1)
-        A21 = cp.A21.tocsc()
-        A21.sort_indices()
-        self._indptr = A21.indptr.astype(np.int64)
-        self._rows = A21.indices.astype(np.int64)
-        self._values = A21.data.astype(float)
+        self._P = (C1[:, :, None] * C1[:, None, :]).reshape(len(C1), -1)
+        if cp.dense_A21 is not None:  # column-major: its flat order is CSC's
+            flat = cp.dense_A21.ravel(order="F")
+            csc = compressed_rows(flat, cp.dense_A21.shape[1], cp.q2, np.int64)
+        else:
+            A21 = cp.A21.tocsc()
+            A21.sort_indices()
+            csc = A21.indptr, A21.indices, A21.data
+        self._indptr = np.asarray(csc[0], dtype=np.int64)
+        self._rows = np.asarray(csc[1], dtype=np.int64)
+        self._values = np.asarray(csc[2], dtype=float)
         self._A22 = np.ascontiguousarray(cp.A22, dtype=float)
         self._C2 = np.ascontiguousarray(cp.C2, dtype=float)
         self._XyXy = np.ascontiguousarray(cp.XyXy, dtype=float)

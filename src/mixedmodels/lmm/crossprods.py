@@ -155,12 +155,13 @@ def _scalar_blocks(
     first: ReTerm,
     tail: list[ReTerm],
     weights: np.ndarray | None,
-    X: np.ndarray,
-    y: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    Xy: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A₁₁, C₁, A₂₁, A₂₂ and C₂ of scalar terms in one compiled pass over the rows
     (:func:`~mixedmodels.lmm._kernels.scalar_term_blocks`, glmer's PIRLS pass), where the
-    ~20 bincounts and sparse conversions of the numpy path cost ~0.15 ms on pupils."""
+    ~20 bincounts and sparse conversions of the numpy path cost ~0.15 ms on pupils.
+    ``Xy`` is [X y] unweighted; A₂₁ and A₂₂ come dense (the tail is small), and
+    :meth:`CrossProducts.from_sums` takes them as they are."""
     n = len(first.codes)
     columns = np.empty((n, len(tail)), dtype=np.int64)
     values = np.empty((n, len(tail)))
@@ -175,30 +176,33 @@ def _scalar_blocks(
         np.ascontiguousarray(first.matrix[:, 0], dtype=float),
         columns,
         values,
-        np.column_stack([X, y]),
+        np.ascontiguousarray(Xy, dtype=float),
         w,
         first.n_levels,
         offset,
     )
     ell = first.n_levels
-    return (
-        A11.reshape(ell, 1, 1),
-        C1.reshape(ell, 1, -1),
-        _dense_to_csr(A21.ravel(), offset, ell),
-        _dense_to_csr(A22.ravel(), offset, offset),
-        C2,
-    )
+    return A11.reshape(ell, 1, 1), C1.reshape(ell, 1, -1), A21, A22, C2
+
+
+def compressed_rows(
+    flat: np.ndarray, rows: int, columns: int, index_dtype: type = np.int32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR arrays (indptr, indices, data) of the non-zeros of a row-major dense
+    block, indices sorted; of a column-major block's ``ravel(order="F")``, its CSC."""
+    nonzero = np.flatnonzero(flat)
+    counts = np.bincount(nonzero // columns, minlength=rows)
+    indptr = np.zeros(rows + 1, dtype=index_dtype)
+    np.cumsum(counts, out=indptr[1:])
+    indices = (nonzero % columns).astype(index_dtype)
+    return indptr, indices, flat[nonzero]
 
 
 def _dense_to_csr(flat: np.ndarray, rows: int, columns: int) -> sp.csr_matrix:
     """A CSR matrix of the non-zeros of a row-major dense block, its indices sorted (the
     arrays given as they are: scipy's conversion from dense costs several times this)."""
-    nonzero = np.flatnonzero(flat)
-    counts = np.bincount(nonzero // columns, minlength=rows)
-    indptr = np.zeros(rows + 1, dtype=np.int32)
-    np.cumsum(counts, out=indptr[1:])
-    indices = (nonzero % columns).astype(np.int32)
-    matrix = sp.csr_matrix((flat[nonzero], indices, indptr), shape=(rows, columns))
+    indptr, indices, data = compressed_rows(flat, rows, columns)
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(rows, columns))
     matrix.has_sorted_indices = True
     return matrix
 
@@ -268,8 +272,8 @@ class BlockSums:
     n: int
     A11: np.ndarray
     C1: np.ndarray
-    A21: sp.csr_matrix
-    A22: sp.csr_matrix
+    A21: sp.csr_matrix | np.ndarray  # dense (q₂ x ℓ₁, and A22) from the compiled pass
+    A22: sp.csr_matrix | np.ndarray
     C2: np.ndarray
     XyXy: np.ndarray
     sum_log_weights: float
@@ -300,7 +304,8 @@ class BlockSums:
         k1 = first.n_columns
         tail = ordered[1:]
         if _compiled_scalar_blocks(first, tail):
-            A11, C1, A21, A22, C2 = _scalar_blocks(first, tail, weights, X, y)
+            unweighted = Xy if weights is None else np.column_stack([X, y])
+            A11, C1, A21, A22, C2 = _scalar_blocks(first, tail, weights, unweighted)
             return cls(n, A11, C1, A21, A22, C2, Xy.T @ Xy, sum_log_weights)
         A11 = _block_diagonal_crossprod(first, weights)
         C1 = _level_crossprod(first, sqrt_w, Xy)
@@ -322,12 +327,22 @@ class BlockSums:
             self.n + other.n,
             self.A11 + other.A11,
             self.C1 + other.C1,
-            (self.A21 + other.A21).tocsr(),
-            (self.A22 + other.A22).tocsr(),
+            _add_blocks(self.A21, other.A21),
+            _add_blocks(self.A22, other.A22),
             self.C2 + other.C2,
             self.XyXy + other.XyXy,
             self.sum_log_weights + other.sum_log_weights,
         )
+
+
+def _add_blocks(
+    a: np.ndarray | sp.csr_matrix, b: np.ndarray | sp.csr_matrix
+) -> np.ndarray | sp.csr_matrix:
+    """The sum of two partitions' blocks: dense where both are (a small compiled tail),
+    else CSR."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a + b
+    return (sp.csr_matrix(a) + sp.csr_matrix(b)).tocsr()
 
 
 @functools.lru_cache(maxsize=64)
@@ -476,11 +491,15 @@ class CrossProducts:
             tail_offsets.append(tail_offsets[-1] + t.n_effects)
         q2 = tail_offsets[-1]
         tail_scalar = all(t.n_columns == 1 for t in tail)
-        A21 = sums.A21.tocsr()
-        A21.sort_indices()  # the sparse tail reads the data in this order
-        A22 = sums.A22
         sparse_tail = None
-        if tail:
+        dense_blocks = isinstance(sums.A21, np.ndarray)  # a small tail: never factored sparse
+        if dense_blocks:
+            A21 = _dense_to_csr(sums.A21.ravel(), q2, sums.A21.shape[1])
+        else:
+            A21 = sums.A21.tocsr()
+            A21.sort_indices()  # the sparse tail reads the data in this order
+        A22 = sums.A22
+        if tail and not dense_blocks:
             A22 = A22.tocsr()
             A22.sort_indices()
             if tail_scalar:
@@ -500,7 +519,7 @@ class CrossProducts:
                 f"of more than {MAX_DENSE_EFFECTS} levels each are supported only with "
                 f"scalar (intercept-only) terms after the largest, whose sparse factor fits."
             )
-        if sparse_tail is None:
+        if sparse_tail is None and not dense_blocks:
             A22 = A22.toarray() if tail else np.zeros((0, 0))
         pair_map = None
         dense_A21 = None
@@ -517,7 +536,7 @@ class CrossProducts:
             if pairs <= _MAP_MAX_ENTRIES and map_cost <= dense_cost:
                 pair_map = _PairMap.build(A21.tocsc(), q2)
             elif q2 * first.n_levels <= _MAP_MAX_ENTRIES:
-                dense_A21 = np.asfortranarray(A21.toarray())
+                dense_A21 = np.asfortranarray(sums.A21 if dense_blocks else A21.toarray())
         return cls(
             n=sums.n,
             p=sums.XyXy.shape[0] - 1,
