@@ -48,6 +48,10 @@ GRADIENT_TOLERANCE = 1e-8
 #: a line search that finds no decrease ends the search as converged when the gradient is
 #: below this (relative, as above): the step is then below the deviance's rounding
 NOISE_TOLERANCE = 1e-6
+#: a trial point within this times max(1, |deviance|) above the current one (the
+#: deviance's rounding: pupils' values jitter by 6e-15 of it) whose gradient passes
+#: :data:`GRADIENT_TOLERANCE` ends the search there, where the line search would halve
+ROUNDING = 1e-13
 #: the largest change of a θ in the first step (steepest descent, before any curvature)
 FIRST_STEP = 0.5
 #: the most quasi-Newton iterations, and halvings of one line search
@@ -77,6 +81,17 @@ def _value_and_gradient(theta, kind, single, crossed, n, reml, sum_log_weights):
         theta, a, P, C1, indptr, rows, values, A22, C2, XyXy, tail_theta, n, reml,
         sum_log_weights,
     )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _free_gradient_size(x, g, lower):
+    """The largest |g_j| over the coordinates not held on their bound (a θ on its lower
+    bound with an outward gradient is held)."""
+    largest = 0.0
+    for j in range(x.size):
+        if not (x[j] <= lower[j] and g[j] > 0.0):
+            largest = max(largest, abs(g[j]))
+    return largest
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -118,10 +133,7 @@ def bounded_bfgs(theta0, lower, kind, single, crossed, n, reml, sum_log_weights)
     first = True
     for _ in range(MAX_ITERATIONS):
         held = (x <= lower) & (g > 0.0)
-        largest = 0.0
-        for j in range(k):
-            if not held[j]:
-                largest = max(largest, abs(g[j]))
+        largest = _free_gradient_size(x, g, lower)
         scale = max(1.0, abs(f))
         if largest < GRADIENT_TOLERANCE * scale:
             return x, f, g, evaluations, ON_BOUND if np.any(x <= lower) else CONVERGED
@@ -144,7 +156,13 @@ def bounded_bfgs(theta0, lower, kind, single, crossed, n, reml, sum_log_weights)
                 trial, kind, single, crossed, n, reml, sum_log_weights
             )
             evaluations += 1
-            if np.isfinite(f_trial) and f_trial <= f + 1e-4 * np.dot(g, trial - x):
+            if not np.isfinite(f_trial):
+                step *= 0.5
+                continue
+            if f_trial <= f + 1e-4 * np.dot(g, trial - x) or (
+                f_trial <= f + ROUNDING * scale
+                and _free_gradient_size(trial, g_trial, lower) < GRADIENT_TOLERANCE * scale
+            ):
                 break
             step *= 0.5
         else:
