@@ -149,35 +149,34 @@ def single_term_gradient(theta, A, P, XyXy, n, reml, sum_log_weights):
 @njit(cache=True, nogil=True, inline="always")
 def _tail_modes_and_inverse(L22, R, lam):
     """The tail's modes U₂ = L₂₂⁻ᵀR of every column of [X y], B₂ = Λ₂U₂, and
-    D⁻¹ = L₂₂⁻ᵀL₂₂⁻¹ (both triangles), from L₂₂⁻¹."""
+    D⁻¹ = L₂₂⁻ᵀL₂₂⁻¹ (both triangles), from L₂₂⁻¹ formed row by row; every inner loop
+    an axpy over contiguous memory, not a reduction (~3x faster at q₂ = 30)."""
     q2, s = R.shape
-    # L₂₂⁻¹, stored transposed (row j: the solution of L₂₂x = e_j) for contiguous loops
-    inverse_t = np.zeros((q2, q2))
-    for j in range(q2):
-        inverse_t[j, j] = 1.0 / L22[j, j]
-        for i in range(j + 1, q2):
-            v = 0.0
-            for k in range(j, i):
-                v -= L22[i, k] * inverse_t[j, k]
-            inverse_t[j, i] = v / L22[i, i]
-    # U₂ = L₂₂⁻ᵀR = (L₂₂⁻¹)ᵀR
-    U2 = np.zeros((q2, s))
+    inverse = np.zeros((q2, q2))  # L₂₂⁻¹, lower: row i = (e_i − Σ_k L_ik row k) / L_ii
     for i in range(q2):
-        for k in range(i, q2):
+        inverse[i, i] = 1.0
+        for k in range(i):
+            factor = L22[i, k]
+            for j in range(k + 1):
+                inverse[i, j] -= factor * inverse[k, j]
+        diagonal = L22[i, i]
+        for j in range(i + 1):
+            inverse[i, j] /= diagonal
+    U2 = np.zeros((q2, s))
+    D_inverse = np.zeros((q2, q2))
+    for k in range(q2):  # rank-one updates by the rows of L₂₂⁻¹
+        for i in range(k + 1):
+            factor = inverse[k, i]
             for c in range(s):
-                U2[i, c] += inverse_t[i, k] * R[k, c]
+                U2[i, c] += factor * R[k, c]
+            for j in range(i + 1):
+                D_inverse[i, j] += factor * inverse[k, j]
     B2 = np.empty((q2, s))
     for i in range(q2):
         for c in range(s):
             B2[i, c] = lam[i] * U2[i, c]
-    D_inverse = np.empty((q2, q2))
-    for i in range(q2):
-        for j in range(i + 1):
-            v = 0.0
-            for k in range(i, q2):
-                v += inverse_t[i, k] * inverse_t[j, k]
-            D_inverse[i, j] = v
-            D_inverse[j, i] = v
+        for j in range(i):
+            D_inverse[j, i] = D_inverse[i, j]
     return U2, B2, D_inverse
 
 
@@ -215,51 +214,40 @@ def scalar_terms_gradient(
     q2 = A22.shape[0]
     G = _profiled_weights(L33, n - p if reml else n, reml)[0]
     U2, B2, D_inverse = _tail_modes_and_inverse(L22, R, lam)
-    # the tail's Zᵀ(column − ZΛU): C₂ − A₂₂B₂ here (A₂₂ has both triangles), − A₂₁θ₁U₁
-    # in the level loop
-    E2 = C2.copy()
-    for i in range(q2):
-        for j in range(q2):
-            for c in range(s):
-                E2[i, c] -= A22[i, j] * B2[j, c]
+    scaled = np.empty(values.size)  # Λ₂A₂₁'s non-zeros
+    for e in range(values.size):
+        scaled[e] = values[e] * lam[rows[e]]
     t1 = theta[0]
-    residual = np.empty(s)
-    modes = np.empty(s)
+    v = np.empty(s)
     first = 0.0
     for level in range(ell):
         m = 1.0 + t1 * t1 * a[level]
         start, stop = indptr[level], indptr[level + 1]
-        for c in range(s):
-            residual[c] = C1[level, c]
-        for e in range(start, stop):  # C₁ − A₁₂B₂
-            r, v = rows[e], values[e]
+        for c in range(s):  # C₁ − A₁₂B₂ = mU₁/θ₁
+            v[c] = C1[level, c]
+        for e in range(start, stop):
+            r, value = rows[e], values[e]
             for c in range(s):
-                residual[c] -= v * B2[r, c]
-        for c in range(s):
-            modes[c] = t1 * residual[c] / m  # U₁ = θ₁(C₁ − A₁₂B₂)/m
-            residual[c] -= a[level] * t1 * modes[c]
+                v[c] -= value * B2[r, c]
+        weighted = 0.0  # U₁ᵀGU₁/θ₁ = θ₁vᵀGv/m²
+        for b in range(s):
+            for c in range(s):
+                weighted += v[b] * G[b, c] * v[c]
         # F_ll = ‖L₂₂⁻¹Λ₂A₂₁[:, l]‖², from D⁻¹ on the pairs of the column's non-zeros
         schur = 0.0
         for e in range(start, stop):
-            r, v = rows[e], values[e]
-            for c in range(s):
-                E2[r, c] -= v * t1 * modes[c]
-            scaled = v * lam[r]
-            pairs = 0.5 * scaled * D_inverse[r, r]
+            r = rows[e]
+            pairs = 0.5 * scaled[e] * D_inverse[r, r]
             for f in range(start, e):
-                pairs += values[f] * lam[rows[f]] * D_inverse[r, rows[f]]
-            schur += 2.0 * scaled * pairs
-        weighted = 0.0
-        for b in range(s):
-            for c in range(s):
-                weighted += modes[b] * G[b, c] * residual[c]
-        first += 2.0 * t1 * (a[level] / m - schur / (m * m)) - 2.0 * weighted
+                pairs += scaled[f] * D_inverse[r, rows[f]]
+            schur += 2.0 * scaled[e] * pairs
+        first += 2.0 * t1 * (a[level] / m - (schur + weighted) / (m * m))
     grad[0] = first
-    for i in range(q2):
-        weighted = 0.0
-        for b in range(s):
-            for c in range(s):
-                weighted += U2[i, b] * G[b, c] * E2[i, c]
-        logdet_part = 2.0 * (1.0 - D_inverse[i, i]) / lam[i] if lam[i] > 0.0 else 0.0
-        grad[tail_theta[i]] += logdet_part - 2.0 * weighted
+    for i in range(q2):  # (2/λ_i)(1 − D⁻¹_ii − U_iᵀGU_i), 0 at λ_i = 0
+        if lam[i] > 0.0:
+            weighted = 0.0
+            for b in range(s):
+                for c in range(s):
+                    weighted += U2[i, b] * G[b, c] * U2[i, c]
+            grad[tail_theta[i]] += 2.0 * (1.0 - D_inverse[i, i] - weighted) / lam[i]
     return _profiled_objective(logdet, L33, n, reml, sum_log_weights), grad
