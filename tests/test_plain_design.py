@@ -222,6 +222,26 @@ def test_the_model_frame_does_not_follow_later_edits_of_the_data(data):
     assert design.frame["y"].iloc[1] != 0.0
 
 
+def test_the_model_frame_of_a_read_csv_frame_does_not_follow_later_edits(tmp_path):
+    """A frame as read_csv makes it (one block per column kind): the view the plain path
+    keeps is protected by copy-on-write only while the Series it came from lives."""
+    import gc
+
+    rng = np.random.default_rng(14)
+    path = tmp_path / "rows.csv"
+    pd.DataFrame(
+        {"y": rng.normal(size=60), "days": np.tile(np.arange(6), 10),
+         "g": np.repeat(np.arange(10), 6)}
+    ).to_csv(path, index=False)  # fmt: skip
+    frame = pd.read_csv(path)
+    design = dz.build_design(parse_formula("y ~ days + (1 | g)"), frame)
+    gc.collect()
+    frame.loc[0, "days"] = -1000
+    frame.loc[0, "y"] = -1000.0
+    assert design.frame["days"].iloc[0] == 0
+    assert design.frame["y"].iloc[0] != -1000.0
+
+
 def test_a_fit_on_the_plain_path_pickles_before_and_after_its_frame_is_read(data):
     import pickle
 

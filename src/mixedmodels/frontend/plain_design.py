@@ -19,7 +19,8 @@ from .factors import _label, _used_codes, combine_codes, r_sort_key
 from .formula import ModelSpec, RandomTerm
 
 #: whether pandas protects a column read from a frame against later in-place edits of
-#: that frame (copy-on-write, pandas 3's default): the plain path then keeps views
+#: that frame (copy-on-write, pandas 3's default) while the Series read lives: the plain
+#: path then keeps views, and the Series with them
 _COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(
     getattr(pd.options.mode, "copy_on_write", False) is True
 )
@@ -28,12 +29,21 @@ _COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(
 @dataclass
 class _PlainColumn:
     """One column of the plain path: numbers (``values``) or a factor (``codes`` over
-    ``levels``, −1 where missing; ``categories`` the pandas categories to rebuild it)."""
+    ``levels``, −1 where missing; ``categories`` the pandas categories to rebuild it).
+
+    ``owner`` is the Series a view ``values`` was read from: while it lives, pandas'
+    copy-on-write copies the frame's block before a later in-place edit of the user's
+    frame (``data.loc[0, "x"] = …``), which would otherwise reach the fitted model's
+    frame through the view.  A pickled column drops it (its values travel alone)."""
 
     values: np.ndarray | None = None
     codes: np.ndarray | None = None
     levels: list | None = None
     categories: Any = None
+    owner: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "owner": None}
 
     @property
     def is_factor(self) -> bool:
@@ -94,7 +104,9 @@ def _plain_column(column: pd.Series) -> _PlainColumn | None:
         return _PlainColumn(codes=codes, levels=categories.tolist(), categories=categories)
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
         values = column.to_numpy()
-        return _PlainColumn(values=values if _COPY_ON_WRITE else values.copy())
+        if _COPY_ON_WRITE:
+            return _PlainColumn(values=values, owner=column)
+        return _PlainColumn(values=values.copy())
     is_text = isinstance(dtype, pd.StringDtype) or (
         dtype.kind == "O" and pd.api.types.infer_dtype(column, skipna=True) == "string"
     )
