@@ -352,3 +352,24 @@ def test_small_tail_blocks_equal_the_sparse_products(columns, weighted, monkeypa
         assert np.array_equal(getattr(small, name).toarray(), getattr(sparse, name).toarray())
         assert getattr(small, name).has_sorted_indices
     assert np.array_equal(small.C2, sparse.C2)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_first_term_blocks_equal_the_bincount_sums_bit_for_bit(k, weighted):
+    from mixedmodels.lmm import crossprods
+
+    rng = np.random.default_rng(11)
+    n, levels = 500, 37
+    matrix = np.column_stack([np.ones(n)] + [rng.normal(size=n) for _ in range(k - 1)])
+    term = ReTerm("g", rng.integers(0, levels, n), np.arange(levels).astype(str), matrix,
+                  tuple(f"c{i}" for i in range(k)), "us", "1", ("g",))  # fmt: skip
+    weights = rng.uniform(0.5, 2.0, n) if weighted else None
+    sqrt_w = None if weights is None else np.sqrt(weights)
+    Xy = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    if sqrt_w is not None:
+        Xy = Xy * sqrt_w[:, None]
+    A11, C1 = crossprods._compiled_first_term_blocks(term, weights, sqrt_w, Xy)
+    assert np.array_equal(A11, crossprods._block_diagonal_crossprod(term, weights))
+    assert np.array_equal(C1, crossprods._level_crossprod(term, sqrt_w, Xy))

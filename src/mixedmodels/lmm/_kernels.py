@@ -134,6 +134,38 @@ def scalar_term_blocks(codes1, z1, tail_columns, tail_values, Xz, w, n_levels1, 
     return A11, C1, A21, A22, C2
 
 
+@njit(cache=True, nogil=True)
+def first_term_blocks(codes, Z, Zw, Xy, w, n_levels):
+    """Z₁ᵀZ₁ per level (ℓ, k, k) and Z₁ᵀ[X y] per level (ℓ, k, m) in one pass over the
+    rows: the products ``crossprods._block_diagonal_crossprod`` and
+    ``_level_crossprod`` form, (z_a z_b) w and (z_a √w)(xy_c √w), added per level in row
+    order as their bincounts add them (so the same sums, bit for bit).
+
+    Parameters
+    ----------
+    codes : (n,) levels; Z : (n, k) the term's columns; Zw : (n, k) Z √w (Z unweighted)
+    Xy : (n, m) [X y], weighted by √w; w : (n,) weights, or (0,) for none
+    """
+    n, k = Z.shape
+    m = Xy.shape[1]
+    A11 = np.zeros((n_levels, k, k))
+    C1 = np.zeros((n_levels, k, m))
+    weighted = w.size > 0
+    for i in range(n):
+        level = codes[i]
+        for a in range(k):
+            for b in range(a, k):
+                product = Z[i, a] * Z[i, b]
+                A11[level, a, b] += product * w[i] if weighted else product
+            for c in range(m):
+                C1[level, a, c] += Zw[i, a] * Xy[i, c]
+    for level in range(n_levels):
+        for a in range(k):
+            for b in range(a + 1, k):
+                A11[level, b, a] = A11[level, a, b]
+    return A11, C1
+
+
 #: a running product of determinants is folded into the log before it leaves this range
 _PRODUCT_LIMIT = 1e150
 
