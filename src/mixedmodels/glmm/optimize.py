@@ -476,8 +476,10 @@ def _derivatives_from_gradient(
     hess[:n_theta, :] = hess[:, :n_theta].T
     block = hess[n_theta:, n_theta:]
     hess[n_theta:, n_theta:] = 0.5 * (block + block.T)
-    if kernel is None or kernel.fixed(theta, beta) is None:
-        problem.pirls(theta, beta)  # leave the warm start at the optimum
+    if centre is not None:  # leave the warm start at the optimum
+        kernel.keep_modes(theta, centre)
+    else:
+        problem.pirls(theta, beta)
     return g0, hess
 
 

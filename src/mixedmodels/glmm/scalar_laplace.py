@@ -171,6 +171,14 @@ class ScalarLaplace:
         ``start``: the stacked modes to start from, else the problem's warm modes."""
         return self._run(1, theta, beta, start)
 
+    def keep_modes(self, theta: np.ndarray, state: LaplaceState) -> None:
+        """Make the modes of ``state`` (found at θ) the problem's warm start, as a run
+        at θ leaves them (without running it again)."""
+        self.problem._u = [
+            state.u[a:b, None] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+        ]
+        self.problem._u_theta = np.asarray(theta, dtype=float).copy()
+
     def _run(
         self,
         mode: int,
@@ -211,15 +219,13 @@ class ScalarLaplace:
         )
         if status != CONVERGED or not np.isfinite(deviance):
             return None
-        problem._u = [
-            u_out[a:b, None] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)
-        ]
-        problem._u_theta = theta.copy()
         if mode == 0:
             problem._beta = beta_out
         out = np.empty_like(gradient)
         out[self.theta_index] = gradient
-        return LaplaceState(beta_out, deviance, out, beta_gradient, information, u_out, slopes)
+        state = LaplaceState(beta_out, deviance, out, beta_gradient, information, u_out, slopes)
+        self.keep_modes(theta, state)
+        return state
 
 
 # -- kernels ----------------------------------------------------------------------------
