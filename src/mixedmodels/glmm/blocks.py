@@ -116,7 +116,7 @@ class WeightedCrossProducts:
             A21 = sp.csr_matrix(
                 (self.P21 @ weights, self.A21_indices, self.A21_indptr), shape=self.A21_shape
             )
-            changes["A21"] = A21
+            changes["_A21"] = A21
             if self.sparse_A22 is not None:
                 changes["A22"] = sp.csr_matrix(
                     (self.P22 @ weights, *self.sparse_A22), shape=(self.q2, self.q2)
@@ -145,7 +145,7 @@ class WeightedCrossProducts:
             "dense_A21": None,
         }
         if self.q2:
-            changes.update(A21=None, A22=A22, C2=C2, dense_A21=np.asfortranarray(A21))
+            changes.update(_A21=None, A22=A22, C2=C2, dense_A21=np.asfortranarray(A21))
         return dataclasses.replace(self.template, **changes)
 
 

@@ -447,7 +447,8 @@ class CrossProducts:
     C1 : ndarray (ℓ₁, k₁, p + 1)
         ``Z₁ᵀ[X y]`` per level.
     A21 : sparse (Q₂, q₁)
-        ``Z_tailᵀ Z₁``.
+        ``Z_tailᵀ Z₁`` (a property: the compiled row pass's dense block is made CSR on
+        first read, which a compiled fit never makes).
     A22 : ndarray (Q₂, Q₂)
         ``Z_tailᵀ Z_tail``, dense.
     C2 : ndarray (Q₂, p + 1)
@@ -463,7 +464,7 @@ class CrossProducts:
     theta_slices: list[slice]
     A11: np.ndarray
     C1: np.ndarray
-    A21: sp.csr_matrix
+    _A21: sp.csr_matrix | np.ndarray | None
     A22: np.ndarray
     C2: np.ndarray
     XyXy: np.ndarray
@@ -474,6 +475,14 @@ class CrossProducts:
     tail_scalar: bool = True
     # set when the tail is factored sparse (A22 is then CSR): mixedmodels.lmm.sparse_tail
     sparse_tail: SparseTail | None = field(default=None, repr=False)
+
+    @property
+    def A21(self) -> sp.csr_matrix | None:
+        """``Z_tailᵀZ₁`` as CSR, indices sorted (None where a caller keeps only
+        :attr:`dense_A21`)."""
+        if isinstance(self._A21, np.ndarray):
+            self._A21 = _dense_to_csr(self._A21.ravel(), *self._A21.shape)
+        return self._A21
 
     @classmethod
     def build(
@@ -512,8 +521,8 @@ class CrossProducts:
         tail_scalar = all(t.n_columns == 1 for t in tail)
         sparse_tail = None
         dense_blocks = isinstance(sums.A21, np.ndarray)  # a small tail: never factored sparse
-        if dense_blocks:
-            A21 = _dense_to_csr(sums.A21.ravel(), q2, sums.A21.shape[1])
+        if dense_blocks:  # made CSR when first read (CrossProducts.A21)
+            A21 = sums.A21
         else:
             A21 = sums.A21.tocsr()
             A21.sort_indices()  # the sparse tail reads the data in this order
@@ -547,15 +556,20 @@ class CrossProducts:
         # costs ~80 ns a pair to build, spread over ~50 evaluations); BLAS syrk runs at
         # ~20 GFLOP/s on two cores.
         if tail and k1 == 1 and tail_scalar and sparse_tail is None:
-            # non-zeros per column of the CSR A₂₁ (no CSC copy: ~50 µs on a small tail)
-            counts = np.bincount(A21.indices, minlength=A21.shape[1]).astype(np.int64)
+            # non-zeros per column of A₂₁ (no CSC copy: ~50 µs on a small tail)
+            counts = (
+                np.count_nonzero(A21, axis=0).astype(np.int64)
+                if dense_blocks
+                else np.bincount(A21.indices, minlength=A21.shape[1]).astype(np.int64)
+            )
             pairs = int(np.sum(counts * (counts + 1) // 2))
             map_cost = 2.6 * pairs
             dense_cost = q2 * q2 * first.n_levels / 40 + q2 * first.n_levels
             if pairs <= _MAP_MAX_ENTRIES and map_cost <= dense_cost:
-                pair_map = _PairMap.build(A21.tocsc(), q2)
+                csc = sp.csc_matrix(A21) if dense_blocks else A21.tocsc()
+                pair_map = _PairMap.build(csc, q2)
             elif q2 * first.n_levels <= _MAP_MAX_ENTRIES:
-                dense_A21 = np.asfortranarray(sums.A21 if dense_blocks else A21.toarray())
+                dense_A21 = np.asfortranarray(A21 if dense_blocks else A21.toarray())
         return cls(
             n=sums.n,
             p=sums.XyXy.shape[0] - 1,
@@ -565,7 +579,7 @@ class CrossProducts:
             theta_slices=theta_slices,
             A11=sums.A11,
             C1=sums.C1,
-            A21=A21,
+            _A21=A21,
             A22=A22,
             C2=sums.C2,
             XyXy=sums.XyXy,
