@@ -396,3 +396,21 @@ def test_varconstpower_on_a_covariate_with_zeros(gpa):
     assert fit.converged and fit.residual_parameters()["power"] > 1
     base = mm.lmer("gpa ~ occasion + (1 | student)", grows)
     assert fit.loglik > base.loglik + 10
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_the_rank_check_leaves_the_fixed_effects_matrix_as_it_was(order):
+    """geqrf overwrites its input: the check factors a copy, whatever X's layout."""
+    from mixedmodels.frontend.checks import _drop_rank_deficient
+
+    rng = np.random.default_rng(3)
+    X = np.array(np.column_stack([np.ones(50), rng.normal(size=(50, 2))]), order=order)
+    X = np.column_stack([X, X[:, 1] + X[:, 2]]) if order == "C" else np.asfortranarray(X)
+    before = X.copy()
+    kept, names, dropped = _drop_rank_deficient(X, [f"c{i}" for i in range(X.shape[1])])
+    np.testing.assert_array_equal(X, before)
+    assert dropped == (["c3"] if order == "C" else [])
+    single = np.asfortranarray(rng.normal(size=(20, 1)))
+    copy = single.copy()
+    _drop_rank_deficient(single, ["x"])
+    np.testing.assert_array_equal(single, copy)

@@ -26,10 +26,13 @@ def _drop_rank_deficient(
     from scipy.linalg.lapack import dgeqrf  # numpy's qr wraps it in more than its cost
 
     checked = X if rows is None else X[rows]
-    R, _, _, info = dgeqrf(checked)
+    # column-major once: LAPACK's layout (geqrf copies a row-major X itself), and each
+    # column's norm a contiguous reduction (numpy's down a row-major X is strided)
+    columns = np.array(checked.T, order="C")  # a copy always: geqrf overwrites it
+    norms = np.sqrt(np.einsum("ij,ij->i", columns, columns))
+    R, _, _, info = dgeqrf(columns.T, overwrite_a=1)
     if info != 0:
         raise DataError(f"The fixed-effects matrix could not be factored (geqrf info {info}).")
-    norms = np.sqrt(np.einsum("ij,ij->j", checked, checked))
     diagonal = np.zeros(X.shape[1])
     diagonal[: min(checked.shape)] = np.abs(np.diagonal(R))  # columns beyond n add nothing
     dependent = diagonal <= 1e-7 * np.where(norms > 0, norms, 1.0)
