@@ -373,3 +373,24 @@ def test_compiled_first_term_blocks_equal_the_bincount_sums_bit_for_bit(k, weigh
     A11, C1 = crossprods._compiled_first_term_blocks(term, weights, sqrt_w, Xy)
     assert np.array_equal(A11, crossprods._block_diagonal_crossprod(term, weights))
     assert np.array_equal(C1, crossprods._level_crossprod(term, sqrt_w, Xy))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_one_term_blocks_without_stacking_x_and_y_equal_the_stacked_sums(k, monkeypatch):
+    """The numpy path of an unweighted one-term model sums X's and y's own columns (no
+    [X y] copy): C₁ bit for bit the stacked bincounts', [X y]ᵀ[X y] to rounding."""
+    from mixedmodels.lmm import _kernels, crossprods
+
+    monkeypatch.setattr(_kernels, "HAVE_NUMBA", False)  # the path of > COMPILED_LEVELS
+    rng = np.random.default_rng(12)
+    n, levels = 400, 30
+    matrix = np.column_stack([np.ones(n)] + [rng.normal(size=n) for _ in range(k - 1)])
+    term = ReTerm("g", rng.integers(0, levels, n), np.arange(levels).astype(str), matrix,
+                  tuple(f"c{i}" for i in range(k)), "us", "1", ("g",))  # fmt: skip
+    X, y = np.column_stack([np.ones(n), rng.normal(size=n)]), rng.normal(size=n)
+    sums = crossprods.BlockSums.of_rows(y, X, [term])
+    Xy = np.column_stack([X, y])
+    assert np.array_equal(sums.C1, crossprods._level_crossprod(term, None, Xy))
+    assert np.array_equal(sums.A11, crossprods._block_diagonal_crossprod(term, None))
+    np.testing.assert_allclose(sums.XyXy, Xy.T @ Xy, rtol=1e-14)
+    assert sums.A21.shape == (0, levels * k) and sums.C2.shape == (0, 3)

@@ -84,7 +84,10 @@ def _used_codes(codes: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarra
     """Codes renumbered over the levels that occur, and those levels' positions (None when
     every level occurs); −1 stays −1."""
     codes = codes.astype(np.int64)
-    counts = np.bincount(codes[codes >= 0], minlength=n_levels)
+    # without missing values (−1) the codes are counted as they are: no masked copy
+    counts = np.bincount(
+        codes if codes.min(initial=0) >= 0 else codes[codes >= 0], minlength=n_levels
+    )
     if counts.all():
         return codes, None
     present = np.flatnonzero(counts)

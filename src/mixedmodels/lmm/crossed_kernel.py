@@ -1,5 +1,5 @@
-"""The compiled deviance of models whose random-effects terms are all scalar, crossed or
-nested, with a small dense tail: ``(1 | a) + (1 | b)``, ``(1 | a/b)``.
+"""The compiled deviance and fit of models whose random-effects terms are all scalar,
+crossed or nested, with a small dense tail: ``(1 | a) + (1 | b)``, ``(1 | a/b)``.
 
 On such a model :func:`mixedmodels.lmm.deviance.factorize` makes some thirty numpy and
 LAPACK calls per evaluation on blocks of a few dozen rows, and their overhead, not the
@@ -7,7 +7,9 @@ arithmetic, is the evaluation's cost (~100 µs for the 50 x 30 pupils design, wh
 compiled loop takes ~20 µs).  :func:`~mixedmodels.lmm._kernels.scalar_terms_deviance`
 does the same elimination in one compiled loop: the first term's levels one at a time
 (their Schur updates of the tail and of ``[X y]`` read only the non-zeros of
-``Z_tailᵀZ₁``), then the tail's Cholesky factor.
+``Z_tailᵀZ₁``), then the tail's Cholesky factor.  The kernel also fits: its exact
+gradient (:func:`~mixedmodels.lmm.exact_gradients.scalar_terms_gradient`) drives the
+compiled BFGS of :mod:`.compiled_search` (:meth:`ScalarTermsKernel.search`).
 
 Examples
 --------

@@ -51,6 +51,35 @@ def _block_diagonal_crossprod(term: ReTerm, weights: np.ndarray | None) -> np.nd
     return out
 
 
+def _one_term_blocks_unstacked(
+    term: ReTerm, tail: list[ReTerm], weights: np.ndarray | None, X: np.ndarray, y: np.ndarray
+) -> tuple | None:
+    """A₁₁, C₁, the empty tail blocks and [X y]ᵀ[X y] of an unweighted one-term model
+    without stacking [X y] (its copy was 24 MB of a million-row fit's peak memory), by the
+    bincounts of :func:`_level_crossprod` on X's and y's own columns (the same products,
+    so the same sums); None for the other models (more terms, weights, a term whose
+    blocks the compiled pass forms, or too many column pairs for bincounts)."""
+    k = term.n_columns
+    columns = [X[:, j] for j in range(X.shape[1])] + [y]
+    if (
+        tail
+        or weights is not None
+        or (_kernels.HAVE_NUMBA and term.n_levels <= _kernels.COMPILED_LEVELS)
+        or k * len(columns) > _BINCOUNT_MAX_PAIRS
+    ):
+        return None
+    C1 = np.empty((term.n_levels, k, len(columns)))
+    for a in range(k):
+        for c, column in enumerate(columns):
+            C1[:, a, c] = np.bincount(
+                term.codes, weights=term.matrix[:, a] * column, minlength=term.n_levels
+            )
+    Xty = X.T @ y
+    XyXy = np.block([[X.T @ X, Xty[:, None]], [Xty[None, :], np.array([[y @ y]])]])
+    empty = _empty_csr(term.n_levels * k), _empty_csr(0), np.zeros((0, len(columns)))
+    return (_block_diagonal_crossprod(term, None), C1, *empty, XyXy)
+
+
 def _compiled_first_term_blocks(
     term: ReTerm, weights: np.ndarray | None, sqrt_w: np.ndarray | None, Xy: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -312,10 +341,13 @@ class BlockSums:
             sqrt_w = np.sqrt(weights)
             positive = weights > 0
             sum_log_weights = float(np.sum(np.log(weights[positive])))
+        first = ordered[0]
+        unstacked = _one_term_blocks_unstacked(first, ordered[1:], weights, X, y)
+        if unstacked is not None:
+            return cls(n, *unstacked, sum_log_weights)
         Xy = np.column_stack([X, y])
         if sqrt_w is not None:
             Xy = Xy * sqrt_w[:, None]
-        first = ordered[0]
         k1 = first.n_columns
         tail = ordered[1:]
         if _compiled_scalar_blocks(first, tail):

@@ -152,9 +152,11 @@ def _gradient_pays(cp: CrossProducts) -> bool:
     a dense tail and at least three θ.  A gradient costs 2-3 deviances (the tail's
     inverse), so it pays only where BOBYQA needs many evaluations.  Measured side by side
     (2 cores, shared): InstEval (3 θ) 105 BOBYQA evaluations against ~22 gradients, about
-    half the time; with two θ BOBYQA needs 30-38 and stays faster (pupils 13 gradients,
-    0.081 s against 0.063 s; 500k crossed 28 against 35, 8.5 s against 4.8 s; Chem97)."""
-    if supports_scalar_terms_kernel(cp):  # BOBYQA's evaluations compiled cost far less
+    half the time; with two θ BOBYQA needs 30-38 and stays faster (500k crossed 28
+    against 35, 8.5 s against 4.8 s; Chem97).  A small tail (pupils) has the compiled
+    search first (:func:`_compiled_search`); when that refuses (a θ near its bound),
+    BOBYQA's compiled evaluations cost less than these numpy gradients."""
+    if supports_scalar_terms_kernel(cp):
         return False
     return supports_gradient(cp) and cp.q2 > 0 and cp.n_theta >= 3
 
