@@ -477,9 +477,9 @@ def finite_difference_derivatives(
 
 
 def boundary_mask(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    """θ on (or within lme4's singular tolerance of) a finite lower bound."""
-    finite = np.isfinite(lower)
-    return finite & (theta - np.where(finite, lower, 0.0) < SINGULAR_TOLERANCE)
+    """θ on (or within lme4's singular tolerance of) a finite lower bound (an infinite
+    bound leaves an infinite difference, which compares False, as a NaN θ does)."""
+    return np.subtract(theta, lower) < SINGULAR_TOLERANCE
 
 
 #: a gradient entry above this at the end of a search restarts it (:func:`restart_on_slope`)
