@@ -17,15 +17,13 @@ Examples
 --------
 >>> import numpy as np, pandas as pd
 >>> import mixedmodels as mm
->>> from mixedmodels.lmm.deviance import _single_term_kernel
->>> rng = np.random.default_rng(2)
->>> g = np.repeat(np.arange(20), 6)
->>> x = rng.normal(size=120)
->>> y = x + rng.normal(size=20)[g] + 0.5 * rng.normal(size=20)[g] * x + rng.normal(size=120)
->>> cp = mm.lmer("y ~ x + (x | g)", pd.DataFrame({"y": y, "x": x, "g": g})).crossprods
->>> kernel = _single_term_kernel(cp)
->>> theta, value, gradient, evaluations, status = kernel.search(cp.initial_theta(),
-...                                                              cp.lower_bounds(), True)
+>>> from mixedmodels.lmm.crossed_kernel import scalar_terms_kernel
+>>> rng = np.random.default_rng(3)
+>>> a, b = rng.integers(0, 30, 400), rng.integers(0, 8, 400)
+>>> y = rng.normal(size=400) + rng.normal(size=30)[a] + rng.normal(size=8)[b]
+>>> cp = mm.lmer("y ~ 1 + (1 | a) + (1 | b)", pd.DataFrame({"y": y, "a": a, "b": b})).crossprods
+>>> theta, value, gradient, evaluations, status = scalar_terms_kernel(cp).search(
+...     cp.initial_theta(), cp.lower_bounds(), True)
 >>> bool(status == CONVERGED and np.max(np.abs(gradient)) < 1e-4)
 True
 """
