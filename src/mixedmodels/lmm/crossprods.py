@@ -255,7 +255,15 @@ def _dense_to_csr(flat: np.ndarray, rows: int, columns: int) -> sp.csr_matrix:
 class _PairMap:
     """Precomputed linear map w (ℓ₁) -> entries of A₂₁ diag(w) A₂₁ᵀ (scalar first term)."""
 
-    matrix: sp.csr_matrix  # (Q₂², ℓ₁): row i·Q₂ + j holds the lower-triangle entry (i, j)
+    matrix: sp.csr_matrix  # (entries, ℓ₁): row t holds the lower-triangle entry targets[t]
+    targets: np.ndarray  # the flat position i·Q₂ + j of each entry that any pair reaches
+    q2: int
+
+    def block(self, weights: np.ndarray) -> np.ndarray:
+        """A₂₁ diag(weights) A₂₁ᵀ as a dense (Q₂, Q₂) block, its lower triangle filled."""
+        out = np.zeros(self.q2 * self.q2)
+        out[self.targets] = self.matrix @ weights
+        return out.reshape(self.q2, self.q2)
 
     @classmethod
     def build(cls, A21: sp.csc_matrix, q2: int) -> _PairMap:
@@ -278,9 +286,15 @@ class _PairMap:
         flat = np.concatenate(flats) if flats else np.zeros(0, dtype=np.int64)
         value = np.concatenate(values) if values else np.zeros(0)
         column = np.concatenate(columns) if columns else np.zeros(0, dtype=np.int64)
-        # one row per entry of the dense block, so that a mat-vec yields the block itself
-        matrix = sp.csr_matrix((value, (flat, column)), shape=(q2 * q2, A21.shape[1]))
-        return cls(matrix=matrix)
+        # rows by entry of the dense block, then only the entries some pair reaches: the
+        # mat-vec walks 142,330 rows on InstEval, not all 1.3M (4.8 -> 3.3 ms)
+        full = sp.csr_matrix((value, (flat, column)), shape=(q2 * q2, A21.shape[1]))
+        targets = np.flatnonzero(np.diff(full.indptr))
+        indptr = np.concatenate([[0], full.indptr[1:][targets]])
+        matrix = sp.csr_matrix(
+            (full.data, full.indices, indptr), shape=(targets.size, A21.shape[1])
+        )
+        return cls(matrix=matrix, targets=targets, q2=q2)
 
 
 def internal_order(terms: list[ReTerm] | tuple[ReTerm, ...]) -> np.ndarray:

@@ -197,7 +197,7 @@ def factorize(cp: CrossProducts, theta: np.ndarray) -> Factorization:
     if cp.q2:
         lam2 = cp.tail_lambda(factors)
         if cp.pair_map is not None:
-            D = cp.A22 - (cp.pair_map.matrix @ W[:, 0, 0]).reshape(cp.q2, cp.q2)
+            D = cp.A22 - cp.pair_map.block(W[:, 0, 0])
         elif cp.dense_A21 is not None:
             if V is None:
                 S = cp.dense_A21 * np.sqrt(W[:, 0, 0])[None, :]

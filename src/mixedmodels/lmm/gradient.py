@@ -58,9 +58,8 @@ def supports_gradient(cp: CrossProducts) -> bool:
 
 def _schur_weighted_tail(cp: CrossProducts, weights: np.ndarray) -> np.ndarray:
     """A₂₁ diag(weights) A₂₁ᵀ, at least its lower triangle, by the path factorize uses."""
-    q2 = cp.q2
     if cp.pair_map is not None:
-        return (cp.pair_map.matrix @ weights).reshape(q2, q2)
+        return cp.pair_map.block(weights)
     if cp.dense_A21 is not None:
         scaled = cp.dense_A21 * np.sqrt(weights)[None, :]
         return sla.blas.dsyrk(1.0, scaled, lower=1)
