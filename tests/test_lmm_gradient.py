@@ -38,13 +38,18 @@ def _crossed(seed: int, n: int = 1500, levels_b: int = 30) -> pd.DataFrame:
 
 
 def _paths(cp: CrossProducts) -> dict[str, CrossProducts]:
-    """The same cross-products through each of factorize's three Schur paths."""
+    """The same cross-products through each of factorize's Schur paths."""
     paths = {"sparse": dataclasses.replace(cp, pair_map=None, dense_A21=None)}
     if cp.q2:
         paths["dense"] = dataclasses.replace(
             cp, pair_map=None, dense_A21=np.asfortranarray(cp.A21.toarray())
         )
         paths["as built"] = cp  # the pair map where it is cheaper
+        if cp.A11.shape[1] == 1 and cp.tail_scalar:
+            from mixedmodels.lmm.crossprods import _PairMap
+
+            pairs = _PairMap.build(cp.A21.tocsc(), cp.q2)
+            paths["pair map"] = dataclasses.replace(cp, pair_map=pairs, dense_A21=None)
     return paths
 
 

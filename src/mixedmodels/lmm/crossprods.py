@@ -258,12 +258,23 @@ class _PairMap:
     matrix: sp.csr_matrix  # (entries, ℓ₁): row t holds the lower-triangle entry targets[t]
     targets: np.ndarray  # the flat position i·Q₂ + j of each entry that any pair reaches
     q2: int
+    target_rows: np.ndarray  # i and j of each target
+    target_columns: np.ndarray
 
     def block(self, weights: np.ndarray) -> np.ndarray:
         """A₂₁ diag(weights) A₂₁ᵀ as a dense (Q₂, Q₂) block, its lower triangle filled."""
         out = np.zeros(self.q2 * self.q2)
         out[self.targets] = self.matrix @ weights
         return out.reshape(self.q2, self.q2)
+
+    def weighted_trace(self, S: np.ndarray, lam: np.ndarray, weights: np.ndarray) -> float:
+        """tr(S Λ F Λ) for F = A₂₁ diag(weights) A₂₁ᵀ and a symmetric S whose lower
+        triangle is read, Λ = diag(lam): a sum over the entries the pairs reach, each
+        off-diagonal one twice, without forming F."""
+        entries = (self.matrix @ weights) * lam[self.target_rows] * lam[self.target_columns]
+        entries *= S.ravel()[self.targets]
+        diagonal = entries[self.target_rows == self.target_columns].sum()
+        return float(2.0 * entries.sum() - diagonal)
 
     @classmethod
     def build(cls, A21: sp.csc_matrix, q2: int) -> _PairMap:
@@ -294,7 +305,8 @@ class _PairMap:
         matrix = sp.csr_matrix(
             (full.data, full.indices, indptr), shape=(targets.size, A21.shape[1])
         )
-        return cls(matrix=matrix, targets=targets, q2=q2)
+        rows, columns = np.divmod(targets, q2)
+        return cls(matrix, targets, q2, rows, columns)
 
 
 def internal_order(terms: list[ReTerm] | tuple[ReTerm, ...]) -> np.ndarray:

@@ -135,14 +135,18 @@ def deviance_and_gradient(
             raise np.linalg.LinAlgError(f"potri info {info}")
         lam2 = fac.lam2
         diag = np.diag(S_inverse).copy()
-        F = _schur_weighted_tail(cp, 1.0 / (m * m))
-        if cp.pair_map is None and cp.dense_A21 is None:
-            F = np.tril(F)
-        # tr(S⁻¹Λ₂FΛ₂) from the two lower triangles, scaling S⁻¹ in place
-        S_inverse *= lam2[:, None]
-        S_inverse *= lam2[None, :]
-        both = np.einsum("ij,ij->", S_inverse, F)
-        schur_first = 2.0 * t1 * float(2.0 * both - np.dot(np.diag(S_inverse), np.diag(F)))
+        if cp.pair_map is not None:
+            # tr(S⁻¹Λ₂FΛ₂) on the entries the pairs reach (InstEval: 142,330 of 1.3M)
+            schur_first = 2.0 * t1 * cp.pair_map.weighted_trace(S_inverse, lam2, 1.0 / (m * m))
+        else:
+            F = _schur_weighted_tail(cp, 1.0 / (m * m))
+            if cp.dense_A21 is None:
+                F = np.tril(F)
+            # tr(S⁻¹Λ₂FΛ₂) from the two lower triangles, scaling S⁻¹ in place
+            S_inverse *= lam2[:, None]
+            S_inverse *= lam2[None, :]
+            both = np.einsum("ij,ij->", S_inverse, F)
+            schur_first = 2.0 * t1 * float(2.0 * both - np.dot(np.diag(S_inverse), np.diag(F)))
         with np.errstate(divide="ignore", invalid="ignore"):
             tail = np.where(lam2 > 0, 2.0 * (1.0 - diag) / lam2, 0.0)
         logdet_levels[len(a) :] = tail
